@@ -1,0 +1,46 @@
+# The project's vocabulary: `make demo`, `make test`, `make lint`, `make bench`.
+# Each target installs what it needs into ./.venv first (quick when it is already there).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_SPEED ?= 300
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+.PHONY: install demo test lint format bench lock clean
+
+install: $(STAMP)
+
+# Reproducible: every package comes from requirements.lock (uv pip compile of pyproject.toml).
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+lock: $(VENV)
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python $(BIN)/python -o requirements.lock
+
+# Replays the shipped sample through the whole embedded hot path, live-stamped, until Ctrl-C
+# (or DEMO_SECONDS=N seconds), then prints the status.
+demo: $(STAMP)
+	$(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-output

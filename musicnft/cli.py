@@ -1,0 +1,359 @@
+"""`musicnft`: run each part of the embedded hot path alone or all together, and look inside.
+
+Every command reads its configuration from the environment (see the README) and accepts
+`--data-dir` to override `MUSICNFT_DATA_DIR`. Long-running commands stop cleanly on Ctrl-C or
+SIGTERM: they flush what they hold, and `deliver`/`consume` first drain what is in the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from musicnft.logs import setup_logging
+from musicnft.settings import ConfigError, Settings
+
+log = logging.getLogger("musicnft.cli")
+
+# The shipped sample (kept here so the CLI needs no import of the generator to find it).
+SAMPLE_PATH = Path(__file__).parent / "data" / "sample.jsonl.gz"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "data_dir", None):
+        settings = settings.with_data_dir(Path(args.data_dir))
+    return settings
+
+
+def _stop_on_signals() -> threading.Event:
+    """First SIGINT/SIGTERM asks for a clean stop; a second one exits at once."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            raise SystemExit(130)
+        log.info(
+            "%s received: finishing up (send again to exit at once)", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from musicnft import wiring
+    from producer.replay import Pacer, iter_lines, parse_speed
+    from producer.runner import Producer
+    from producer.sinks import LocalStreamSink
+
+    settings = _settings(args)
+    if args.source != "replay":
+        raise ConfigError(f"unknown source {args.source!r} (available: replay)")
+    path = Path(args.file) if args.file else SAMPLE_PATH
+
+    if not path.is_file():
+        raise ConfigError(f"--file {path}: no such file")
+    speed = parse_speed(args.speed)
+    stop = _stop_on_signals()
+    sink = LocalStreamSink(wiring.open_stream(settings))
+    producer = Producer(
+        sink,
+        wiring.keyword_matcher(settings),
+        wiring.dead_letter(settings, "producer"),
+        batch_records=settings.producer_batch_records,
+        linger_seconds=settings.producer_linger_seconds,
+        max_record_bytes=settings.max_record_bytes,
+        stop=stop,
+    )
+    log.info(
+        "replaying %s at speed %s%s into %s",
+        path,
+        args.speed,
+        " (restamped to now)" if args.restamp else "",
+        settings.stream_path,
+    )
+    try:
+        producer.run(iter_lines(path), Pacer(speed, restamp=args.restamp))
+    finally:
+        sink.close()
+    return 0
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    from musicnft import wiring
+    from musicnft.delivery import DeliveryLoop
+
+    settings = _settings(args)
+    stream = wiring.open_stream(settings)
+    loop = DeliveryLoop(
+        stream,
+        wiring.open_lake(settings),
+        settings.stream_name,
+        buffer_bytes=settings.delivery_buffer_bytes,
+        buffer_seconds=settings.delivery_buffer_seconds,
+        retention_seconds=settings.stream_retention_hours * 3600,
+    )
+    try:
+        if args.once:
+            result = loop.run_once()
+            log.info(
+                "delivered %d records (%d rows, %d errors)",
+                result.records,
+                result.rows,
+                result.errors,
+            )
+        else:
+            log.info(
+                "delivering %s → %s (buffer %d bytes / %.0fs)",
+                settings.stream_path,
+                settings.lake_dir,
+                settings.delivery_buffer_bytes,
+                settings.delivery_buffer_seconds,
+            )
+            loop.run(_stop_on_signals())
+            log.info("delivery stopped: %d rows in %d files", loop.rows_written, loop.files_written)
+    finally:
+        stream.close()
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    import time
+
+    from musicnft import wiring
+    from musicnft.consumer_loop import ConsumerLoop, load_handler_module
+
+    settings = _settings(args)
+    # The handler builds its warehouse from the environment, as it would in Lambda.
+    import os
+
+    os.environ["MUSICNFT_DATA_DIR"] = str(settings.data_dir)
+    handler = load_handler_module().kinesis_handler
+    stream = wiring.open_stream(settings)
+    warehouse = wiring.open_warehouse(settings)
+    last_compaction = [time.monotonic()]
+
+    def compact_when_idle() -> None:
+        if time.monotonic() - last_compaction[0] > 60:
+            last_compaction[0] = time.monotonic()
+            merged = warehouse.compact("posts_hot")
+            if merged:
+                log.info("compacted %d small posts_hot files into one", merged)
+
+    loop = ConsumerLoop(
+        stream,
+        handler,
+        wiring.dead_letter(settings, "consumer"),
+        settings.stream_name,
+        batch_size=settings.consumer_batch_size,
+        max_retries=settings.consumer_max_retries,
+        on_idle=compact_when_idle,
+    )
+    try:
+        if args.once:
+            n = loop.run_once()
+            log.info("consumed %d records in %d invocations", n, loop.invocations)
+        else:
+            log.info("consuming %s → posts_hot in %s", settings.stream_path, settings.warehouse_dir)
+            loop.run(_stop_on_signals())
+            log.info(
+                "consumer stopped: %d records, %d dead-lettered", loop.processed, loop.dead_lettered
+            )
+    finally:
+        stream.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from musicnft.supervisor import Supervisor
+
+    settings = _settings(args)
+    return Supervisor(settings, args).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from musicnft.status import collect_status, format_status
+
+    status = collect_status(_settings(args))
+    print(json.dumps(status, sort_keys=True) if args.json else format_status(status))
+    return 0
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from musicnft import wiring
+    from musicnft.embedded_warehouse import ReadOnlyQueryError
+
+    warehouse = wiring.open_warehouse(_settings(args))
+    try:
+        table = warehouse.query(args.query)
+    except ReadOnlyQueryError as exc:
+        raise ConfigError(str(exc)) from None
+    rows = table.to_pylist()
+    if args.json:
+        print(
+            json.dumps(
+                [{k: _json_value(v) for k, v in r.items()} for r in rows], ensure_ascii=False
+            )
+        )
+        return 0
+    names = table.column_names
+    cells = [[str(_json_value(r[n])) for n in names] for r in rows]
+    widths = [max([len(n)] + [min(len(c[i]), 60) for c in cells]) for i, n in enumerate(names)]
+    print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
+    for c in cells:
+        print("  ".join(v[:60].ljust(w) for v, w in zip(c, widths, strict=True)))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from musicnft.sample import write_sample
+
+    start = datetime.fromisoformat(args.start) if args.start else None
+    kwargs: dict[str, Any] = {"lines": args.lines, "seed": args.seed}
+    if start is not None:
+        kwargs["start"] = start
+    if args.posts_per_hour:
+        kwargs["posts_per_hour"] = args.posts_per_hour
+    stats = write_sample(Path(args.out), **kwargs)
+    log.info("wrote %s: %s", args.out, stats)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the embedded profile keeps everything (default: $MUSICNFT_DATA_DIR or ./data)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="musicnft",
+        description="musicnft: the music-NFT social stream pipeline (embedded profile).",
+        epilog="Run 'musicnft COMMAND --help' for each command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def replay_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--file",
+            metavar="PATH",
+            help="replay file (JSON lines, .gz ok); default: the shipped sample",
+        )
+        p.add_argument(
+            "--speed",
+            default="max",
+            metavar="max|N",
+            help="'max' (as fast as possible, default) or N× the posts' own pace (1 = real time)",
+        )
+        p.add_argument(
+            "--restamp",
+            action="store_true",
+            help="stamp each post's created_at with the time it is replayed, so the replay looks live",
+        )
+
+    p = sub.add_parser(
+        "produce", parents=[common], help="read a source and put posts on the stream"
+    )
+    p.add_argument("--source", default="replay", choices=["replay"], help="where posts come from")
+    replay_options(p)
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser(
+        "deliver", parents=[common], help="stream → Parquet files in the lake (Firehose's job)"
+    )
+    p.add_argument(
+        "--once", action="store_true", help="deliver everything in the stream now, flush and exit"
+    )
+    p.set_defaults(func=cmd_deliver)
+
+    p = sub.add_parser(
+        "consume", parents=[common], help="stream → Lambda handler → posts_hot (the consumer)"
+    )
+    p.add_argument(
+        "--once", action="store_true", help="consume everything in the stream now and exit"
+    )
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="the whole embedded hot path, supervised (producer, delivery, consumer)",
+    )
+    replay_options(p)
+    p.add_argument(
+        "--seconds",
+        type=float,
+        metavar="N",
+        help="stop by itself after N seconds (flush, print status)",
+    )
+    p.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="stop once the replay has ended and all is delivered",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="remove the hot path's previous data (stream, lake, warehouse, dead-letters) first",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", parents=[common], help="counts at every stage")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object (integer counts) for machines"
+    )
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "sql", parents=[common], help="run a read-only SQL query on the warehouse tables"
+    )
+    p.add_argument("query", help="one SELECT over posts_hot, posts, window_metrics_15m, ...")
+    p.add_argument("--json", action="store_true", help="print a JSON array of objects")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("sample", help="generate X-v2-shaped sample stream lines (deterministic)")
+    p.add_argument("--out", required=True, metavar="PATH", help="output file (.gz to compress)")
+    p.add_argument("--lines", type=int, default=20_000, help="how many lines (default 20000)")
+    p.add_argument("--seed", type=int, default=2021, help="random seed (default 2021)")
+    p.add_argument("--start", metavar="ISO", help="first post time, e.g. 2021-12-01T00:00:00+00:00")
+    p.add_argument(
+        "--posts-per-hour", type=float, help="average rate (default 256, the original's)"
+    )
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    setup_logging()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"musicnft {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The embedded warehouse: immutable Parquet files per table, queried by an in-process DuckDB.
+
+Why files and not one DuckDB database: the hot path, Dagster and the dashboard run in separate
+processes at once, and a DuckDB file admits one writer process and blocks readers meanwhile. Here a
+write is "write a new file, then rename it into the table's folder", which never takes a lock, and a
+reader sees every file whose rename happened before it listed the folder. Compaction writes one
+file that names the files it supersedes (in its Parquet metadata) before those are removed, so a
+reader never counts a row twice; a file removed between a reader's listing and its read makes the
+read retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from musicnft.lake import write_atomic
+from musicnft.tables import TABLES
+
+log = logging.getLogger(__name__)
+
+SUPERSEDES_KEY = b"musicnft.supersedes"
+_READ_RETRIES = 5
+
+
+class ReadOnlyQueryError(ValueError):
+    """`query(..., read_only=True)` was given a statement that is not a query."""
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    inserted: int
+    skipped_duplicates: int
+
+
+class InsertIdCache:
+    """Recently inserted ids, to skip a redelivered row as BigQuery's insertId does (best effort)."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._ids
+
+    def add(self, key: str) -> None:
+        self._ids[key] = None
+        self._ids.move_to_end(key)
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+def _part_name(prefix: str = "part") -> str:
+    return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+class EmbeddedWarehouse:
+    """The warehouse port over `$MUSICNFT_DATA_DIR/warehouse/<table>/*.parquet`."""
+
+    def __init__(self, root: Path, recent_files_for_dedup: int = 50) -> None:
+        self.root = Path(root)
+        self._ids: InsertIdCache | None = None
+        self._recent_files = recent_files_for_dedup
+        self._lock = threading.Lock()
+
+    # ---- files ---------------------------------------------------------------------------
+    def table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        return self.root / table
+
+    def files(self, table: str) -> list[Path]:
+        """The table's live files: renamed in, not superseded by a compacted file."""
+        folder = self.table_dir(table)
+        if not folder.exists():
+            return []
+        names = sorted(p.name for p in folder.iterdir() if p.suffix == ".parquet")
+        names = [n for n in names if not n.startswith(".")]
+        superseded: set[str] = set()
+        for name in names:
+            if name.startswith("compact-"):
+                try:
+                    meta = pq.read_schema(folder / name).metadata or {}
+                except FileNotFoundError:
+                    continue
+                superseded.update(json.loads(meta.get(SUPERSEDES_KEY, b"[]")))
+        return [folder / n for n in names if n not in superseded and (folder / n).exists()]
+
+    def _write_file(
+        self, table: str, data: pa.Table, name: str, metadata: dict | None = None
+    ) -> Path:
+        schema = TABLES[table]
+        data = data.select(schema.names).cast(schema)
+        if metadata:
+            data = data.replace_schema_metadata({**(schema.metadata or {}), **metadata})
+        buf = BytesIO()
+        pq.write_table(data, buf, compression="zstd")
+        path = self.table_dir(table) / name
+        write_atomic(path, buf.getvalue())
+        return path
+
+    # ---- writes --------------------------------------------------------------------------
+    def append(self, table: str, data: pa.Table) -> Path | None:
+        """Add rows to a table as one new file (atomic, durable when this returns)."""
+        if data.num_rows == 0:
+            return None
+        return self._write_file(table, data, _part_name())
+
+    def _id_cache(self) -> InsertIdCache:
+        if self._ids is None:
+            cache = InsertIdCache()
+            for path in self.files("posts_hot")[-self._recent_files :]:
+                try:
+                    for pid in pq.read_table(path, columns=["post_id"]).column(0).to_pylist():
+                        cache.add(pid)
+                except (FileNotFoundError, OSError):
+                    continue
+            self._ids = cache
+        return self._ids
+
+    def insert_rows(
+        self, table: str, rows: Sequence[dict[str, Any]], row_ids: Sequence[str]
+    ) -> InsertResult:
+        """Streaming insert with idempotency keys: a row whose id was inserted recently is skipped.
+
+        Like BigQuery's insertId, this is best effort (the cache covers this process's recent
+        inserts and the table's newest files); reconciliation removes what slips through.
+        """
+        if len(rows) != len(row_ids):
+            raise ValueError("rows and row_ids must have the same length")
+        with self._lock:
+            cache = self._id_cache()
+            keep: list[dict[str, Any]] = []
+            seen: set[str] = set()
+            for row, rid in zip(rows, row_ids, strict=True):
+                if rid in cache or rid in seen:
+                    continue
+                seen.add(rid)
+                keep.append(row)
+            if keep:
+                self.append(table, pa.Table.from_pylist(keep, schema=TABLES[table]))
+            for rid in seen:
+                cache.add(rid)
+        return InsertResult(inserted=len(keep), skipped_duplicates=len(rows) - len(keep))
+
+    def compact(self, table: str, min_files: int = 32, max_rows: int = 2_000_000) -> int:
+        """Merge the table's small files into one; returns how many files it replaced.
+
+        The merged file lists its sources in its metadata before they are removed, so readers
+        never see a row twice. Run it from the one process that appends to the table.
+        """
+        files = self.files(table)
+        small = [p for p in files if not p.name.startswith("compact-")]
+        if len(small) < min_files:
+            return 0
+        tables = []
+        rows = 0
+        chosen: list[Path] = []
+        for path in small:
+            part = pq.read_table(path)
+            if rows + part.num_rows > max_rows and chosen:
+                break
+            tables.append(part)
+            chosen.append(path)
+            rows += part.num_rows
+        merged = pa.concat_tables(tables, promote_options="default")
+        sources = json.dumps([p.name for p in chosen]).encode()
+        self._write_file(table, merged, _part_name("compact"), {SUPERSEDES_KEY: sources})
+        for path in chosen:
+            path.unlink(missing_ok=True)
+        return len(chosen)
+
+    # ---- reads ---------------------------------------------------------------------------
+    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with one view per table over the files live right now."""
+        con = duckdb.connect(config={"threads": 2})
+        for table in tables or TABLES:
+            files = [str(p) for p in self.files(table)]
+            if files:
+                rel = con.read_parquet(files, union_by_name=True)
+            else:
+                rel = con.from_arrow(TABLES[table].empty_table())
+            rel.create_view(table, replace=True)
+        return con
+
+    def query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, read_only: bool = True
+    ) -> pa.Table:
+        """Run one SQL query over the tables (by their DESIGN.md names) → Arrow table."""
+        last_error: Exception | None = None
+        for attempt in range(_READ_RETRIES):
+            con = self.connect()
+            try:
+                if read_only:
+                    statements = con.extract_statements(sql)
+                    if len(statements) != 1 or statements[0].type not in (
+                        duckdb.StatementType.SELECT,
+                        duckdb.StatementType.EXPLAIN,
+                    ):
+                        raise ReadOnlyQueryError("only a single SELECT query is allowed here")
+                    # Nothing outside the warehouse folder may be read or written by a query.
+                    con.execute("SET allowed_directories=[?]", [str(self.root.resolve()) + "/"])
+                    con.execute("SET enable_external_access=false")
+                return con.execute(sql, params).to_arrow_table()
+            except duckdb.IOException as exc:  # a file vanished under a compaction: list again
+                last_error = exc
+                time.sleep(0.05 * (attempt + 1))
+            finally:
+                con.close()
+        raise RuntimeError(f"query failed after {_READ_RETRIES} attempts: {last_error}")
+
+    def count(self, table: str, distinct: str | None = None) -> int:
+        expr = f'count(DISTINCT "{distinct}")' if distinct else "count(*)"
+        return int(self.query(f'SELECT {expr} AS n FROM "{table}"').column(0)[0].as_py())

@@ -1,0 +1,185 @@
+"""The post contract (schema version 1), defined once.
+
+Every part that stores or moves a post derives its shape from `POST_FIELDS`: the producer's JSON
+records, the delivery's Parquet files, the consumer's warehouse rows and the Glue table in `infra/`.
+`conform` is the single gate that turns a loosely typed dict into a row that fits the schema, so a
+record that would break a Parquet file is caught (and dead-lettered) one record at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # one of: string, int, bool, timestamp, float, list
+    required: bool
+    doc: str
+
+
+POST_FIELDS: tuple[Field, ...] = (
+    Field("post_id", "string", True, "Platform-prefixed unique id, e.g. x:1234 or bsky:at://..."),
+    Field("platform", "string", True, "x | bluesky | replay"),
+    Field("created_at", "timestamp", True, "When the post was created (UTC)"),
+    Field("ingested_at", "timestamp", True, "When the producer read the post (UTC)"),
+    Field("text", "string", True, "Post text"),
+    Field("lang", "string", False, "Language code as the platform reports it"),
+    Field("author_id", "string", False, "Platform author id"),
+    Field("author_handle", "string", False, "Author's handle/username"),
+    Field("author_followers", "int", False, "Author's follower count when streamed"),
+    Field("author_verified", "bool", False, "Author verified flag"),
+    Field("author_location", "string", False, "Free-text location from the author's profile"),
+    Field("is_repost", "bool", False, "True for reposts/retweets"),
+    Field("reply_count", "int", False, "Replies when streamed"),
+    Field("repost_count", "int", False, "Reposts/retweets when streamed"),
+    Field("like_count", "int", False, "Likes when streamed"),
+    Field("quote_count", "int", False, "Quotes when streamed"),
+    Field("hashtags", "list", False, "Hashtags, lower-case, without '#'"),
+    Field("mentions", "list", False, "Mentioned handles, without '@'"),
+    Field("urls", "list", False, "Expanded URLs"),
+    Field("matched_keywords", "list", False, "Tracked keywords the post matched (lower-case)"),
+    Field("matching_rules", "list", False, "Stream rule tags that matched"),
+    Field("schema_version", "int32", True, "Post schema version (1)"),
+)
+
+ENRICHMENT_FIELDS: tuple[Field, ...] = (
+    Field("sentiment_compound", "float", False, "VADER 3.3.2 compound score"),
+    Field("sentiment_pos", "float", False, "VADER 3.3.2 positive share"),
+    Field("sentiment_neu", "float", False, "VADER 3.3.2 neutral share"),
+    Field("sentiment_neg", "float", False, "VADER 3.3.2 negative share"),
+    Field("sentiment_label", "string", False, "positive | neutral | negative (±0.05)"),
+    Field("engagement_rate", "float", False, "(reply+repost+like+quote)/followers*100"),
+)
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "int32": pa.int32(),
+    "bool": pa.bool_(),
+    "timestamp": TIMESTAMP,
+    "float": pa.float64(),
+    "list": pa.list_(pa.string()),
+}
+_GLUE_TYPES: dict[str, str] = {
+    "string": "string",
+    "int": "bigint",
+    "int32": "int",
+    "bool": "boolean",
+    "timestamp": "timestamp",
+    "float": "double",
+    "list": "array<string>",
+}
+
+
+def arrow_schema(fields: tuple[Field, ...]) -> pa.Schema:
+    return pa.schema(
+        [pa.field(f.name, _ARROW_TYPES[f.kind], nullable=not f.required) for f in fields],
+        metadata={b"musicnft.schema_version": str(SCHEMA_VERSION).encode()},
+    )
+
+
+POST_SCHEMA: pa.Schema = arrow_schema(POST_FIELDS)
+ENRICHED_FIELDS: tuple[Field, ...] = POST_FIELDS + ENRICHMENT_FIELDS
+ENRICHED_SCHEMA: pa.Schema = arrow_schema(ENRICHED_FIELDS)
+POST_COLUMNS: tuple[str, ...] = tuple(f.name for f in POST_FIELDS)
+ENRICHED_COLUMNS: tuple[str, ...] = tuple(f.name for f in ENRICHED_FIELDS)
+
+
+def glue_columns(fields: tuple[Field, ...] = POST_FIELDS) -> list[dict[str, str]]:
+    """Columns for an AWS Glue table (`StorageDescriptor.Columns`) generated from the contract."""
+    return [{"Name": f.name, "Type": _GLUE_TYPES[f.kind], "Comment": f.doc} for f in fields]
+
+
+class SchemaError(ValueError):
+    """A record does not fit the schema; the message names the field."""
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 string or aware datetime → aware UTC datetime (naive strings are taken as UTC)."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise SchemaError(f"not an ISO-8601 timestamp: {value[:64]!r}") from None
+    else:
+        raise SchemaError(f"expected a timestamp string, got {type(value).__name__}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """UTC ISO-8601 with a trailing Z, the form records carry on the stream."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _conform_value(f: Field, value: Any) -> Any:
+    if value is None:
+        return None
+    kind = f.kind
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+    elif kind in ("int", "int32"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            limit = 2**31 if kind == "int32" else 2**63
+            if -limit <= value < limit:
+                return value
+            raise SchemaError(f"field {f.name!r}: {value} is out of range")
+    elif kind == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif kind == "timestamp":
+        try:
+            return parse_timestamp(value)
+        except SchemaError as exc:
+            raise SchemaError(f"field {f.name!r}: {exc}") from None
+    elif kind == "list":
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise SchemaError(f"field {f.name!r}: expected a list of strings")
+    raise SchemaError(f"field {f.name!r}: expected {kind}, got {type(value).__name__}")
+
+
+def conform(record: Mapping[str, Any], fields: tuple[Field, ...] = POST_FIELDS) -> dict[str, Any]:
+    """Return a row with exactly `fields`: unknown keys ignored, missing optional ones null.
+
+    Raises SchemaError for a missing required field or a value of the wrong type, so one bad
+    record can be set aside without failing the batch it came in.
+    """
+    if not isinstance(record, Mapping):
+        raise SchemaError(f"expected a JSON object, got {type(record).__name__}")
+    row: dict[str, Any] = {}
+    for f in fields:
+        value = _conform_value(f, record.get(f.name))
+        if value is None and f.required:
+            raise SchemaError(f"missing required field {f.name!r}")
+        row[f.name] = value
+    if "schema_version" in row and row["schema_version"] != SCHEMA_VERSION:
+        raise SchemaError(f"unsupported schema_version {row['schema_version']!r}")
+    return row
+
+
+def to_table(rows: list[dict[str, Any]], schema: pa.Schema = POST_SCHEMA) -> pa.Table:
+    """Rows already passed through `conform` → an Arrow table with the exact contract schema."""
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def to_json_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A conformed row → a JSON-ready dict (timestamps as ISO strings)."""
+    return {k: format_timestamp(v) if isinstance(v, datetime) else v for k, v in row.items()}

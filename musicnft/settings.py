@@ -1,0 +1,130 @@
+"""Configuration of the embedded profile, read once from the environment at the composition root.
+
+Business logic receives a `Settings` value and never reads the environment itself, so tests and
+other processes can run with their own settings side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_KEYWORDS: tuple[str, ...] = ("music", "NFT", "ETH", "web3", "OpenSea")
+PROFILES = ("local",)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _float(
+    env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float
+) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def parse_keywords(raw: str) -> tuple[str, ...]:
+    """Comma-separated keywords; blanks dropped, duplicates (case-insensitive) removed."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for part in raw.split(","):
+        word = part.strip()
+        if word and word.lower() not in seen:
+            seen.add(word.lower())
+            out.append(word)
+    if not out:
+        raise ConfigError("MUSICNFT_KEYWORDS must name at least one keyword")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the embedded hot path needs to know; see the README's configuration table."""
+
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    profile: str = "local"
+    keywords: tuple[str, ...] = DEFAULT_KEYWORDS
+    stream_name: str = "musicnft-posts"
+    stream_shards: int = 4
+    max_record_bytes: int = 1_048_576
+    producer_batch_records: int = 500
+    producer_linger_seconds: float = 0.5
+    delivery_buffer_bytes: int = 4 * 1024 * 1024
+    delivery_buffer_seconds: float = 60.0
+    consumer_batch_size: int = 100
+    consumer_max_retries: int = 2
+    stream_retention_hours: float = 24.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        profile = env.get("MUSICNFT_PROFILE", "local").strip() or "local"
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"MUSICNFT_PROFILE must be one of {', '.join(PROFILES)}, got {profile!r}"
+            )
+        stream_name = env.get("MUSICNFT_STREAM_NAME", "musicnft-posts").strip()
+        if not stream_name or not all(c.isalnum() or c in "-_." for c in stream_name):
+            raise ConfigError(
+                f"MUSICNFT_STREAM_NAME must be letters, digits, '-', '_' or '.', got {stream_name!r}"
+            )
+        return cls(
+            data_dir=Path(env.get("MUSICNFT_DATA_DIR", "data") or "data"),
+            profile=profile,
+            keywords=parse_keywords(env.get("MUSICNFT_KEYWORDS", ",".join(DEFAULT_KEYWORDS))),
+            stream_name=stream_name,
+            stream_shards=_int(env, "MUSICNFT_STREAM_SHARDS", 4, 1, 64),
+            max_record_bytes=_int(env, "MUSICNFT_MAX_RECORD_BYTES", 1_048_576, 1024, 1_048_576),
+            producer_batch_records=_int(env, "MUSICNFT_PRODUCER_BATCH_RECORDS", 500, 1, 500),
+            producer_linger_seconds=_float(env, "MUSICNFT_PRODUCER_LINGER_SECONDS", 0.5, 0, 60),
+            delivery_buffer_bytes=_int(
+                env, "MUSICNFT_DELIVERY_BUFFER_BYTES", 4 * 1024 * 1024, 1024, 128 * 1024 * 1024
+            ),
+            delivery_buffer_seconds=_float(env, "MUSICNFT_DELIVERY_BUFFER_SECONDS", 60.0, 0, 900),
+            consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 100, 1, 10_000),
+            consumer_max_retries=_int(env, "MUSICNFT_CONSUMER_MAX_RETRIES", 2, 0, 10_000),
+            stream_retention_hours=_float(env, "MUSICNFT_STREAM_RETENTION_HOURS", 24.0, 1, 8760),
+        )
+
+    def with_data_dir(self, data_dir: Path) -> Settings:
+        return replace(self, data_dir=data_dir)
+
+    @property
+    def stream_path(self) -> Path:
+        return self.data_dir / "stream" / f"{self.stream_name}.sqlite"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self.data_dir / "dead_letter"

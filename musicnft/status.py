@@ -1,0 +1,87 @@
+"""Counts at every stage of the embedded hot path, read from the stores themselves (not from logs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from musicnft.deadletter import count_lines
+from musicnft.embedded_warehouse import EmbeddedWarehouse
+from musicnft.lake import ERRORS_PREFIX, RAW_PREFIX
+from musicnft.local_stream import LocalStream
+from musicnft.settings import Settings
+
+
+def lake_counts(lake_dir: Path) -> dict[str, int]:
+    raw = lake_dir / RAW_PREFIX
+    files = sorted(str(p) for p in raw.rglob("*.parquet") if not p.name.startswith("."))
+    out = {"lake": 0, "lake_unique": 0, "lake_files": len(files)}
+    if files:
+        con = duckdb.connect()
+        try:
+            n, unique = con.execute(
+                "SELECT count(*), count(DISTINCT post_id) FROM read_parquet(?)", [files]
+            ).fetchone()  # type: ignore[misc]
+        finally:
+            con.close()
+        out["lake"], out["lake_unique"] = int(n), int(unique)
+    errors = lake_dir / ERRORS_PREFIX
+    out["lake_errors"] = (
+        sum(count_lines(p) for p in errors.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if errors.exists()
+        else 0
+    )
+    return out
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    """One dict with the integer counts `musicnft status --json` promises, plus details."""
+    status: dict[str, Any] = {"data_dir": str(settings.data_dir.resolve())}
+    if settings.stream_path.exists():
+        with LocalStream(settings.stream_path, shards=settings.stream_shards, readers=()) as s:
+            status["produced"] = s.total_appended()
+            status["stream"] = s.count()
+            checkpoints = s.checkpoints()
+            status["delivery_lag"] = s.lag("delivery")
+            status["consumer_lag"] = s.lag("consumer")
+            status["checkpoints"] = checkpoints
+    else:
+        status.update(produced=0, stream=0, delivery_lag=0, consumer_lag=0, checkpoints={})
+    status.update(lake_counts(settings.lake_dir))
+    warehouse = EmbeddedWarehouse(settings.warehouse_dir)
+    row = warehouse.query(
+        "SELECT count(*) AS n, count(DISTINCT post_id) AS u FROM posts_hot"
+    ).to_pylist()[0]
+    status["posts_hot"] = int(row["n"])
+    status["posts_hot_unique"] = int(row["u"])
+    dl = settings.dead_letter_dir
+    status["dead_letter_producer"] = count_lines(dl / "producer.jsonl")
+    status["dead_letter_consumer"] = count_lines(dl / "consumer.jsonl")
+    status["dead_letter"] = (
+        status["dead_letter_producer"] + status["dead_letter_consumer"] + status["lake_errors"]
+    )
+    return status
+
+
+def format_status(status: dict[str, Any]) -> str:
+    rows = [
+        ("produced (accepted by the stream)", status["produced"]),
+        ("in stream now", status["stream"]),
+        ("  not yet delivered to the lake", status["delivery_lag"]),
+        ("  not yet consumed", status["consumer_lag"]),
+        ("lake rows (raw/ Parquet)", status["lake"]),
+        ("  unique posts", status["lake_unique"]),
+        ("  files", status["lake_files"]),
+        ("posts_hot rows", status["posts_hot"]),
+        ("  unique posts", status["posts_hot_unique"]),
+        ("dead-lettered", status["dead_letter"]),
+        ("  by the producer", status["dead_letter_producer"]),
+        ("  by the consumer", status["dead_letter_consumer"]),
+        ("  lake errors/", status["lake_errors"]),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"musicnft status ({status['data_dir']})"]
+    lines += [f"  {k.ljust(width)}  {v:>10,}" for k, v in rows]
+    return "\n".join(lines)

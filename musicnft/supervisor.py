@@ -1,0 +1,174 @@
+"""`musicnft run`: the embedded hot path as three supervised processes.
+
+Each stage runs as its own process (as it would in the cloud), in its own session so a terminal's
+Ctrl-C reaches only the supervisor, which then stops them in order: the producer first (it flushes),
+then delivery and consumer (they drain the stream, flush and exit). A delivery or consumer that dies
+is restarted with backoff; the stream's checkpoints make the restart lose nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from musicnft.settings import Settings
+from musicnft.status import collect_status, format_status
+
+log = logging.getLogger("musicnft.run")
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.settings = settings
+        self.args = args
+        self.stop = threading.Event()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {"deliver": 0, "consume": 0}
+        self.producer_rc: int | None = None
+
+    def _command(self, stage: str) -> list[str]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "musicnft.cli",
+            stage,
+            "--data-dir",
+            str(self.settings.data_dir),
+        ]
+        if stage == "produce":
+            cmd += ["--speed", self.args.speed]
+            if self.args.file:
+                cmd += ["--file", self.args.file]
+            if self.args.restamp:
+                cmd.append("--restamp")
+        return cmd
+
+    def _spawn(self, stage: str) -> None:
+        self.procs[stage] = subprocess.Popen(self._command(stage), start_new_session=True)
+        log.info("started %s (pid %d)", stage, self.procs[stage].pid)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.stop.is_set():
+            log.warning("second %s: stopping children now", signal.Signals(signum).name)
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+            raise SystemExit(130)
+        log.info(
+            "%s received: stopping the producer, then draining the stream",
+            signal.Signals(signum).name,
+        )
+        self.stop.set()
+
+    def _fresh(self) -> None:
+        s = self.settings
+        for path in (s.stream_path.parent, s.lake_dir, s.warehouse_dir, s.dead_letter_dir):
+            if path.exists():
+                shutil.rmtree(path)
+        log.info(
+            "--fresh: removed previous stream, lake, warehouse and dead-letters in %s", s.data_dir
+        )
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        if self.args.fresh:
+            self._fresh()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for stage in ("deliver", "consume", "produce"):
+            self._spawn(stage)
+        started = time.monotonic()
+        deadline = started + self.args.seconds if self.args.seconds else None
+        last_report = started
+        backoff: dict[str, float] = {}
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    log.info("%.0f seconds are up: stopping", self.args.seconds)
+                    break
+                producer = self.procs["produce"]
+                if self.producer_rc is None and producer.poll() is not None:
+                    self.producer_rc = producer.returncode
+                    if self.producer_rc == 0:
+                        log.info("producer finished its replay")
+                    else:
+                        log.error("producer exited with code %d", self.producer_rc)
+                    if self.args.exit_when_done or self.producer_rc != 0:
+                        break
+                for stage in ("deliver", "consume"):
+                    proc = self.procs[stage]
+                    if proc.poll() is not None and now >= backoff.get(stage, 0):
+                        self.restarts[stage] += 1
+                        delay = min(30.0, 2.0 ** min(self.restarts[stage], 5))
+                        log.error(
+                            "%s exited with code %d; restarting (restart %d)",
+                            stage,
+                            proc.returncode,
+                            self.restarts[stage],
+                        )
+                        self._spawn(stage)
+                        backoff[stage] = now + delay
+                if now - last_report >= 15:
+                    last_report = now
+                    self._report()
+                self.stop.wait(0.5)
+        finally:
+            self._shutdown()
+        print(format_status(collect_status(self.settings)), flush=True)
+        return 0 if self.producer_rc in (0, None) else 1
+
+    def _report(self) -> None:
+        try:
+            s = collect_status(self.settings)
+        except Exception as exc:  # a report is best effort; never stop the pipeline for it
+            log.warning("status unavailable: %s", exc)
+            return
+        log.info(
+            "status: produced=%d lake=%d posts_hot=%d dead_letter=%d (delivery lag %d, consumer lag %d)",
+            s["produced"],
+            s["lake"],
+            s["posts_hot"],
+            s["dead_letter"],
+            s["delivery_lag"],
+            s["consumer_lag"],
+        )
+
+    def _terminate(self, stage: str, timeout: float) -> None:
+        proc = self.procs.get(stage)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error(
+                "%s did not stop within %.0fs; killing it (the stream keeps its records)",
+                stage,
+                timeout,
+            )
+            proc.kill()
+            proc.wait()
+
+    def _shutdown(self) -> None:
+        self._terminate("produce", 60)
+        if self.producer_rc is None:
+            self.producer_rc = self.procs["produce"].returncode
+            if self.producer_rc in (-signal.SIGTERM, 130):
+                self.producer_rc = 0
+        # Delivery and consumer drain whatever the producer managed to put on the stream.
+        for stage in ("deliver", "consume"):
+            proc = self.procs[stage]
+            if proc.poll() is not None:
+                self._spawn(stage)
+        for stage in ("deliver", "consume"):
+            self.procs[stage].send_signal(signal.SIGTERM)
+        for stage in ("deliver", "consume"):
+            self._terminate(stage, 600)

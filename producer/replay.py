@@ -1,0 +1,82 @@
+"""The replay source: lines from a file (plain or gzip), paced like the original stream or faster."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+
+def open_lines(path: Path) -> IO[bytes]:
+    """Open a replay file; gzip is recognized by its magic bytes, not the name."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def iter_lines(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(reference, line) pairs, the line without its `\\n` / `\\r\\n`, streamed from disk."""
+    name = Path(path).name
+    with open_lines(path) as fh:
+        for number, line in enumerate(fh, start=1):
+            yield f"{name}:{number}", line.rstrip(b"\r\n")
+
+
+def parse_speed(value: str) -> float | None:
+    """`max` → None (no pacing); a positive number → that acceleration factor."""
+    if value.strip().lower() == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise ValueError(f"speed must be 'max' or a positive number, got {value!r}") from None
+    if speed <= 0:
+        raise ValueError(f"speed must be 'max' or a positive number, got {value!r}")
+    return speed
+
+
+class Pacer:
+    """Maps post time to wall time: at speed N, an hour of posts takes 60/N minutes.
+
+    With `restamp`, each post's `created_at` becomes the wall-clock time it is emitted, so a replay
+    looks live to windows and dashboards (the rhythm kept, compressed by the speed).
+    """
+
+    def __init__(
+        self,
+        speed: float | None,
+        restamp: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.speed = speed
+        self.restamp = restamp
+        self.clock = clock
+        self._first_post: datetime | None = None
+        self._first_wall = 0.0
+
+    def due_in(self, created_at: datetime) -> float:
+        """Seconds to wait before emitting a post created at `created_at` (0 when due)."""
+        if self._first_post is None:
+            self._first_post = created_at
+            self._first_wall = self.clock()
+        if self.speed is None:
+            return 0.0
+        offset = (created_at - self._first_post).total_seconds() / self.speed
+        return max(0.0, self._first_wall + offset - self.clock())
+
+    def stamp(self, created_at: datetime) -> datetime:
+        if not self.restamp:
+            return created_at
+        if self._first_post is None:
+            self.due_in(created_at)
+        assert self._first_post is not None
+        if self.speed is None:
+            return datetime.fromtimestamp(self.clock(), UTC)
+        offset = (created_at - self._first_post).total_seconds() / self.speed
+        wall = datetime.fromtimestamp(self._first_wall, UTC) + timedelta(seconds=offset)
+        return min(wall, datetime.fromtimestamp(self.clock(), UTC))

@@ -1,0 +1,169 @@
+"""The producer loop: normalize, dead-letter, pace, batch, put, and shut down without losing posts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from musicnft.deadletter import DeadLetter
+from musicnft.keywords import KeywordMatcher
+from musicnft.normalize import ControlMessage, RejectedRecord, normalize_x_line
+from musicnft.schema import to_json_record
+from producer.replay import Pacer
+from producer.sinks import StreamSink
+
+log = logging.getLogger("musicnft.produce")
+
+
+@dataclass
+class ProducerStats:
+    lines: int = 0
+    produced: int = 0
+    dead_letter: int = 0
+    keep_alives: int = 0
+    control: int = 0
+    batches: int = 0
+    sink_retries: int = 0
+
+
+class Producer:
+    def __init__(
+        self,
+        sink: StreamSink,
+        matcher: KeywordMatcher,
+        dead_letter: DeadLetter,
+        batch_records: int = 500,
+        linger_seconds: float = 0.5,
+        max_record_bytes: int = 1_048_576,
+        progress_seconds: float = 5.0,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sink = sink
+        self.matcher = matcher
+        self.dead_letter = dead_letter
+        self.batch_records = batch_records
+        self.linger = linger_seconds
+        self.max_record_bytes = max_record_bytes
+        self.progress_seconds = progress_seconds
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.stats = ProducerStats()
+        self._batch: list[tuple[str, bytes]] = []
+        self._batch_started = 0.0
+        self._started = clock()
+        self._last_progress = self._started
+
+    def run(self, lines: Iterable[tuple[str, bytes]], pacer: Pacer) -> ProducerStats:
+        """Process lines until they end or `stop` is set; always flushes what it accepted."""
+        try:
+            for ref, line in lines:
+                if self.stop.is_set():
+                    log.info("stop requested: flushing and exiting")
+                    break
+                self._process(ref, line, pacer)
+                self._maybe_progress()
+        finally:
+            self.flush(final=True)
+            self.dead_letter.flush()
+            self._progress(final=True)
+        return self.stats
+
+    def _process(self, ref: str, line: bytes, pacer: Pacer) -> None:
+        self.stats.lines += 1
+        if not line.strip():
+            self.stats.keep_alives += 1
+            return
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        try:
+            post = normalize_x_line(line, self.matcher, now)
+        except ControlMessage as msg:
+            self.stats.control += 1
+            log.warning("%s: stream message %s", ref, msg)
+            return
+        except RejectedRecord as exc:
+            self._reject(line, exc.reason, ref)
+            return
+        self._wait(pacer.due_in(post["created_at"]))
+        post["created_at"] = pacer.stamp(post["created_at"])
+        data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")
+        if len(data) > self.max_record_bytes:
+            self._reject(
+                line, f"record too large ({len(data)} bytes > {self.max_record_bytes})", ref
+            )
+            return
+        if not self._batch:
+            self._batch_started = self.clock()
+        self._batch.append((post["post_id"], data))
+        if len(self._batch) >= self.batch_records:
+            self.flush()
+
+    def _reject(self, line: bytes, reason: str, ref: str) -> None:
+        self.stats.dead_letter += 1
+        log.warning("%s: dead-lettered: %s", ref, reason)
+        self.dead_letter.write(line, reason, ref)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep for pacing, flushing a lingering batch and waking at once on stop."""
+        deadline = self.clock() + seconds
+        while not self.stop.is_set():
+            remaining = deadline - self.clock()
+            if self._batch and self.clock() - self._batch_started >= self.linger:
+                self.flush()
+            if remaining <= 0:
+                return
+            self.stop.wait(min(remaining, max(self.linger, 0.05)))
+            self._maybe_progress()
+
+    def flush(self, final: bool = False) -> None:
+        """Put the batch on the stream, retrying with backoff while the sink is failing.
+
+        On shutdown a batch the sink still refuses goes to the dead-letter whole (with its
+        reason), so nothing accepted is ever lost.
+        """
+        if not self._batch:
+            return
+        delay = 0.2
+        while True:
+            try:
+                self.sink.put_records(self._batch)
+                break
+            except Exception as exc:
+                self.stats.sink_retries += 1
+                if final and self.stop.is_set() and self.stats.sink_retries > 3:
+                    for key, data in self._batch:
+                        self.dead_letter.write(data, f"stream unavailable at shutdown: {exc}", key)
+                    self.stats.dead_letter += len(self._batch)
+                    log.error("stream unavailable; %d posts dead-lettered", len(self._batch))
+                    self._batch = []
+                    return
+                log.error("stream put failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.stats.produced += len(self._batch)
+        self.stats.batches += 1
+        self._batch = []
+
+    def _maybe_progress(self) -> None:
+        if self.clock() - self._last_progress >= self.progress_seconds:
+            self._progress()
+
+    def _progress(self, final: bool = False) -> None:
+        now = self.clock()
+        elapsed = max(now - self._started, 1e-9)
+        s = self.stats
+        log.info(
+            "%s lines=%d produced=%d dead_letter=%d keep_alives=%d rate=%.0f posts/s",
+            "done:" if final else "progress:",
+            s.lines,
+            s.produced,
+            s.dead_letter,
+            s.keep_alives,
+            s.produced / elapsed,
+        )
+        self._last_progress = now

@@ -1,0 +1,28 @@
+"""Stream sinks: where the producer puts posts. A port, so the profile picks Kinesis or local."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from musicnft.local_stream import LocalStream
+
+
+class StreamSink(Protocol):
+    def put_records(self, entries: Sequence[tuple[str, bytes]]) -> None:
+        """Put (partition_key, data) pairs; raises if they could not all be stored."""
+
+    def close(self) -> None: ...
+
+
+class LocalStreamSink:
+    """The embedded profile's sink: one atomic append per batch to the local stream."""
+
+    def __init__(self, stream: LocalStream) -> None:
+        self.stream = stream
+
+    def put_records(self, entries: Sequence[tuple[str, bytes]]) -> None:
+        self.stream.put_records(entries)
+
+    def close(self) -> None:
+        self.stream.close()
