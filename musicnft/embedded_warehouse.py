@@ -201,17 +201,14 @@ class EmbeddedWarehouse:
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, read_only: bool = True
     ) -> pa.Table:
         """Run one SQL query over the tables (by their DESIGN.md names) → Arrow table."""
+        if read_only:
+            self._check_read_only(sql)
         last_error: Exception | None = None
         for attempt in range(_READ_RETRIES):
-            con = self.connect()
+            con: duckdb.DuckDBPyConnection | None = None
             try:
+                con = self.connect()
                 if read_only:
-                    statements = con.extract_statements(sql)
-                    if len(statements) != 1 or statements[0].type not in (
-                        duckdb.StatementType.SELECT,
-                        duckdb.StatementType.EXPLAIN,
-                    ):
-                        raise ReadOnlyQueryError("only a single SELECT query is allowed here")
                     # Nothing outside the warehouse folder may be read or written by a query.
                     con.execute("SET allowed_directories=[?]", [str(self.root.resolve()) + "/"])
                     con.execute("SET enable_external_access=false")
@@ -220,8 +217,20 @@ class EmbeddedWarehouse:
                 last_error = exc
                 time.sleep(0.05 * (attempt + 1))
             finally:
-                con.close()
+                if con is not None:
+                    con.close()
         raise RuntimeError(f"query failed after {_READ_RETRIES} attempts: {last_error}")
+
+    @staticmethod
+    def _check_read_only(sql: str) -> None:
+        con = duckdb.connect()
+        try:
+            statements = con.extract_statements(sql)
+        finally:
+            con.close()
+        allowed = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+        if len(statements) != 1 or statements[0].type not in allowed:
+            raise ReadOnlyQueryError("only a single SELECT query is allowed here")
 
     def count(self, table: str, distinct: str | None = None) -> int:
         expr = f'count(DISTINCT "{distinct}")' if distinct else "count(*)"

@@ -141,11 +141,13 @@ class Supervisor:
             s["consumer_lag"],
         )
 
-    def _terminate(self, stage: str, timeout: float) -> None:
+    def _terminate(self, stage: str, timeout: float, signalled: bool = False) -> None:
+        """SIGTERM once (a second one means "exit at once" to our processes) and wait."""
         proc = self.procs.get(stage)
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
+        if not signalled:
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -171,4 +173,4 @@ class Supervisor:
         for stage in ("deliver", "consume"):
             self.procs[stage].send_signal(signal.SIGTERM)
         for stage in ("deliver", "consume"):
-            self._terminate(stage, 600)
+            self._terminate(stage, 600, signalled=True)
