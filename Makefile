@@ -26,7 +26,7 @@ lock: $(VENV)
 # Replays the shipped sample through the whole embedded hot path, live-stamped, until Ctrl-C
 # (or DEMO_SECONDS=N seconds), then prints the status.
 demo: $(STAMP)
-	$(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -238,6 +238,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from musicnft.schema import ENRICHED_FIELDS, POST_FIELDS, glue_columns
+
+    fields = ENRICHED_FIELDS if args.enriched else POST_FIELDS
+    print(json.dumps(glue_columns(fields), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -329,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="one SELECT over posts_hot, posts, window_metrics_15m, ...")
     p.add_argument("--json", action="store_true", help="print a JSON array of objects")
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("schema", help="print the post schema v1 as Glue table columns (JSON)")
+    p.add_argument(
+        "--enriched", action="store_true", help="include the enrichment columns (posts_hot)"
+    )
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("sample", help="generate X-v2-shaped sample stream lines (deterministic)")
     p.add_argument("--out", required=True, metavar="PATH", help="output file (.gz to compress)")

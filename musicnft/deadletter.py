@@ -16,7 +16,7 @@ from typing import Any
 
 
 class DeadLetter:
-    """Appends rejected records for one stage; safe for threads, flushed to disk on `flush()`."""
+    """Appends rejected records for one stage; safe for threads; each entry durable when written."""
 
     def __init__(self, directory: Path, stage: str) -> None:
         self.path = Path(directory) / f"{stage}.jsonl"
@@ -48,7 +48,11 @@ class DeadLetter:
                 entry["raw_b64"] = base64.b64encode(raw).decode("ascii")
         line = json.dumps(entry, ensure_ascii=False).encode("utf-8") + b"\n"
         with self._lock:
-            self._open().write(line)
+            fh = self._open()
+            fh.write(line)
+            # Rare by nature, so each entry is made durable at once: a crash loses none.
+            fh.flush()
+            os.fsync(fh.fileno())
             self.count += 1
 
     def flush(self) -> None:

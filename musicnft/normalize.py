@@ -55,7 +55,7 @@ def decode_line(raw: bytes | str) -> dict[str, Any]:
 
 
 def _opt_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
         return value
     return None
 
@@ -141,7 +141,9 @@ def normalize_x_message(
             raise RejectedRecord(f"post x:{post_id} created_at: {exc}") from None
 
     author_id = data.get("author_id")
-    author_id = str(author_id) if isinstance(author_id, str | int) and author_id != "" else None
+    if isinstance(author_id, int) and not isinstance(author_id, bool):
+        author_id = str(author_id)
+    author_id = author_id if isinstance(author_id, str) and author_id != "" else None
     user = _find_user(message, author_id)
     user_metrics = user.get("public_metrics")
     user_metrics = user_metrics if isinstance(user_metrics, Mapping) else {}
@@ -207,7 +209,10 @@ def normalize_x_message(
         "matching_rules": rule_tags,
         "schema_version": SCHEMA_VERSION,
     }
-    return conform(post)
+    try:
+        return conform(post)
+    except SchemaError as exc:
+        raise RejectedRecord(f"post x:{post_id} {exc}") from None
 
 
 def normalize_x_line(raw: bytes | str, matcher: KeywordMatcher, ingested_at: datetime) -> Post:

@@ -60,6 +60,14 @@ ENRICHMENT_FIELDS: tuple[Field, ...] = (
     Field("engagement_rate", "float", False, "(reply+repost+like+quote)/followers*100"),
 )
 
+# Identity fields: an empty value would make every such record the same post.
+_NON_EMPTY = frozenset({"post_id", "platform"})
+
+# X's longest posts (Premium) are 25,000 characters. Longer text is not a real post, and VADER's
+# cost grows quadratically with length (25k chars ≈ 1 s, 1 MB ≈ an hour), so it is rejected here,
+# at the one gate every record passes, before it could stall a consumer.
+MAX_TEXT_CHARS = 25_000
+
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -125,12 +133,27 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _check_utf8(f: Field, value: str) -> None:
+    """Parquet and every warehouse store UTF-8: a lone surrogate (valid in JSON) cannot be stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SchemaError(
+            f"field {f.name!r}: unpaired surrogate at char {exc.start}, not storable as UTF-8"
+        ) from None
+
+
 def _conform_value(f: Field, value: Any) -> Any:
     if value is None:
         return None
     kind = f.kind
     if kind == "string":
         if isinstance(value, str):
+            _check_utf8(f, value)
+            if not value and f.name in _NON_EMPTY:
+                raise SchemaError(f"field {f.name!r}: empty")
+            if f.name == "text" and len(value) > MAX_TEXT_CHARS:
+                raise SchemaError(f"field 'text': too long ({len(value)} chars > {MAX_TEXT_CHARS})")
             return value
     elif kind in ("int", "int32"):
         if isinstance(value, int) and not isinstance(value, bool):
@@ -151,6 +174,8 @@ def _conform_value(f: Field, value: Any) -> Any:
             raise SchemaError(f"field {f.name!r}: {exc}") from None
     elif kind == "list":
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            for v in value:
+                _check_utf8(f, v)
             return value
         raise SchemaError(f"field {f.name!r}: expected a list of strings")
     raise SchemaError(f"field {f.name!r}: expected {kind}, got {type(value).__name__}")

@@ -74,7 +74,7 @@ class Settings:
     producer_batch_records: int = 500
     producer_linger_seconds: float = 0.5
     delivery_buffer_bytes: int = 4 * 1024 * 1024
-    delivery_buffer_seconds: float = 60.0
+    delivery_buffer_seconds: float = 30.0
     consumer_batch_size: int = 100
     consumer_max_retries: int = 2
     stream_retention_hours: float = 24.0
@@ -104,7 +104,7 @@ class Settings:
             delivery_buffer_bytes=_int(
                 env, "MUSICNFT_DELIVERY_BUFFER_BYTES", 4 * 1024 * 1024, 1024, 128 * 1024 * 1024
             ),
-            delivery_buffer_seconds=_float(env, "MUSICNFT_DELIVERY_BUFFER_SECONDS", 60.0, 0, 900),
+            delivery_buffer_seconds=_float(env, "MUSICNFT_DELIVERY_BUFFER_SECONDS", 30.0, 0, 900),
             consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 100, 1, 10_000),
             consumer_max_retries=_int(env, "MUSICNFT_CONSUMER_MAX_RETRIES", 2, 0, 10_000),
             stream_retention_hours=_float(env, "MUSICNFT_STREAM_RETENTION_HOURS", 24.0, 1, 8760),

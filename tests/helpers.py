@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from musicnft.schema import to_json_record
-from musicnft.normalize import normalize_x_message
 from musicnft.keywords import KeywordMatcher
+from musicnft.normalize import normalize_x_message
+from musicnft.schema import to_json_record
 from musicnft.settings import DEFAULT_KEYWORDS
 
 

@@ -12,7 +12,7 @@ from musicnft.cli import build_parser
 from tests.conftest import cli
 from tests.helpers import x_line
 
-COMMANDS = ["produce", "deliver", "consume", "run", "status", "sql", "sample"]
+COMMANDS = ["produce", "deliver", "consume", "run", "status", "sql", "schema", "sample"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -31,7 +31,7 @@ def _setup(tmp_path: Path, **kw: float) -> tuple[LocalStream, LocalLake, Deliver
 
 
 def test_buffer_flushes_on_interval_and_on_size(tmp_path: Path) -> None:
-    stream, lake, loop, clock = _setup(tmp_path, buffer_bytes=10**9, buffer_seconds=60)
+    stream, _lake, loop, clock = _setup(tmp_path, buffer_bytes=10**9, buffer_seconds=60)
     stream.put_records([(f"x:{i}", post_record(i)) for i in range(10)])
     loop.poll()
     assert not loop.due()
@@ -42,7 +42,7 @@ def test_buffer_flushes_on_interval_and_on_size(tmp_path: Path) -> None:
     result = loop.flush()
     assert result.rows == 10 and len(result.keys) == 1
 
-    stream2, lake2, loop2, _ = _setup(tmp_path / "b", buffer_bytes=2000, buffer_seconds=900)
+    stream2, _lake2, loop2, _ = _setup(tmp_path / "b", buffer_bytes=2000, buffer_seconds=900)
     stream2.put_records([(f"x:{i}", post_record(i)) for i in range(10)])
     loop2.poll()
     assert loop2.due()  # size reached long before the interval

@@ -113,6 +113,6 @@ def test_queries_are_read_only_and_confined_to_the_warehouse(tmp_path: Path) -> 
         wh.query("DELETE FROM posts_hot")
     with pytest.raises(ReadOnlyQueryError):
         wh.query("SELECT 1; SELECT 2")
-    with pytest.raises(Exception, match="(?i)permission"):
+    with pytest.raises(Exception, match=r"(?i)permission"):
         wh.query("SELECT * FROM read_csv('/etc/passwd')")
     assert wh.query("SELECT post_id FROM posts_hot WHERE post_id = ?", ["x:1"]).num_rows == 1

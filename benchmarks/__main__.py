@@ -1,0 +1,101 @@
+"""Hot-path throughput on generated sample lines, each figure next to a baseline from this run.
+
+Baselines: `json.loads` of the same lines (normalization's floor) and bare VADER `polarity_scores`
+(enrichment's floor). Ratios, not seconds, are what to compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from musicnft.embedded_warehouse import EmbeddedWarehouse
+from musicnft.enrich import enrich
+from musicnft.keywords import KeywordMatcher
+from musicnft.local_stream import LocalStream
+from musicnft.normalize import RejectedRecord, normalize_x_line
+from musicnft.sample import generate_lines
+from musicnft.schema import ENRICHED_FIELDS, conform, to_json_record
+from musicnft.settings import DEFAULT_KEYWORDS
+
+
+def rate(n: int, fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--lines", type=int, default=20_000)
+    args = parser.parse_args()
+    now = datetime.now(UTC)
+    lines = rate_lines = None
+    start = time.perf_counter()
+    lines = list(generate_lines(args.lines, seed=99))
+    rate_lines = len(lines) / (time.perf_counter() - start)
+    matcher = KeywordMatcher(DEFAULT_KEYWORDS)
+    good = []
+
+    def normalize_all() -> None:
+        for line in lines:
+            try:
+                good.append(normalize_x_line(line, matcher, now))
+            except Exception:  # noqa: S112 - malformed lines are part of the load
+                continue
+
+    def json_all() -> None:
+        for line in lines:
+            try:
+                json.loads(line)
+            except (ValueError, RejectedRecord):
+                continue
+
+    r_json = rate(len(lines), json_all)
+    r_norm = rate(len(lines), normalize_all)
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    posts = good[:5000]
+    r_vader = rate(len(posts), lambda: [analyzer.polarity_scores(p["text"]) for p in posts])
+    enriched: list[dict] = []
+    r_enrich = rate(
+        len(posts), lambda: enriched.extend(conform(enrich(p), ENRICHED_FIELDS) for p in posts)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = LocalStream(Path(tmp) / "s.sqlite")
+        records = [(p["post_id"], json.dumps(to_json_record(p)).encode()) for p in good]
+        r_stream = rate(
+            len(records),
+            lambda: [stream.put_records(records[i : i + 500]) for i in range(0, len(records), 500)],
+        )
+        wh = EmbeddedWarehouse(Path(tmp) / "wh")
+        r_wh = rate(
+            len(enriched),
+            lambda: [
+                wh.insert_rows(
+                    "posts_hot",
+                    enriched[i : i + 100],
+                    [r["post_id"] for r in enriched[i : i + 100]],
+                )
+                for i in range(0, len(enriched), 100)
+            ],
+        )
+    print(f"sample generation   {rate_lines:10,.0f} lines/s")
+    print(
+        f"normalize           {r_norm:10,.0f} lines/s   ratio to json.loads baseline ({r_json:,.0f}/s): {r_norm / r_json:.2f}"
+    )
+    print(
+        f"enrich              {r_enrich:10,.0f} posts/s   ratio to bare VADER baseline ({r_vader:,.0f}/s): {r_enrich / r_vader:.2f}"
+    )
+    print(f"local stream put    {r_stream:10,.0f} records/s (batches of 500)")
+    print(f"posts_hot insert    {r_wh:10,.0f} rows/s    (batches of 100, one file each)")
+
+
+if __name__ == "__main__":
+    main()
