@@ -46,7 +46,7 @@ def main() -> None:
         for line in lines:
             try:
                 good.append(normalize_x_line(line, matcher, now))
-            except Exception:  # noqa: S112 - malformed lines are part of the load
+            except Exception:  # malformed lines are part of the load
                 continue
 
     def json_all() -> None:
