@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -70,13 +70,5 @@ class Pacer:
         return max(0.0, self._first_wall + offset - self.clock())
 
     def stamp(self, created_at: datetime) -> datetime:
-        if not self.restamp:
-            return created_at
-        if self._first_post is None:
-            self.due_in(created_at)
-        assert self._first_post is not None
-        if self.speed is None:
-            return datetime.fromtimestamp(self.clock(), UTC)
-        offset = (created_at - self._first_post).total_seconds() / self.speed
-        wall = datetime.fromtimestamp(self._first_wall, UTC) + timedelta(seconds=offset)
-        return min(wall, datetime.fromtimestamp(self.clock(), UTC))
+        """The post's time, or with `restamp` the wall-clock time it is emitted (after `due_in`)."""
+        return datetime.fromtimestamp(self.clock(), UTC) if self.restamp else created_at
