@@ -11,13 +11,15 @@ read retry.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -163,8 +165,27 @@ class EmbeddedWarehouse:
         The merged file lists its sources in its metadata before they are removed, so readers
         never see a row twice. Run it from the one process that appends to the table.
         """
+        with self._table_lock(table):
+            return self._compact(table, min_files, max_rows)
+
+    @contextlib.contextmanager
+    def _table_lock(self, table: str) -> Iterator[None]:
+        """Serializes the rewriters of one table (compaction, dedup) across processes.
+
+        Appends and reads never take it; two rewriters must not supersede the same file twice.
+        """
+        folder = self.table_dir(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".rewrite.lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _compact(self, table: str, min_files: int, max_rows: int) -> int:
         files = self.files(table)
-        small = [p for p in files if not p.name.startswith("compact-")]
+        small = [p for p in files if not p.name.startswith(("compact-", "w-"))]
         if len(small) < min_files:
             return 0
         tables = []
@@ -183,6 +204,66 @@ class EmbeddedWarehouse:
         for path in chosen:
             path.unlink(missing_ok=True)
         return len(chosen)
+
+    def replace_partition(self, table: str, partition: str, data: pa.Table) -> Path:
+        """Make `data` the whole content of one partition (a window) of a table, atomically.
+
+        One file per partition, replaced by rename: a reader sees the old rows or the new ones,
+        and running a window twice leaves the same table (idempotent).
+        """
+        safe = "".join(c for c in partition if c.isalnum() or c == "-")
+        return self._write_file(table, data, f"w-{safe}.parquet")
+
+    def partition_schema(self, table: str, partition: str) -> pa.Schema | None:
+        """The stored schema of one partition (None when the partition has never been written)."""
+        safe = "".join(c for c in partition if c.isalnum() or c == "-")
+        path = self.table_dir(table) / f"w-{safe}.parquet"
+        return pq.read_schema(path) if path.exists() else None
+
+    def remove_duplicates(self, table: str, key: str, ids: Iterable[str]) -> int:
+        """Keep one row per `key` value among `ids`; returns how many rows were removed.
+
+        Rewrites only the files holding those ids, into one file that supersedes them.
+        """
+        wanted = sorted(set(ids))
+        if not wanted:
+            return 0
+        with self._table_lock(table):
+            files = self.files(table)
+            if not files:
+                return 0
+            con = duckdb.connect()
+            try:
+                hits = con.execute(
+                    f'SELECT DISTINCT filename FROM read_parquet(?, filename=true, union_by_name=true) WHERE "{key}" IN (SELECT unnest(?))',
+                    [[str(p) for p in files], wanted],
+                ).fetchall()
+            finally:
+                con.close()
+            affected = [Path(h[0]) for h in hits]
+            if not affected:
+                return 0
+            merged = pa.concat_tables(
+                [pq.read_table(p) for p in affected], promote_options="default"
+            )
+            wanted_set = set(wanted)
+            seen: set[str] = set()
+            keep = []
+            for i, value in enumerate(merged.column(key).to_pylist()):
+                if value in wanted_set and value in seen:
+                    continue
+                seen.add(value)
+                keep.append(i)
+            removed = merged.num_rows - len(keep)
+            if removed == 0:
+                return 0
+            sources = json.dumps([p.name for p in affected]).encode()
+            self._write_file(
+                table, merged.take(keep), _part_name("compact"), {SUPERSEDES_KEY: sources}
+            )
+            for path in affected:
+                path.unlink(missing_ok=True)
+            return removed
 
     # ---- reads ---------------------------------------------------------------------------
     def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -47,10 +48,33 @@ def error_key(
     )
 
 
+@dataclass(frozen=True)
+class LakeObject:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+def hour_of_key(key: str) -> datetime | None:
+    """The folder hour of `raw/YYYY/MM/DD/HH/...` (None for keys outside that layout)."""
+    parts = key.split("/")
+    if len(parts) < 6:
+        return None
+    try:
+        return datetime(int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4]), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 class Lake(Protocol):
     """Object storage with keys, as both a directory and an S3 bucket can provide."""
 
     def put(self, key: str, data: bytes) -> None: ...
+
+    def list_objects(self, prefix: str, from_hour: datetime | None = None) -> list[LakeObject]:
+        """Objects under `prefix` (`raw/` or `errors/...`) with size and last-modified time;
+        with `from_hour`, only hour folders at or after it are listed."""
+        ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -121,3 +145,38 @@ class LocalLake:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def list_objects(self, prefix: str, from_hour: datetime | None = None) -> list[LakeObject]:
+        """Walks `prefix/YYYY/MM/DD/HH/` folders, pruning whole years/months/days before
+        `from_hour`, so a tick over a long-lived lake lists only the recent folders."""
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        cut = from_hour.astimezone(UTC).strftime("%Y/%m/%d/%H") if from_hour else ""
+        out: list[LakeObject] = []
+
+        def walk(folder: Path, depth: int, rel: str) -> None:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except FileNotFoundError:
+                return
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                sub = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir():
+                    if depth < 4 and cut and sub < cut[: len(sub)]:
+                        continue  # the whole folder is older than from_hour
+                    walk(Path(entry.path), depth + 1, sub)
+                elif entry.is_file():
+                    st = entry.stat()
+                    out.append(
+                        LakeObject(
+                            f"{prefix.rstrip('/')}/{sub}",
+                            st.st_size,
+                            datetime.fromtimestamp(st.st_mtime, UTC),
+                        )
+                    )
+
+        walk(base, 0, "")
+        return out

@@ -45,6 +45,20 @@ RECONCILIATION_SCHEMA = pa.schema(
     ]
 )
 
+# Not a DESIGN.md table: the batch path's index of lake files (which windows each file touches),
+# so a window reads only its own files however large the lake grows.
+LAKE_FILES_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("min_created_at", TIMESTAMP),
+        pa.field("max_created_at", TIMESTAMP),
+        pa.field("row_count", pa.int64()),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("last_modified", TIMESTAMP),
+        pa.field("indexed_at", TIMESTAMP),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "posts_hot": POSTS_HOT_SCHEMA,
     "posts": POSTS_SCHEMA,
@@ -52,4 +66,13 @@ TABLES: dict[str, pa.Schema] = {
     "hashtag_counts_15m": HASHTAG_COUNTS_SCHEMA,
     "location_counts_15m": LOCATION_COUNTS_SCHEMA,
     "reconciliation_15m": RECONCILIATION_SCHEMA,
+    "lake_files": LAKE_FILES_SCHEMA,
 }
+# Tables replaced one window at a time (one file per window in the embedded warehouse).
+WINDOWED_TABLES = (
+    "posts",
+    "window_metrics_15m",
+    "hashtag_counts_15m",
+    "location_counts_15m",
+    "reconciliation_15m",
+)
