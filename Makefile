@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SPEED ?= 300
+DAGSTER_PORT ?= 3000
 export DAGSTER_DISABLE_TELEMETRY := 1
 
 .PHONY: install demo test lint format bench lock clean
@@ -23,10 +24,11 @@ $(STAMP): pyproject.toml requirements.lock
 lock: $(VENV)
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python $(BIN)/python -o requirements.lock
 
-# Replays the shipped sample through the whole embedded hot path, live-stamped, until Ctrl-C
-# (or DEMO_SECONDS=N seconds), then prints the status.
+# Replays the shipped sample through the whole embedded hot path, live-stamped, with Dagster
+# (sensor, schedule, UI on 127.0.0.1:$(DAGSTER_PORT)) until Ctrl-C or DEMO_SECONDS=N seconds,
+# then materializes the windows it touched and prints the status.
 demo: $(STAMP)
-	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -238,6 +238,44 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from musicnft import wiring
+    from musicnft.backfill import dagster_recorder, parse_when, run_backfill
+
+    settings = _settings(args)
+    try:
+        start = parse_when(args.start) if args.start else None
+        end = parse_when(args.end) if args.end else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if start and end and end <= start:
+        raise ConfigError("--end must be after --start")
+    recorder = None
+    if not args.no_dagster:
+        from musicnft_dagster.partitions import WINDOWS
+
+        recorder = dagster_recorder(WINDOWS.start)
+    report = run_backfill(
+        wiring.open_lake(settings),
+        wiring.open_warehouse(settings),
+        [k.lower() for k in settings.keywords],
+        start,
+        end,
+        on_window=recorder,
+    )
+    failed = report.failed
+    print(
+        f"backfill: {len(report.windows)} window(s) materialized, "
+        f"{sum(w.posts.unique_posts for w in report.windows):,} posts, "
+        f"{sum(w.reconciliation.repaired for w in report.windows):,} posts_hot rows repaired, "
+        f"{report.indexed_files} new lake file(s) indexed, {len(failed)} with failed checks"
+    )
+    for outcome in failed[:20]:
+        bad = [name for name, (ok, _) in outcome.checks.items() if not ok]
+        print(f"  FAILED {outcome.window.isoformat()}: {', '.join(bad)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from musicnft.schema import ENRICHED_FIELDS, POST_FIELDS, glue_columns
 
@@ -321,7 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fresh",
         action="store_true",
-        help="remove the hot path's previous data (stream, lake, warehouse, dead-letters) first",
+        help="remove previous data (stream, lake, warehouse, dead-letters, Dagster history) first",
+    )
+    p.add_argument(
+        "--dagster",
+        action="store_true",
+        help="also run `dagster dev` (drop sensor, 15-minute schedule, UI); at the end, "
+        "materialize every window this run's drops touched",
+    )
+    p.add_argument("--dagster-port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    p.add_argument(
+        "--dagster-host", default="127.0.0.1", help="Dagster UI address (default 127.0.0.1)"
     )
     p.set_defaults(func=cmd_run)
 
@@ -337,6 +385,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="one SELECT over posts_hot, posts, window_metrics_15m, ...")
     p.add_argument("--json", action="store_true", help="print a JSON array of objects")
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser(
+        "backfill",
+        parents=[common],
+        help="materialize every 15-minute window in a range from the lake (posts, aggregates, reconciliation, checks)",
+    )
+    p.add_argument(
+        "--start",
+        metavar="ISO",
+        help="first window (UTC when no zone), e.g. 2021-12-01 or 2021-12-01T06:00",
+    )
+    p.add_argument("--end", metavar="ISO", help="end of the range (exclusive)")
+    p.add_argument(
+        "--no-dagster",
+        action="store_true",
+        help="do not record the results in the Dagster instance at $DAGSTER_HOME",
+    )
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("schema", help="print the post schema v1 as Glue table columns (JSON)")
     p.add_argument(

@@ -124,11 +124,16 @@ class LakeIndex:
         )
         return result.column(0).to_pylist()
 
-    def windows_with_posts(self) -> list[tuple[datetime, datetime]]:
-        """(min, max) created_at of every indexed file that holds rows."""
+    def windows_with_posts(
+        self, modified_since: datetime | None = None
+    ) -> list[tuple[datetime, datetime]]:
+        """(min, max) created_at of every indexed file that holds rows (optionally only files
+        that landed since a time)."""
+        since = modified_since or datetime(1970, 1, 1, tzinfo=UTC)
         result = self.warehouse.query(
             "SELECT min_created_at, max_created_at FROM lake_files WHERE row_count > 0 "
-            "AND min_created_at IS NOT NULL"
+            "AND min_created_at IS NOT NULL AND last_modified >= ?",
+            [since],
         )
         return (
             list(zip(*(c.to_pylist() for c in result.columns), strict=True))

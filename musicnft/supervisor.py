@@ -10,18 +10,48 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from musicnft.settings import Settings
 from musicnft.status import collect_status, format_status
 
 log = logging.getLogger("musicnft.run")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DAGSTER_YAML = """\
+# Written by `musicnft run --dagster`. No internet here: telemetry off.
+telemetry:
+  enabled: false
+# Two cores: at most two runs at once, and never two runs of the same window (the sensor and
+# the 15-minute schedule can both ask for one).
+run_queue:
+  max_concurrent_runs: 2
+  tag_concurrency_limits:
+    - key: "musicnft/window"
+      value:
+        applyLimitPerUniqueValue: true
+      limit: 1
+"""
+
+
+def dagster_home(settings: Settings) -> Path:
+    """The Dagster instance of the embedded profile (overridable with DAGSTER_HOME)."""
+    home = os.environ.get("DAGSTER_HOME")
+    path = Path(home) if home else settings.data_dir / "dagster"
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "dagster.yaml").exists():
+        (path / "dagster.yaml").write_text(DAGSTER_YAML)
+    return path
 
 
 class Supervisor:
@@ -32,6 +62,9 @@ class Supervisor:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {"deliver": 0, "consume": 0}
         self.producer_rc: int | None = None
+        self.started_at = datetime.now(UTC)
+        self.dagster: subprocess.Popen[bytes] | None = None
+        self.checks_failed = False
 
     def _command(self, stage: str) -> list[str]:
         cmd = [
@@ -69,7 +102,8 @@ class Supervisor:
 
     def _fresh(self) -> None:
         s = self.settings
-        for path in (s.stream_path.parent, s.lake_dir, s.warehouse_dir, s.dead_letter_dir):
+        dagster = s.data_dir / "dagster"
+        for path in (s.stream_path.parent, s.lake_dir, s.warehouse_dir, s.dead_letter_dir, dagster):
             if path.exists():
                 shutil.rmtree(path)
         log.info(
@@ -82,6 +116,8 @@ class Supervisor:
         if self.args.fresh:
             self._fresh()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.args.dagster:
+            self._start_dagster()
         for stage in ("deliver", "consume", "produce"):
             self._spawn(stage)
         started = time.monotonic()
@@ -122,8 +158,68 @@ class Supervisor:
                 self.stop.wait(0.5)
         finally:
             self._shutdown()
+            if self.args.dagster:
+                self._stop_dagster()
+        if self.args.dagster:
+            self._final_windows()
         print(format_status(collect_status(self.settings)), flush=True)
+        if self.checks_failed:
+            return 1
         return 0 if self.producer_rc in (0, None) else 1
+
+    def _start_dagster(self) -> None:
+        home = dagster_home(self.settings)
+        os.environ["DAGSTER_HOME"] = str(home)
+        env = dict(
+            os.environ,
+            MUSICNFT_DATA_DIR=str(self.settings.data_dir.resolve()),
+            DAGSTER_DISABLE_TELEMETRY="1",
+        )
+        dagster = Path(sys.executable).parent / "dagster"
+        cmd = [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml")]
+        cmd += ["-h", self.args.dagster_host, "-p", str(self.args.dagster_port)]
+        self.dagster = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, start_new_session=True)
+        log.info(
+            "started dagster dev (pid %d): UI at http://%s:%d (instance %s)",
+            self.dagster.pid,
+            self.args.dagster_host,
+            self.args.dagster_port,
+            home,
+        )
+
+    def _stop_dagster(self) -> None:
+        if self.dagster is None or self.dagster.poll() is not None:
+            return
+        self.dagster.send_signal(signal.SIGINT)  # dagster dev stops its children on SIGINT
+        try:
+            self.dagster.wait(60)
+        except subprocess.TimeoutExpired:
+            log.error("dagster dev did not stop within 60s; killing it")
+            os.killpg(self.dagster.pid, signal.SIGKILL)
+            self.dagster.wait()
+        log.info("dagster dev stopped")
+
+    def _final_windows(self) -> None:
+        """Materialize every window this run's drops touched, so none is left half-done when the
+        sensor had no tick left to see the last drops (same code and checks as the assets)."""
+        from musicnft import wiring
+        from musicnft.backfill import dagster_recorder, run_backfill
+        from musicnft_dagster.partitions import WINDOWS
+
+        report = run_backfill(
+            wiring.open_lake(self.settings),
+            wiring.open_warehouse(self.settings),
+            [k.lower() for k in self.settings.keywords],
+            on_window=dagster_recorder(WINDOWS.start),
+            files_since=self.started_at,
+        )
+        log.info(
+            "final windows: %d materialized, %d with failed checks",
+            len(report.windows),
+            len(report.failed),
+        )
+        if report.failed:
+            self.checks_failed = True
 
     def _report(self) -> None:
         try:

@@ -90,22 +90,31 @@ def window_posts(warehouse: Any, window: datetime) -> list[dict[str, Any]]:
     ).to_pylist()
 
 
-def build_aggregates(
-    warehouse: Any, window: datetime, keywords: list[str], now: datetime | None = None
-) -> dict[str, int]:
-    """The window's metrics (an `all` row + one per keyword), hashtag and location counts."""
+AGGREGATE_TABLES = ("window_metrics_15m", "hashtag_counts_15m", "location_counts_15m")
+
+
+def build_aggregate(
+    warehouse: Any,
+    table: str,
+    window: datetime,
+    keywords: list[str],
+    now: datetime | None = None,
+) -> int:
+    """Replace one aggregate table's rows for the window, from the window's `posts`."""
     now = now or datetime.now(UTC)
     posts = window_posts(warehouse, window)
-    key = window_key(window)
-    out = {}
-    for table, rows, schema in (
-        ("window_metrics_15m", window_metrics(posts, window, keywords, now), WINDOW_METRICS_SCHEMA),
-        ("hashtag_counts_15m", hashtag_counts(posts, window), HASHTAG_COUNTS_SCHEMA),
-        ("location_counts_15m", location_counts(posts, window), LOCATION_COUNTS_SCHEMA),
-    ):
-        warehouse.replace_partition(table, key, pa.Table.from_pylist(rows, schema=schema))
-        out[table] = len(rows)
-    return out
+    if table == "window_metrics_15m":
+        rows, schema = window_metrics(posts, window, keywords, now), WINDOW_METRICS_SCHEMA
+    elif table == "hashtag_counts_15m":
+        rows, schema = hashtag_counts(posts, window), HASHTAG_COUNTS_SCHEMA
+    elif table == "location_counts_15m":
+        rows, schema = location_counts(posts, window), LOCATION_COUNTS_SCHEMA
+    else:
+        raise ValueError(f"not an aggregate table: {table!r}")
+    warehouse.replace_partition(
+        table, window_key(window), pa.Table.from_pylist(rows, schema=schema)
+    )
+    return len(rows)
 
 
 def _hot_counts(warehouse: Any, window: datetime) -> dict[str, int]:

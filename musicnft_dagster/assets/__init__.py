@@ -2,6 +2,7 @@
 
 import dagster as dg
 
-# The windowed assets arrive with the Dagster issue (#3); the module's Definitions are merged by
-# the root already, so adding them changes nothing else.
-defs = dg.Definitions()
+from musicnft_dagster.assets.windows import WINDOW_ASSETS
+from musicnft_dagster.jobs import windows_job
+
+defs = dg.Definitions(assets=WINDOW_ASSETS, jobs=[windows_job])

@@ -2,5 +2,6 @@
 
 import dagster as dg
 
-# The drop sensor arrives with the Dagster issue (#3); see assets/__init__.py.
-defs = dg.Definitions()
+from musicnft_dagster.sensors.drops import lake_drop_sensor
+
+defs = dg.Definitions(sensors=[lake_drop_sensor])

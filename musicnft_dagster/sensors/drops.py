@@ -1,0 +1,107 @@
+"""The drop sensor: new Parquet files in the lake → one run per window they touch."""
+
+import dagster as dg
+
+from musicnft.drops import DropCursor, plan_runs, run_key, select_new_files
+from musicnft.lake import ERRORS_PREFIX, RAW_PREFIX
+from musicnft.lake_index import LakeIndex, read_file_stats
+from musicnft.windows import parse_window_key
+from musicnft_dagster.jobs import WINDOW_TAG, windows_job
+from musicnft_dagster.partitions import WINDOWS
+from musicnft_dagster.resources import LakeResource, WarehouseResource
+
+MAX_FILES_PER_TICK = 500
+
+
+@dg.sensor(
+    job=windows_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches raw/ for new Parquet drops (late ones in earlier hour folders too), reads each "
+        "file's created_at range from its footer, and requests one run per window touched, "
+        "keyed by the window and its new files so a repeated or restarted tick never runs "
+        "the same work twice."
+    ),
+)
+def lake_drop_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    try:
+        cursor = DropCursor.from_json(context.cursor)
+    except ValueError as exc:
+        # Starting over is safe (run keys dedupe repeated work); silently mis-reading is not.
+        context.log.error("%s; rescanning the lake from the beginning", exc)
+        cursor = DropCursor()
+    the_lake = lake.lake()
+    listing = the_lake.list_objects(RAW_PREFIX, cursor.list_from_hour())
+    new_files, next_cursor, more = select_new_files(cursor, listing, MAX_FILES_PER_TICK)
+
+    errors = [
+        o
+        for o in the_lake.list_objects(ERRORS_PREFIX)
+        if cursor.watermark is None or o.last_modified > cursor.watermark
+    ]
+    if errors:
+        context.log.warning(
+            "%d new file(s) under errors/ (records Parquet conversion refused), e.g. %s; they "
+            "are not aggregated",
+            len(errors),
+            errors[0].key,
+        )
+
+    stats = []
+    for obj in new_files:
+        try:
+            stats.append(read_file_stats(the_lake, obj))
+        except Exception as exc:  # a corrupt drop must not stop the others
+            context.log.error("cannot read the Parquet footer of %s: %s; skipping it", obj.key, exc)
+    LakeIndex(warehouse.warehouse()).record(stats)
+
+    first = WINDOWS.start
+    last = parse_window_key(WINDOWS.get_last_partition_key() or WINDOWS.get_first_partition_key())
+    plan = plan_runs(stats, first, last, next_cursor.pending)
+    next_cursor.pending = plan.future
+    if plan.before_start:
+        context.log.warning(
+            "%d file(s) hold posts created before the partitions start (%s); those posts are "
+            "not in any window (set MUSICNFT_PARTITIONS_START earlier to include them)",
+            plan.before_start,
+            first.isoformat(),
+        )
+    if plan.future:
+        context.log.warning(
+            "posts stamped in the future (clock skew?) wait for windows %s", ", ".join(plan.future)
+        )
+    requests = [
+        dg.RunRequest(
+            run_key=run_key(window, files),
+            partition_key=window,
+            tags={
+                WINDOW_TAG: window,
+                "musicnft/trigger": "drop",
+                "musicnft/new_files": str(len(files)),
+            },
+        )
+        for window, files in plan.runs.items()
+    ]
+    if not requests:
+        if not new_files and not cursor.pending:
+            return dg.SkipReason(
+                f"no new Parquet drops under raw/ (listed {len(listing)} file(s) since "
+                f"{cursor.list_from_hour() or 'the beginning'})"
+            )
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                f"{len(new_files)} new file(s) touch no window that exists yet "
+                f"(future: {len(plan.future)}, before start: {plan.before_start})"
+            ),
+            cursor=next_cursor.to_json(),
+        )
+    context.log.info(
+        "%d new file(s) → %d window run(s)%s",
+        len(new_files),
+        len(requests),
+        "; more files waiting for the next tick" if more else "",
+    )
+    return dg.SensorResult(run_requests=requests, cursor=next_cursor.to_json())
