@@ -198,6 +198,24 @@ class Supervisor:
             os.killpg(self.dagster.pid, signal.SIGKILL)
             self.dagster.wait()
         log.info("dagster dev stopped")
+        self._settle_runs()
+
+    def _settle_runs(self, timeout: float = 120.0) -> None:
+        """Runs already executing finish on their own (their workers outlive `dagster dev`): wait
+        for them before the final windows, and cancel queued runs nothing will launch now."""
+        import dagster as dg
+
+        instance = dg.DagsterInstance.get()
+        queued = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+        for run in queued:
+            instance.report_run_canceled(run, message="demo stopped before the run was launched")
+        active = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+        deadline = time.monotonic() + timeout
+        while instance.get_runs_count(filters=dg.RunsFilter(statuses=active)):
+            if time.monotonic() > deadline:
+                log.warning("runs still executing after %.0fs; going on", timeout)
+                return
+            time.sleep(0.5)
 
     def _final_windows(self) -> None:
         """Materialize every window this run's drops touched, so none is left half-done when the

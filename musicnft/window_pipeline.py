@@ -117,11 +117,14 @@ def build_aggregate(
     return len(rows)
 
 
-def _hot_counts(warehouse: Any, window: datetime) -> dict[str, int]:
+def _hot_counts(warehouse: Any, window: datetime, lake_ids: list[str]) -> dict[str, int]:
+    """Rows per post_id in posts_hot for the window's lake posts (wherever the hot path filed
+    them) and for posts it filed under this window."""
     result = warehouse.query(
         "SELECT post_id, count(*) AS n FROM posts_hot "
-        "WHERE created_at >= ? AND created_at < ? GROUP BY post_id",
-        [window, window + WINDOW],
+        "WHERE post_id IN (SELECT unnest(?)) OR (created_at >= ? AND created_at < ?) "
+        "GROUP BY post_id",
+        [lake_ids, window, window + WINDOW],
     )
     return dict(zip(result.column(0).to_pylist(), result.column(1).to_pylist(), strict=True))
 
@@ -133,7 +136,7 @@ def reconcile(
     insert what the hot path missed, remove what it wrote twice."""
     now = now or datetime.now(UTC)
     truth = {r["post_id"]: r for r in window_posts(warehouse, window)}
-    hot = _hot_counts(warehouse, window)
+    hot = _hot_counts(warehouse, window, list(truth))
     missing = [pid for pid in truth if pid not in hot]
     duplicated = [pid for pid, n in hot.items() if n > 1]
     duplicates = sum(hot[pid] - 1 for pid in duplicated)
@@ -142,7 +145,7 @@ def reconcile(
         rows = [{k: truth[pid][k] for k in ENRICHED_COLUMNS} for pid in missing]
         inserted = warehouse.insert_rows("posts_hot", rows, missing).inserted
     removed = warehouse.remove_duplicates("posts_hot", "post_id", duplicated)
-    after = _hot_counts(warehouse, window)
+    after = _hot_counts(warehouse, window, list(truth))
     result = ReconciliationResult(
         window=window,
         lake_count=len(truth),

@@ -2,14 +2,11 @@
 
 import dagster as dg
 
-from musicnft_dagster.partitions import WINDOWS
-
 WINDOW_GROUP = "windows"
 WINDOW_TAG = "musicnft/window"
 
 windows_job = dg.define_asset_job(
     "window_refresh",
     selection=dg.AssetSelection.groups(WINDOW_GROUP),
-    partitions_def=WINDOWS,
     description="Rebuild one 15-minute window: posts, aggregates, reconciliation, checks.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,8 @@ class Pacer:
         self.clock = clock
         self._first_post: datetime | None = None
         self._first_wall = 0.0
+        self._stamps: OrderedDict[str, datetime] = OrderedDict()
+        self.max_remembered = 200_000
 
     def due_in(self, created_at: datetime) -> float:
         """Seconds to wait before emitting a post created at `created_at` (0 when due)."""
@@ -69,6 +72,18 @@ class Pacer:
         offset = (created_at - self._first_post).total_seconds() / self.speed
         return max(0.0, self._first_wall + offset - self.clock())
 
-    def stamp(self, created_at: datetime) -> datetime:
-        """The post's time, or with `restamp` the wall-clock time it is emitted (after `due_in`)."""
-        return datetime.fromtimestamp(self.clock(), UTC) if self.restamp else created_at
+    def stamp(self, created_at: datetime, post_id: str) -> datetime:
+        """The post's time, or with `restamp` the wall-clock time it is first emitted.
+
+        A post the source sends twice keeps its first stamp: a post's creation time never
+        changes, and windows, deduplication and reconciliation rely on that.
+        """
+        if not self.restamp:
+            return created_at
+        stamped = self._stamps.get(post_id)
+        if stamped is None:
+            stamped = datetime.fromtimestamp(self.clock(), UTC)
+            self._stamps[post_id] = stamped
+            if len(self._stamps) > self.max_remembered:
+                self._stamps.popitem(last=False)
+        return stamped

@@ -90,7 +90,7 @@ class Producer:
             self._reject(line, exc.reason, ref)
             return
         self._wait(pacer.due_in(post["created_at"]))
-        post["created_at"] = pacer.stamp(post["created_at"])
+        post["created_at"] = pacer.stamp(post["created_at"], post["post_id"])
         data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")
         if len(data) > self.max_record_bytes:
             self._reject(

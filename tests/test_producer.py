@@ -48,9 +48,14 @@ def test_pacer_maps_post_time_to_wall_time_and_restamps() -> None:
     assert pacer.due_in(t0 + timedelta(hours=1)) == pytest.approx(60)
     clock.now += 60
     assert pacer.due_in(t0 + timedelta(hours=1)) == 0
-    assert pacer.stamp(t0 + timedelta(hours=1)) == datetime.fromtimestamp(clock.now, UTC)
+    stamped = pacer.stamp(t0 + timedelta(hours=1), "x:1")
+    assert stamped == datetime.fromtimestamp(clock.now, UTC)
+    # A post the source sends again later keeps its first stamp.
+    clock.now += 30
+    assert pacer.stamp(t0 + timedelta(hours=1), "x:1") == stamped
+    assert pacer.stamp(t0 + timedelta(hours=1), "x:2") == datetime.fromtimestamp(clock.now, UTC)
     assert Pacer(speed=None).due_in(t0 + timedelta(days=3)) == 0
-    assert Pacer(speed=None).stamp(t0) == t0
+    assert Pacer(speed=None).stamp(t0, "x:1") == t0
 
 
 def test_iter_lines_reads_plain_and_gzip_and_strips_crlf(tmp_path: Path) -> None:
