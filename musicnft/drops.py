@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from musicnft.lake import LakeObject
 from musicnft.lake_index import FileStats
-from musicnft.windows import window_key, windows_between
+from musicnft.windows import WINDOW, window_key, windows_between
 
 LOOKBACK = timedelta(hours=48)
 OVERLAP = timedelta(minutes=10)
@@ -53,12 +53,15 @@ class DropCursor:
             if data.get("v") != CURSOR_VERSION:
                 raise ValueError(f"cursor version {data.get('v')!r}")
             mark = data["watermark"]
+            pending = data["pending"]
+            if not all(isinstance(v, list) for v in pending.values()):
+                raise ValueError("pending windows must map to lists of keys")
             return cls(
                 watermark=datetime.fromtimestamp(mark, UTC) if mark is not None else None,
                 recent={str(k): float(v) for k, v in data["recent"].items()},
-                pending={str(k): [str(x) for x in v] for k, v in data["pending"].items()},
+                pending={str(k): [str(x) for x in v] for k, v in pending.items()},
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
             raise ValueError(f"unreadable drop-sensor cursor: {exc}") from None
 
     def list_from_hour(self) -> datetime | None:
@@ -96,6 +99,17 @@ class RunPlan:
     runs: dict[str, list[str]]  # window key -> the new files touching it
     before_start: int  # files (or file parts) whose posts fall before the partitions' start
     future: dict[str, list[str]]  # windows not yet a partition (clock skew): wait in the cursor
+    dropped_future: int = 0  # future windows beyond MAX_PENDING_WINDOWS, not kept
+
+
+# A file whose posts span more windows than this (a replay mixing old and new posts, a post
+# stamped far in the future) has its exact windows read from its created_at column instead of
+# assuming every window between its min and max: one file must never fan out into thousands
+# of runs or pending windows.
+MAX_SPAN_WINDOWS = 96
+# Far-future windows waiting in the cursor beyond this many are dropped (logged by the caller);
+# `musicnft backfill` materializes them when their time comes.
+MAX_PENDING_WINDOWS = 1000
 
 
 def plan_runs(
@@ -103,26 +117,38 @@ def plan_runs(
     first_window: datetime,
     last_window: datetime,
     pending: dict[str, list[str]] | None = None,
+    exact_windows: Callable[[FileStats], set[datetime]] | None = None,
 ) -> RunPlan:
-    """Group new files by the windows their [min, max] created_at touch."""
+    """Group new files by the windows their posts fall in.
+
+    From the footer's [min, max] created_at when that spans few windows; from the file's own
+    created_at column (`exact_windows`) when it spans more than MAX_SPAN_WINDOWS.
+    """
     touched: dict[str, set[str]] = {k: set(v) for k, v in (pending or {}).items()}
     before = 0
     for s in stats:
         if s.min_created_at is None or s.max_created_at is None:
             continue  # an empty file touches no window
-        lo = s.min_created_at
-        if s.max_created_at < first_window:
+        span = (s.max_created_at - s.min_created_at) / WINDOW
+        if span > MAX_SPAN_WINDOWS and exact_windows is not None:
+            windows = sorted(exact_windows(s))
+        else:
+            windows = list(windows_between(s.min_created_at, s.max_created_at))
+        early = [w for w in windows if w < first_window]
+        if early:
             before += 1
-            continue
-        if lo < first_window:
-            before += 1
-            lo = first_window
-        for window in windows_between(lo, s.max_created_at):
-            touched.setdefault(window_key(window), set()).add(s.key)
+        for window in windows:
+            if window >= first_window:
+                touched.setdefault(window_key(window), set()).add(s.key)
     last_key = window_key(last_window)
     runs = {k: sorted(v) for k, v in sorted(touched.items()) if k <= last_key}
     future = {k: sorted(v) for k, v in sorted(touched.items()) if k > last_key}
-    return RunPlan(runs, before, future)
+    dropped = 0
+    if len(future) > MAX_PENDING_WINDOWS:
+        keep = sorted(future)[:MAX_PENDING_WINDOWS]
+        dropped = len(future) - len(keep)
+        future = {k: future[k] for k in keep}
+    return RunPlan(runs, before, future, dropped)
 
 
 def run_key(window: str, files: Iterable[str]) -> str:

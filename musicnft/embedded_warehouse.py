@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -78,6 +79,7 @@ class EmbeddedWarehouse:
         self._ids: InsertIdCache | None = None
         self._recent_files = recent_files_for_dedup
         self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
 
     # ---- files ---------------------------------------------------------------------------
     def table_dir(self, table: str) -> Path:
@@ -269,7 +271,7 @@ class EmbeddedWarehouse:
     def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB with one view per table over the files live right now."""
         con = duckdb.connect(config={"threads": 2})
-        for table in tables or TABLES:
+        for table in TABLES if tables is None else tables:
             files = [str(p) for p in self.files(table)]
             if files:
                 rel = con.read_parquet(files, union_by_name=True)
@@ -284,31 +286,43 @@ class EmbeddedWarehouse:
         """Run one SQL query over the tables (by their DESIGN.md names) → Arrow table."""
         if read_only:
             self._check_read_only(sql)
+        # Views only for the tables the query names: listing and opening the others is waste.
+        tables = [t for t in TABLES if re.search(rf"\b{t}\b", sql)]
         last_error: Exception | None = None
         for attempt in range(_READ_RETRIES):
-            con: duckdb.DuckDBPyConnection | None = None
-            try:
-                con = self.connect()
-                if read_only:
-                    # Nothing outside the warehouse folder may be read or written by a query.
-                    con.execute("SET allowed_directories=[?]", [str(self.root.resolve()) + "/"])
-                    con.execute("SET enable_external_access=false")
-                return con.execute(sql, params).to_arrow_table()
-            except duckdb.IOException as exc:  # a file vanished under a compaction: list again
-                last_error = exc
-                time.sleep(0.05 * (attempt + 1))
-            finally:
-                if con is not None:
-                    con.close()
+            with self._lock:
+                try:
+                    con = self._reader()
+                    for table in tables:
+                        self._view(con, table)
+                    return con.execute(sql, params).to_arrow_table()
+                except duckdb.IOException as exc:  # a file vanished under a compaction: relist
+                    last_error = exc
+            time.sleep(0.05 * (attempt + 1))
         raise RuntimeError(f"query failed after {_READ_RETRIES} attempts: {last_error}")
 
-    @staticmethod
-    def _check_read_only(sql: str) -> None:
-        con = duckdb.connect()
-        try:
-            statements = con.extract_statements(sql)
-        finally:
-            con.close()
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        """This instance's query connection; it may read the warehouse folder and nothing else."""
+        if self._con is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(config={"threads": 2})
+            con.execute("SET allowed_directories=[?]", [str(self.root.resolve()) + "/"])
+            con.execute("SET enable_external_access=false")
+            self._con = con
+        return self._con
+
+    def _view(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        files = [str(p) for p in self.files(table)]
+        rel = (
+            con.read_parquet(files, union_by_name=True)
+            if files
+            else con.from_arrow(TABLES[table].empty_table())
+        )
+        rel.create_view(table, replace=True)
+
+    def _check_read_only(self, sql: str) -> None:
+        with self._lock:
+            statements = self._reader().extract_statements(sql)
         allowed = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
         if len(statements) != 1 or statements[0].type not in allowed:
             raise ReadOnlyQueryError("only a single SELECT query is allowed here")

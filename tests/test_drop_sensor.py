@@ -481,15 +481,13 @@ def test_backlog_beyond_the_per_tick_bound_is_worked_off_without_loss(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sensor_module, "MAX_FILES_PER_TICK", 3)
-    # GIVEN 8 drops, each for its own window; drops 2-4 share one last_modified (a tie across
-    # the tick boundary) and are written out of key order
+    # GIVEN 8 drops, each for its own window; drops 2-4 share one last_modified (a tie that
+    # the first tick's bound cuts through), and the groups lie further apart than OVERLAP
+    minutes = [60, 61, 180, 180, 180, 245, 246, 247]
     keys: dict[str, str] = {}
-    same = T0 + timedelta(hours=3)
-    for i in range(8):
+    for i, m in enumerate(minutes):
         created = T0 + timedelta(minutes=15 * i + 1)
-        modified = same if i in (2, 3, 4) else T0 + timedelta(hours=1, minutes=i)
-        if i > 4:
-            modified = T0 + timedelta(hours=4, minutes=i)
+        modified = T0 + timedelta(minutes=m)
         keys[window_key(created)] = env.drop([created], T0 + timedelta(hours=1), modified)
     # WHEN the sensor ticks until it has nothing left
     cursor: str | None = None
@@ -527,9 +525,9 @@ def windows_until(end: str | None, end_offset: int = 0) -> dg.TimeWindowPartitio
 def test_future_posts_wait_in_pending_until_their_window_exists(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    now = datetime.now(UTC)
     last = parse_window_key(str(WINDOWS.get_last_partition_key()))
-    assert last <= now < last + WINDOW  # end_offset=1: the window in progress is the last one
+    now = datetime.now(UTC)
+    assert last <= now < last + 2 * WINDOW  # end_offset=1: the window in progress is the last
     future = last + 8 * WINDOW  # two hours past the window in progress (clock skew)
     # GIVEN a drop whose posts are stamped two hours ahead
     key = env.drop([future + timedelta(minutes=1), future + timedelta(minutes=2)], now, now)
@@ -700,3 +698,18 @@ def test_requested_partition_keys_are_real_partitions(env: Env) -> None:
     for key in t.partitions:
         assert WINDOWS.has_partition_key(key)
         assert parse_window_key(key) == window_start(parse_window_key(key))
+
+
+def test_a_file_mixing_old_and_far_future_posts_requests_only_their_windows(env: Env) -> None:
+    # GIVEN one drop holding a replayed 2021 post, a post from now, and one stamped a year ahead
+    now = window_start(datetime.now(UTC))
+    far = now + timedelta(days=365)
+    key = env.drop(
+        [T0 + timedelta(minutes=2), now + timedelta(minutes=1), far], T0 + timedelta(minutes=5)
+    )
+    # WHEN the sensor ticks
+    t = tick(env, None)
+    # THEN it requests just the windows that hold posts (not the ~175,000 between min and max)
+    assert t.partitions == [wk(0), window_key(now)]
+    # AND the far-future post waits as one pending window, not a year of them
+    assert t.state.pending == {window_key(far): [key]}

@@ -1,11 +1,13 @@
 """The drop sensor: new Parquet files in the lake → one run per window they touch."""
 
+from datetime import datetime
+
 import dagster as dg
 
 from musicnft.drops import DropCursor, plan_runs, run_key, select_new_files
 from musicnft.lake import ERRORS_PREFIX, RAW_PREFIX
-from musicnft.lake_index import LakeIndex, read_file_stats
-from musicnft.windows import parse_window_key
+from musicnft.lake_index import FileStats, LakeIndex, read_file_stats, read_table
+from musicnft.windows import parse_window_key, window_start
 from musicnft_dagster.jobs import WINDOW_TAG, windows_job
 from musicnft_dagster.partitions import WINDOWS
 from musicnft_dagster.resources import LakeResource, WarehouseResource
@@ -60,7 +62,12 @@ def lake_drop_sensor(
 
     first = WINDOWS.start
     last = parse_window_key(WINDOWS.get_last_partition_key() or WINDOWS.get_first_partition_key())
-    plan = plan_runs(stats, first, last, next_cursor.pending)
+
+    def exact_windows(s: FileStats) -> set[datetime]:
+        column = read_table(the_lake, s.key, columns=["created_at"]).column(0).to_pylist()
+        return {window_start(t) for t in column if t is not None}
+
+    plan = plan_runs(stats, first, last, next_cursor.pending, exact_windows)
     next_cursor.pending = plan.future
     if plan.before_start:
         context.log.warning(
@@ -68,6 +75,13 @@ def lake_drop_sensor(
             "not in any window (set MUSICNFT_PARTITIONS_START earlier to include them)",
             plan.before_start,
             first.isoformat(),
+        )
+    if plan.dropped_future:
+        context.log.error(
+            "%d far-future window(s) not kept waiting (over %d); run `musicnft backfill` for them "
+            "when their time comes",
+            plan.dropped_future,
+            len(plan.future),
         )
     if plan.future:
         context.log.warning(
