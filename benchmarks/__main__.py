@@ -33,6 +33,9 @@ def rate(n: int, fn: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument(
+        "--skip-windows", action="store_true", help="skip the 1 vs 30 days window benchmark"
+    )
     args = parser.parse_args()
     now = datetime.now(UTC)
     lines = rate_lines = None
@@ -95,6 +98,10 @@ def main() -> None:
     )
     print(f"local stream put    {r_stream:10,.0f} records/s (batches of 500)")
     print(f"posts_hot insert    {r_wh:10,.0f} rows/s    (batches of 100, one file each)")
+    if not args.skip_windows:
+        from benchmarks.window_cost import main as window_cost
+
+        window_cost()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,112 @@
+"""Cost of materializing one window when the lake holds 1 day vs 30 days of drops.
+
+A window reads only the files that touch it (found through the `lake_files` index), so the ratio
+should stay near 1. Drops: one file every 5 minutes (Firehose's interval), ~21 posts each (the
+original dashboard's 256 posts/h).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from musicnft import window_pipeline as wp
+from musicnft.backfill import index_lake
+from musicnft.embedded_warehouse import EmbeddedWarehouse
+from musicnft.lake import LocalLake, raw_key
+from musicnft.schema import POST_SCHEMA, to_table
+from musicnft.settings import DEFAULT_KEYWORDS
+
+START = datetime(2021, 12, 1, tzinfo=UTC)
+POSTS_PER_FILE = 21
+KEYWORDS = [k.lower() for k in DEFAULT_KEYWORDS]
+
+
+def _post(i: int, created: datetime) -> dict:
+    return {
+        "post_id": f"x:{i}",
+        "platform": "x",
+        "created_at": created,
+        "ingested_at": created + timedelta(seconds=2),
+        "text": f"New #NFT music drop {i} on OpenSea, loving it",
+        "lang": "en",
+        "author_id": str(i % 3000),
+        "author_handle": f"user{i % 3000}",
+        "author_followers": (i * 7919) % 100_000,
+        "author_verified": False,
+        "author_location": ["Berlin", "Lagos", None, "Seoul"][i % 4],
+        "is_repost": i % 5 == 0,
+        "reply_count": 0,
+        "repost_count": i % 3,
+        "like_count": i % 7,
+        "quote_count": 0,
+        "hashtags": ["nft", "music"],
+        "mentions": [],
+        "urls": [],
+        "matched_keywords": ["music", "nft", "opensea"],
+        "matching_rules": ["music-nft"],
+        "schema_version": 1,
+    }
+
+
+def build_lake(root: Path, days: int) -> tuple[LocalLake, EmbeddedWarehouse]:
+    lake = LocalLake(root / "lake")
+    wh = EmbeddedWarehouse(root / "warehouse")
+    i = 0
+    hot = []
+    for f in range(days * 24 * 12):
+        arrival = START + timedelta(minutes=5 * f)
+        rows = []
+        for k in range(POSTS_PER_FILE):
+            rows.append(_post(i, arrival - timedelta(seconds=300 - k * 14)))
+            i += 1
+        buf = BytesIO()
+        pq.write_table(to_table(rows, POST_SCHEMA), buf)
+        lake.put(raw_key("musicnft-posts", arrival), buf.getvalue())
+        hot.extend(rows)
+    index_lake(lake, wh)
+    from musicnft.consumer import enrich_rows
+
+    enriched = enrich_rows(hot)
+    for n in range(0, len(enriched), 20_000):
+        chunk = enriched[n : n + 20_000]
+        wh.insert_rows("posts_hot", chunk, [r["post_id"] for r in chunk])
+    return lake, wh
+
+
+def time_window(lake: LocalLake, wh: EmbeddedWarehouse, window: datetime, repeat: int = 5) -> float:
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        wp.build_posts(lake, wh, window)
+        for table in wp.AGGREGATE_TABLES:
+            wp.build_aggregate(wh, table, window, KEYWORDS)
+        wp.reconcile(wh, window)
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    window = START + timedelta(hours=12)
+    results = {}
+    for days in (1, 30):
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            lake, wh = build_lake(Path(tmp), days)
+            print(f"  built a lake of {days} day(s) in {time.perf_counter() - t:.0f}s", flush=True)
+            results[days] = time_window(lake, wh, window)
+    print(f"window materialization, lake of 1 day     {results[1] * 1000:8.0f} ms (baseline)")
+    print(
+        f"window materialization, lake of 30 days   {results[30] * 1000:8.0f} ms "
+        f"ratio to 1 day: {results[30] / results[1]:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
