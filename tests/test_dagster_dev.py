@@ -83,7 +83,7 @@ def test_dagster_dev_serves_the_code_location(tmp_path: Path) -> None:
                 if data["assetNodes"]:
                     break
             except OSError:
-                pass
+                data = None  # not listening yet
             time.sleep(1)
         assert data is not None, "dagster dev never answered"
         # THEN GraphQL lists the assets, and the sensor and schedule run by default
