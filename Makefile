@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SPEED ?= 300
 DAGSTER_PORT ?= 3000
+DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
 .PHONY: install demo test lint format bench lock clean
@@ -28,7 +29,7 @@ lock: $(VENV)
 # (sensor, schedule, UI on 127.0.0.1:$(DAGSTER_PORT)) until Ctrl-C or DEMO_SECONDS=N seconds,
 # then materializes the windows it touched and prints the status.
 demo: $(STAMP)
-	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -276,6 +276,33 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+
+
+def dashboard_command(host: str, port: int) -> list[str]:
+    """Streamlit serving the dashboard: bound to `host`, headless, usage statistics off."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--global.developmentMode", "false",
+    ]  # fmt: skip
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import os
+
+    settings = _settings(args)
+    env = dict(os.environ, MUSICNFT_DATA_DIR=str(settings.data_dir.resolve()))
+    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    print(f"musicnft dashboard: http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    cmd = dashboard_command(args.host, args.port)
+    os.execvpe(cmd[0], cmd, env)  # Streamlit takes over this process (and its signals)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from musicnft.schema import ENRICHED_FIELDS, POST_FIELDS, glue_columns
 
@@ -368,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
         "materialize every window this run's drops touched",
     )
     p.add_argument("--dagster-port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    p.add_argument("--dashboard", action="store_true", help="also serve the live dashboard")
+    p.add_argument("--dashboard-port", type=int, default=8501, help="dashboard port (default 8501)")
+    p.add_argument(
+        "--dashboard-host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)"
+    )
     p.add_argument(
         "--dagster-host", default="127.0.0.1", help="Dagster UI address (default 127.0.0.1)"
     )
@@ -403,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not record the results in the Dagster instance at $DAGSTER_HOME",
     )
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("dashboard", parents=[common], help="serve the live dashboard (Streamlit)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("schema", help="print the post schema v1 as Glue table columns (JSON)")
     p.add_argument(

@@ -64,6 +64,7 @@ class Supervisor:
         self.producer_rc: int | None = None
         self.started_at = datetime.now(UTC)
         self.dagster: subprocess.Popen[bytes] | None = None
+        self.dashboard: subprocess.Popen[bytes] | None = None
         self.checks_failed = False
 
     def _command(self, stage: str) -> list[str]:
@@ -118,6 +119,8 @@ class Supervisor:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if self.args.dagster:
             self._start_dagster()
+        if self.args.dashboard:
+            self._start_dashboard()
         for stage in ("deliver", "consume", "produce"):
             self._spawn(stage)
         started = time.monotonic()
@@ -160,6 +163,9 @@ class Supervisor:
             self._shutdown()
             if self.args.dagster:
                 self._stop_dagster()
+            if self.dashboard is not None and self.dashboard.poll() is None:
+                self.dashboard.terminate()
+                self.dashboard.wait(30)
         if self.args.dagster:
             self._final_windows()
         print(format_status(collect_status(self.settings)), flush=True)
@@ -185,6 +191,22 @@ class Supervisor:
             self.args.dagster_host,
             self.args.dagster_port,
             home,
+        )
+
+    def _start_dashboard(self) -> None:
+        from musicnft.cli import dashboard_command
+
+        env = dict(
+            os.environ,
+            MUSICNFT_DATA_DIR=str(self.settings.data_dir.resolve()),
+            STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+        )
+        cmd = dashboard_command(self.args.dashboard_host, self.args.dashboard_port)
+        self.dashboard = subprocess.Popen(cmd, env=env, start_new_session=True)
+        log.info(
+            "dashboard: http://%s:%d (refreshes itself; fills as windows are materialized)",
+            self.args.dashboard_host,
+            self.args.dashboard_port,
         )
 
     def _stop_dagster(self) -> None:

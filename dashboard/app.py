@@ -1,0 +1,240 @@
+"""musicnft dashboard: the original project's panels, live, on the 15-minute aggregate tables.
+
+Run with `musicnft dashboard` (or as part of `make demo`). It refreshes itself every
+MUSICNFT_DASHBOARD_REFRESH_SECONDS (default 60, at most 900: the promise is "never slower than
+15 minutes"), and reads through the warehouse port of the active profile.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries as q
+from musicnft import wiring
+from musicnft.settings import Settings
+
+FRESH_MINUTES = 20  # the schedule refreshes every 15 minutes; allow one run's worth of slack
+
+
+def refresh_seconds() -> int:
+    raw = os.environ.get("MUSICNFT_DASHBOARD_REFRESH_SECONDS", "60")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 60
+    return max(5, min(value, 900))
+
+
+@st.cache_resource
+def warehouse() -> Any:  # the port's class depends on the profile
+    return wiring.open_warehouse(Settings.from_env())
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def fmt_float(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def age_text(then: datetime, now: datetime) -> str:
+    minutes = int((now - then).total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute ago"
+    if minutes < 120:
+        return f"{minutes} min ago"
+    return f"{minutes // 60} h ago"
+
+
+def hashtag_cloud(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>(no hashtags in this range)</p>"
+    top = max(r["posts"] for r in rows)
+    spans = []
+    for r in sorted(rows, key=lambda r: r["hashtag"]):
+        size = 0.8 + 1.6 * (r["posts"] / top)
+        spans.append(
+            f'<span title="{r["posts"]} posts" style="font-size:{size:.2f}em;margin:0 .35em;'
+            f'line-height:1.8">#{html.escape(r["hashtag"])}</span>'
+        )
+    return '<div style="text-align:center">' + " ".join(spans) + "</div>"
+
+
+def main() -> None:
+    st.set_page_config(
+        page_title="musicnft · music NFT conversation", page_icon="🎵", layout="wide"
+    )
+    st.title("🎵 The music-NFT conversation")
+    wh = warehouse()
+    fresh = q.freshness(wh)
+    if fresh.last_window is None:
+        st.info(
+            "No data yet. The aggregate tables fill as the pipeline runs: start it with "
+            "`make demo`, or materialize windows from the lake with `musicnft backfill`."
+        )
+        return
+    last_day = fresh.last_window.date()
+    first_day = fresh.first_window.date() if fresh.first_window else last_day
+    default_start = max(first_day, last_day - timedelta(days=1))
+    col_a, col_b = st.columns([2, 1])
+    picked = col_a.date_input(
+        "Date range (UTC)",
+        value=(default_start, last_day),
+        min_value=first_day,
+        max_value=last_day,
+    )
+    keyword = col_b.selectbox("Keyword", [q.ALL, *fresh.keywords], index=0)
+    start_day, end_day = (
+        picked if isinstance(picked, tuple) and len(picked) == 2 else (picked, picked)
+    )  # type: ignore[misc]
+    if not isinstance(start_day, date):
+        start_day = default_start
+    if not isinstance(end_day, date):
+        end_day = start_day
+    start = datetime.combine(start_day, time(), UTC)
+    end = datetime.combine(end_day, time(), UTC) + timedelta(days=1)
+    panels(start, end, keyword)
+
+
+@st.fragment(run_every=timedelta(seconds=refresh_seconds()))
+def panels(start: datetime, end: datetime, keyword: str) -> None:
+    wh = warehouse()
+    now = datetime.now(UTC)
+    fresh = q.freshness(wh)
+    if fresh.last_updated is not None:
+        age = now - fresh.last_updated
+        text = f"Last updated {fresh.last_updated:%Y-%m-%d %H:%M} UTC ({age_text(fresh.last_updated, now)})"
+        if age <= timedelta(minutes=FRESH_MINUTES):
+            st.success(f"● Fresh — {text}. Refreshes every {refresh_seconds()} s.")
+        else:
+            st.warning(
+                f"● Stale — {text}; aggregates refresh every 15 minutes when the pipeline runs."
+            )
+    s = q.summary(wh, start, end, keyword)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Total posts tracked", fmt_int(s.total_posts))
+    c2.metric("Posts per hour", fmt_float(s.posts_per_hour))
+    c3.metric("Average followers per post", fmt_float(s.avg_followers, 0))
+    c4.metric("Average sentiment", fmt_float(s.avg_sentiment, 3))
+    if s.total_posts == 0:
+        st.info("No posts in this range for this keyword.")
+        return
+
+    hourly = pd.DataFrame(q.hourly(wh, start, end, keyword))
+    left, right = st.columns([2, 1])
+    with left:
+        st.subheader("Sentiment over time")
+        melted = hourly.drop(columns="posts").melt(
+            "hour", ["positive", "neutral", "negative"], "sentiment", "posts"
+        )
+        st.altair_chart(
+            alt.Chart(melted)
+            .mark_area()
+            .encode(
+                x=alt.X("hour:T", title="hour (UTC)"),
+                y=alt.Y("posts:Q", stack=True),
+                color=alt.Color(
+                    "sentiment:N",
+                    scale=alt.Scale(
+                        domain=["positive", "neutral", "negative"],
+                        range=["#2e7d32", "#9e9e9e", "#c62828"],
+                    ),
+                ),
+            ),
+            width="stretch",
+        )
+    with right:
+        st.subheader("Sentiment breakdown")
+        donut = pd.DataFrame(
+            {
+                "sentiment": ["positive", "neutral", "negative"],
+                "posts": [s.positive, s.neutral, s.negative],
+            }
+        )
+        st.altair_chart(
+            alt.Chart(donut)
+            .mark_arc(innerRadius=60)
+            .encode(
+                theta="posts:Q",
+                color=alt.Color(
+                    "sentiment:N",
+                    scale=alt.Scale(
+                        domain=["positive", "neutral", "negative"],
+                        range=["#2e7d32", "#9e9e9e", "#c62828"],
+                    ),
+                ),
+                tooltip=["sentiment", "posts"],
+            ),
+            width="stretch",
+        )
+        st.caption(
+            f"positive {fmt_int(s.positive)} · neutral {fmt_int(s.neutral)} · negative {fmt_int(s.negative)}"
+        )
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Posts per hour")
+        st.altair_chart(
+            alt.Chart(hourly).mark_bar().encode(x=alt.X("hour:T", title="hour (UTC)"), y="posts:Q"),
+            width="stretch",
+        )
+    with right:
+        st.subheader("Volume per keyword")
+        volume = pd.DataFrame(q.keyword_volume(wh, start, end))
+        if not volume.empty:
+            st.altair_chart(
+                alt.Chart(volume)
+                .mark_line(point=False)
+                .encode(x=alt.X("hour:T", title="hour (UTC)"), y="posts:Q", color="keyword:N"),
+                width="stretch",
+            )
+
+    tags = q.top_hashtags(wh, start, end)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Hashtag cloud")
+        st.markdown(hashtag_cloud(tags), unsafe_allow_html=True)
+        st.caption("All posts in the range (hashtag and location counts are not split by keyword).")
+    with right:
+        st.subheader("Hashtag ranking")
+        st.dataframe(
+            pd.DataFrame(tags[:15], columns=["hashtag", "posts"]),
+            hide_index=True,
+            width="stretch",
+        )
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Top locations")
+        st.dataframe(
+            pd.DataFrame(q.top_locations(wh, start, end), columns=["location", "posts"]),
+            hide_index=True,
+            width="stretch",
+        )
+    with right:
+        st.subheader("Top posts by engagement")
+        top = pd.DataFrame(q.top_posts(wh, start, end, keyword))
+        if top.empty:
+            st.write("(no posts)")
+        else:
+            st.dataframe(
+                top[["url", "author_handle", "engagement", "sentiment_label", "text"]],
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "url": st.column_config.LinkColumn("post", display_text="open"),
+                    "author_handle": "author",
+                    "sentiment_label": "sentiment",
+                },
+            )
+
+
+main()
