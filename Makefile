@@ -10,7 +10,7 @@ DAGSTER_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint format bench lock clean
+.PHONY: install demo test lint format bench lock clean browser
 
 install: $(STAMP)
 
@@ -31,8 +31,14 @@ lock: $(VENV)
 demo: $(STAMP)
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The dashboard's browser test drives Debian's Chromium (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import os
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -33,8 +34,12 @@ def refresh_seconds() -> int:
 
 
 @st.cache_resource
-def warehouse() -> Any:  # the port's class depends on the profile
-    return wiring.open_warehouse(Settings.from_env())
+def _warehouse(data_dir: str) -> Any:  # the port's class depends on the profile
+    return wiring.open_warehouse(Settings.from_env().with_data_dir(Path(data_dir)))
+
+
+def warehouse() -> Any:
+    return _warehouse(str(Settings.from_env().data_dir))
 
 
 def fmt_int(n: int) -> str:
