@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument(
-        "--skip-windows", action="store_true", help="skip the 1 vs 30 days window benchmark"
+        "--skip-windows", action="store_true", help="skip the window-cost and dashboard benchmarks"
     )
     args = parser.parse_args()
     now = datetime.now(UTC)
@@ -102,6 +102,9 @@ def main() -> None:
         from benchmarks.window_cost import main as window_cost
 
         window_cost()
+        from benchmarks.dashboard_queries import main as dashboard_queries
+
+        dashboard_queries()
 
 
 if __name__ == "__main__":

@@ -153,6 +153,7 @@ def run_backfill(
         if not outcome.passed:
             log.error("window %s: a check failed: %s", window_key(window), outcome.checks)
         progress.update(i, f"{window_key(window)} {len(report.failed)} failed")
+        wp.compact_windowed_tables(warehouse)
     return report
 
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from musicnft.lake import write_atomic
-from musicnft.tables import TABLES
+from musicnft.tables import TABLES, WINDOWED_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ class InsertIdCache:
             self._ids.popitem(last=False)
 
 
+def _safe_window(partition: str) -> str:
+    return "".join(c for c in partition if c.isalnum() or c == "-")
+
+
 def _part_name(prefix: str = "part") -> str:
     return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"
 
@@ -88,7 +92,8 @@ class EmbeddedWarehouse:
         return self.root / table
 
     def files(self, table: str) -> list[Path]:
-        """The table's live files: renamed in, not superseded by a compacted file."""
+        """The table's live files: renamed in, not superseded by a compacted file, and for a
+        windowed table only the newest version of each window's file."""
         folder = self.table_dir(table)
         if not folder.exists():
             return []
@@ -102,7 +107,22 @@ class EmbeddedWarehouse:
                 except FileNotFoundError:
                     continue
                 superseded.update(json.loads(meta.get(SUPERSEDES_KEY, b"[]")))
-        return [folder / n for n in names if n not in superseded and (folder / n).exists()]
+        live = [n for n in names if n not in superseded]
+        newest: dict[str, str] = {}
+        for name in live:
+            if name.startswith("w-"):
+                window = name.split("~", 1)[0]
+                newest[window] = max(newest.get(window, name), name)
+        keep = set(newest.values())
+        live = [n for n in live if not n.startswith("w-") or n in keep]
+        return [folder / n for n in live if (folder / n).exists()]
+
+    @staticmethod
+    def _window_of(path: Path) -> datetime:
+        """The window of a `w-<YYYY-MM-DD-HHMM>~<version>.parquet` file, from its name."""
+        return datetime.strptime(path.name[2:].split("~", 1)[0], "%Y-%m-%d-%H%M").replace(
+            tzinfo=UTC
+        )
 
     def _write_file(
         self, table: str, data: pa.Table, name: str, metadata: dict | None = None
@@ -208,19 +228,65 @@ class EmbeddedWarehouse:
         return len(chosen)
 
     def replace_partition(self, table: str, partition: str, data: pa.Table) -> Path:
-        """Make `data` the whole content of one partition (a window) of a table, atomically.
+        """Make `data` the whole content of one window of a windowed table, atomically.
 
-        One file per partition, replaced by rename: a reader sees the old rows or the new ones,
-        and running a window twice leaves the same table (idempotent).
+        Each write is a new version of the window's file (`w-<window>~<version>.parquet`);
+        readers take the newest version, which also overrides that window's rows in a compacted
+        file. So a reader sees the old rows or the new ones, and running a window twice leaves
+        the same table (idempotent). Writers of one table take its rewrite lock (milliseconds).
         """
-        safe = "".join(c for c in partition if c.isalnum() or c == "-")
-        return self._write_file(table, data, f"w-{safe}.parquet")
+        if table not in WINDOWED_TABLES:
+            raise ValueError(f"{table!r} is not replaced by window")
+        safe = _safe_window(partition)
+        with self._table_lock(table):
+            version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+            path = self._write_file(table, data, f"w-{safe}~{version}.parquet")
+            for old in self.table_dir(table).glob(f"w-{safe}~*.parquet"):
+                if old.name < path.name:
+                    old.unlink(missing_ok=True)
+        return path
 
     def partition_schema(self, table: str, partition: str) -> pa.Schema | None:
-        """The stored schema of one partition (None when the partition has never been written)."""
-        safe = "".join(c for c in partition if c.isalnum() or c == "-")
-        path = self.table_dir(table) / f"w-{safe}.parquet"
-        return pq.read_schema(path) if path.exists() else None
+        """The stored schema of one window (None when the window has never been written)."""
+        safe = _safe_window(partition)
+        for path in self.files(table):
+            if path.name.startswith(f"w-{safe}~"):
+                return pq.read_schema(path)
+        for path in self.files(table):
+            if path.name.startswith("compact-"):
+                window = datetime.strptime(safe, "%Y-%m-%d-%H%M").replace(tzinfo=UTC)
+                column = pq.read_table(path, columns=["window_start"]).column(0)
+                if window in set(column.to_pylist()):
+                    return pq.read_schema(path)
+        return None
+
+    def compact_windows(self, table: str, min_files: int = 96) -> int:
+        """Merge a windowed table's window files (and earlier compacted files) into one file.
+
+        The newest version of each window wins over a compacted copy. Returns the number of
+        files merged (0 when there are fewer than `min_files` window files).
+        """
+        if table not in WINDOWED_TABLES:
+            raise ValueError(f"{table!r} is not a windowed table")
+        with self._table_lock(table):
+            files = self.files(table)
+            window_files = [p for p in files if p.name.startswith("w-")]
+            if len(window_files) < min_files:
+                return 0
+            compacted = [p for p in files if p.name.startswith("compact-")]
+            fresh = [pq.read_table(p) for p in window_files]
+            parts = fresh[:]
+            overridden = {self._window_of(p) for p in window_files}
+            for path in compacted:
+                old = pq.read_table(path)
+                keep = [w not in overridden for w in old.column("window_start").to_pylist()]
+                parts.append(old.filter(pa.array(keep, type=pa.bool_())))
+            merged = pa.concat_tables(parts, promote_options="default").sort_by("window_start")
+            sources = json.dumps([p.name for p in window_files + compacted]).encode()
+            self._write_file(table, merged, _part_name("compact"), {SUPERSEDES_KEY: sources})
+            for path in window_files + compacted:
+                path.unlink(missing_ok=True)
+            return len(window_files) + len(compacted)
 
     def remove_duplicates(self, table: str, key: str, ids: Iterable[str]) -> int:
         """Keep one row per `key` value among `ids`; returns how many rows were removed.
@@ -312,13 +378,35 @@ class EmbeddedWarehouse:
         return self._con
 
     def _view(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
-        files = [str(p) for p in self.files(table)]
-        rel = (
-            con.read_parquet(files, union_by_name=True)
-            if files
-            else con.from_arrow(TABLES[table].empty_table())
-        )
+        files = self.files(table)
+        if not files:
+            rel = con.from_arrow(TABLES[table].empty_table())
+        elif table in WINDOWED_TABLES:
+            rel = self._windowed_relation(con, table, files)
+        else:
+            rel = con.read_parquet([str(p) for p in files], union_by_name=True)
         rel.create_view(table, replace=True)
+
+    def _windowed_relation(
+        self, con: duckdb.DuckDBPyConnection, table: str, files: list[Path]
+    ) -> duckdb.DuckDBPyRelation:
+        """Window files, plus compacted rows of every window that has no newer window file."""
+        names = TABLES[table].names
+        window_files = [p for p in files if p.name.startswith("w-")]
+        compacted = [str(p) for p in files if p.name.startswith("compact-")]
+        rel: duckdb.DuckDBPyRelation | None = None
+        if window_files:
+            rel = con.read_parquet([str(p) for p in window_files], union_by_name=True).select(
+                *names
+            )
+        if compacted:
+            old = con.read_parquet(compacted, union_by_name=True).select(*names)
+            if window_files:
+                windows = [duckdb.ConstantExpression(self._window_of(p)) for p in window_files]
+                old = old.filter(duckdb.ColumnExpression("window_start").isnotin(*windows))
+            rel = old if rel is None else rel.union(old)
+        assert rel is not None
+        return rel
 
     def _check_read_only(self, sql: str) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ from musicnft.tables import (
     POSTS_SCHEMA,
     RECONCILIATION_SCHEMA,
     WINDOW_METRICS_SCHEMA,
+    WINDOWED_TABLES,
 )
 from musicnft.windows import WINDOW, window_key
 
@@ -184,6 +185,13 @@ def check_posts_unique(warehouse: Any, window: datetime) -> tuple[bool, int]:
         .as_py()
     )
     return row == 0, int(row)
+
+
+def compact_windowed_tables(warehouse: Any, min_files: int = 96) -> dict[str, int]:
+    """Fold many one-window files into one file per table, so dashboards over weeks of windows
+    open a handful of files instead of thousands. Safe at any time (see the warehouse)."""
+    merged = {t: warehouse.compact_windows(t, min_files) for t in WINDOWED_TABLES}
+    return {t: n for t, n in merged.items() if n}
 
 
 def _type_key(t: pa.DataType) -> str:

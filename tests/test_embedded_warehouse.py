@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -116,3 +117,109 @@ def test_queries_are_read_only_and_confined_to_the_warehouse(tmp_path: Path) -> 
     with pytest.raises(Exception, match=r"(?i)permission"):
         wh.query("SELECT * FROM read_csv('/etc/passwd')")
     assert wh.query("SELECT post_id FROM posts_hot WHERE post_id = ?", ["x:1"]).num_rows == 1
+
+
+def _metrics(window: datetime, posts: int) -> pa.Table:
+    from musicnft.tables import WINDOW_METRICS_SCHEMA
+
+    row = dict.fromkeys(WINDOW_METRICS_SCHEMA.names)
+    row.update(window_start=window, keyword="all", post_count=posts)
+    return pa.Table.from_pylist([row], schema=WINDOW_METRICS_SCHEMA)
+
+
+def test_windowed_compaction_keeps_the_newest_version_of_every_window(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from musicnft.windows import window_key
+
+    wh = EmbeddedWarehouse(tmp_path)
+    t0 = datetime(2021, 12, 1, tzinfo=UTC)
+    windows = [t0 + timedelta(minutes=15 * i) for i in range(10)]
+    for i, w in enumerate(windows):
+        wh.replace_partition("window_metrics_15m", window_key(w), _metrics(w, i))
+    # GIVEN ten one-window files folded into one compacted file
+    assert wh.compact_windows("window_metrics_15m", min_files=5) == 10
+    names = [p.name for p in wh.files("window_metrics_15m")]
+    assert len(names) == 1 and names[0].startswith("compact-")
+    total = "SELECT sum(post_count) AS n, count(*) AS rows FROM window_metrics_15m"
+    assert wh.query(total).to_pylist() == [{"n": 45, "rows": 10}]
+    # WHEN a compacted window is materialized again
+    wh.replace_partition("window_metrics_15m", window_key(windows[3]), _metrics(windows[3], 100))
+    # THEN the new version replaces its compacted rows (no double count), for readers...
+    assert wh.query(total).to_pylist() == [{"n": 45 - 3 + 100, "rows": 10}]
+    assert wh.partition_schema("window_metrics_15m", window_key(windows[3])) is not None
+    assert wh.partition_schema("window_metrics_15m", window_key(windows[4])) is not None
+    assert wh.partition_schema("window_metrics_15m", "2030-01-01-00:00") is None
+    # ...and through the next compaction
+    wh.replace_partition("window_metrics_15m", window_key(windows[9]), _metrics(windows[9], 0))
+    assert wh.compact_windows("window_metrics_15m", min_files=1) == 3
+    assert wh.query(total).to_pylist() == [{"n": 45 - 3 + 100 - 9, "rows": 10}]
+    assert len(wh.files("window_metrics_15m")) == 1
+
+
+def test_replacing_a_window_leaves_one_file_for_it(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    wh = EmbeddedWarehouse(tmp_path)
+    w = datetime(2021, 12, 1, tzinfo=UTC)
+    for n in range(3):
+        wh.replace_partition("window_metrics_15m", "2021-12-01-00:00", _metrics(w, n))
+    assert len(list((tmp_path / "window_metrics_15m").glob("w-*.parquet"))) == 1
+    assert wh.query("SELECT post_count FROM window_metrics_15m").to_pylist() == [{"post_count": 2}]
+    with pytest.raises(ValueError, match="not replaced by window"):
+        wh.replace_partition("posts_hot", "2021-12-01-00:00", _metrics(w, 1))
+
+
+def _window_writer(root: str) -> None:
+    from datetime import UTC, timedelta
+
+    from musicnft.windows import window_key
+
+    wh = EmbeddedWarehouse(Path(root))
+    t0 = datetime(2021, 12, 1, tzinfo=UTC)
+    for rnd in range(3):  # every window rewritten three times, compacted in between
+        for i in range(40):
+            w = t0 + timedelta(minutes=15 * i)
+            wh.replace_partition("window_metrics_15m", window_key(w), _metrics(w, 1))
+        wh.compact_windows("window_metrics_15m", min_files=10 + rnd)
+
+
+def _window_reader(root: str, out: mp.Queue) -> None:
+    wh = EmbeddedWarehouse(Path(root))
+    seen, errors = [], []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            row = wh.query(
+                "SELECT count(*) AS rows, count(DISTINCT window_start) AS windows "
+                "FROM window_metrics_15m"
+            ).to_pylist()[0]
+        except Exception as exc:
+            errors.append(repr(exc))
+            continue
+        seen.append((row["rows"], row["windows"]))
+        if (tmp := Path(root) / "done").exists() and tmp.read_text() == "1":
+            break
+    out.put((seen, errors))
+
+
+def test_windowed_writes_and_compaction_never_show_a_window_twice(tmp_path: Path) -> None:
+    root = str(tmp_path / "wh")
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()
+    readers = [ctx.Process(target=_window_reader, args=(root, out)) for _ in range(2)]
+    writer = ctx.Process(target=_window_writer, args=(root,))
+    for p in [*readers, writer]:
+        p.start()
+    writer.join(120)
+    assert writer.exitcode == 0
+    (tmp_path / "wh" / "done").write_text("1")
+    for _ in readers:
+        seen, errors = out.get(timeout=90)
+        assert errors == []
+        assert seen and all(rows == windows for rows, windows in seen), "a window seen twice"
+    for p in readers:
+        p.join(30)
+    assert EmbeddedWarehouse(Path(root)).query(
+        "SELECT count(*) AS n FROM window_metrics_15m"
+    ).to_pylist() == [{"n": 40}]

@@ -149,7 +149,11 @@ def reconciliation_15m(
     """Lake (the window's `posts`) against what the hot path wrote to `posts_hot`: posts it
     missed are inserted, posts it wrote twice are reduced to one, and the counts are recorded."""
     window = _window(context)
-    r = wp.reconcile(warehouse.warehouse(), window)
+    wh = warehouse.warehouse()
+    r = wp.reconcile(wh, window)
+    merged = wp.compact_windowed_tables(wh)
+    if merged:
+        context.log.info("compacted window files: %s", merged)
     if r.missing or r.duplicates:
         context.log.warning(
             "window %s: posts_hot missed %d and duplicated %d posts; repaired %d rows",

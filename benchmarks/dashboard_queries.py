@@ -1,0 +1,95 @@
+"""Every dashboard panel query over 30 days of 15-minute aggregates (target: < 300 ms each)."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from dashboard import queries as q
+from musicnft.embedded_warehouse import EmbeddedWarehouse
+from musicnft.tables import HASHTAG_COUNTS_SCHEMA, LOCATION_COUNTS_SCHEMA, WINDOW_METRICS_SCHEMA
+from musicnft.windows import WINDOW, window_key
+
+START = datetime(2021, 12, 1, tzinfo=UTC)
+KEYWORDS = ["all", "music", "nft", "eth", "web3", "opensea"]
+TAGS = [f"tag{i}" for i in range(200)]
+PLACES = [f"place{i}" for i in range(80)]
+
+
+def _window(wh: EmbeddedWarehouse, rnd: random.Random, w: datetime) -> None:
+    metrics = [
+        {
+            "window_start": w, "keyword": k, "post_count": rnd.randint(20, 90),
+            "unique_authors": 20, "avg_followers": rnd.uniform(10, 5000),
+            "avg_sentiment": rnd.uniform(-1, 1), "positive_count": 10, "neutral_count": 5,
+            "negative_count": 5, "total_engagement": rnd.randint(0, 50),
+            "avg_engagement_rate": 0.5, "repost_share": 0.2, "updated_at": w + WINDOW,
+        }
+        for k in KEYWORDS
+    ]  # fmt: skip
+    tags = [
+        {"window_start": w, "hashtag": t, "post_count": rnd.randint(1, 9)}
+        for t in rnd.sample(TAGS, 30)
+    ]
+    places = [
+        {"window_start": w, "location": p, "post_count": rnd.randint(1, 5)}
+        for p in rnd.sample(PLACES, 25)
+    ]
+    for table, rows, schema in (
+        ("window_metrics_15m", metrics, WINDOW_METRICS_SCHEMA),
+        ("hashtag_counts_15m", tags, HASHTAG_COUNTS_SCHEMA),
+        ("location_counts_15m", places, LOCATION_COUNTS_SCHEMA),
+    ):
+        wh.replace_partition(table, window_key(w), pa.Table.from_pylist(rows, schema=schema))
+
+
+def build(root: Path, days: int = 30) -> EmbeddedWarehouse:
+    """30 days of windows in the steady state the assets leave: older windows folded into one
+    compacted file per table, the last two hours still one file per window."""
+    rnd = random.Random(1)
+    wh = EmbeddedWarehouse(root)
+    total = days * 96
+    for n in range(total - 8):
+        _window(wh, rnd, START + n * WINDOW)
+    for table in ("window_metrics_15m", "hashtag_counts_15m", "location_counts_15m"):
+        wh.compact_windows(table)
+    for n in range(total - 8, total):
+        _window(wh, rnd, START + n * WINDOW)
+    return wh
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        wh = build(Path(tmp) / "warehouse")
+        print(f"  built 30 days of aggregates in {time.perf_counter() - t:.0f}s", flush=True)
+        end = START + timedelta(days=30)
+        start = START
+        panels = {
+            "freshness": lambda: q.freshness(wh),
+            "summary": lambda: q.summary(wh, start, end),
+            "summary (keyword)": lambda: q.summary(wh, start, end, "nft"),
+            "hourly": lambda: q.hourly(wh, start, end),
+            "keyword_volume": lambda: q.keyword_volume(wh, start, end),
+            "top_hashtags": lambda: q.top_hashtags(wh, start, end),
+            "top_locations": lambda: q.top_locations(wh, start, end),
+        }
+        for name, fn in panels.items():
+            samples = []
+            for _ in range(7):
+                t = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - t)
+            median = statistics.median(samples) * 1000
+            verdict = "ok" if median < 300 else "OVER 300 ms"
+            print(f"dashboard query {name:<18} median {median:7.1f} ms  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
