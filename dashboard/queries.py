@@ -2,9 +2,9 @@
 
 Each panel reads the 15-minute aggregates (`window_metrics_15m`, `hashtag_counts_15m`,
 `location_counts_15m`); only "top posts" reads `posts`, because no aggregate can name a post.
-The functions take the warehouse port. The SQL is DuckDB's (the embedded warehouse); two of its
-functions differ in BigQuery (`date_trunc('hour', x)` is `TIMESTAMP_TRUNC(x, HOUR)`,
-`list_contains(l, v)` is `v IN UNNEST(l)`), which the BigQuery adapter has to account for.
+The functions take the warehouse port. The SQL is standard but for two spellings that differ
+between warehouses (truncating to the hour, testing list membership), which come from the
+adapter's `dialect`, so the same queries run on the embedded warehouse and on BigQuery.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def summary(wh: Any, start: datetime, end: datetime, keyword: str = ALL) -> Summ
 def hourly(wh: Any, start: datetime, end: datetime, keyword: str = ALL) -> list[dict[str, Any]]:
     """Per hour: posts and the sentiment split (for posts per hour and sentiment over time)."""
     return wh.query(
-        "SELECT date_trunc('hour', window_start) AS hour, CAST(sum(post_count) AS BIGINT) AS posts, "
+        f"SELECT {wh.dialect.hour('window_start')} AS hour, "
+        "CAST(sum(post_count) AS BIGINT) AS posts, "
         "CAST(sum(positive_count) AS BIGINT) AS positive, "
         "CAST(sum(neutral_count) AS BIGINT) AS neutral, "
         "CAST(sum(negative_count) AS BIGINT) AS negative "
@@ -106,7 +107,7 @@ def hourly(wh: Any, start: datetime, end: datetime, keyword: str = ALL) -> list[
 def keyword_volume(wh: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Per hour and tracked keyword: posts."""
     return wh.query(
-        "SELECT date_trunc('hour', window_start) AS hour, keyword, "
+        f"SELECT {wh.dialect.hour('window_start')} AS hour, keyword, "
         "CAST(sum(post_count) AS BIGINT) AS posts "
         "FROM window_metrics_15m WHERE keyword <> ? AND window_start >= ? AND window_start < ? "
         "GROUP BY 1, 2 ORDER BY 1, 2",
@@ -145,7 +146,9 @@ def top_posts(
     wh: Any, start: datetime, end: datetime, keyword: str = ALL, limit: int = 10
 ) -> list[dict[str, Any]]:
     """The most engaged posts of the range (reply + repost + like + quote), with links."""
-    keyword_filter = "" if keyword == ALL else "AND list_contains(matched_keywords, ?) "
+    keyword_filter = (
+        "" if keyword == ALL else f"AND {wh.dialect.list_contains_param('matched_keywords')} "
+    )
     params: list[Any] = [start, end] + ([] if keyword == ALL else [keyword]) + [limit]
     rows = wh.query(
         "SELECT post_id, author_handle, text, created_at, sentiment_label, engagement_rate, "

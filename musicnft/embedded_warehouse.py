@@ -75,8 +75,23 @@ def _part_name(prefix: str = "part") -> str:
     return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"
 
 
+class DuckDBDialect:
+    """The few SQL spellings that differ between warehouses; each adapter brings its own
+    (BigQuery: `TIMESTAMP_TRUNC(x, HOUR)`, `? IN UNNEST(list)`), so shared queries stay shared."""
+
+    @staticmethod
+    def hour(column: str) -> str:
+        return f"date_trunc('hour', {column})"
+
+    @staticmethod
+    def list_contains_param(column: str) -> str:
+        return f"list_contains({column}, ?)"
+
+
 class EmbeddedWarehouse:
     """The warehouse port over `$MUSICNFT_DATA_DIR/warehouse/<table>/*.parquet`."""
+
+    dialect = DuckDBDialect()
 
     def __init__(self, root: Path, recent_files_for_dedup: int = 50) -> None:
         self.root = Path(root)
