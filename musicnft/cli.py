@@ -56,18 +56,17 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from musicnft import wiring
     from producer.replay import Pacer, iter_lines, parse_speed
     from producer.runner import Producer
-    from producer.sinks import LocalStreamSink
+    from producer.sinks import open_sink
 
     settings = _settings(args)
     if args.source != "replay":
         raise ConfigError(f"unknown source {args.source!r} (available: replay)")
     path = Path(args.file) if args.file else SAMPLE_PATH
-
     if not path.is_file():
         raise ConfigError(f"--file {path}: no such file")
     speed = parse_speed(args.speed)
     stop = _stop_on_signals()
-    sink = LocalStreamSink(wiring.open_stream(settings))
+    sink = open_sink(settings)
     producer = Producer(
         sink,
         wiring.keyword_matcher(settings),
@@ -78,11 +77,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
         stop=stop,
     )
     log.info(
-        "replaying %s at speed %s%s into %s",
+        "replaying %s at speed %s%s into the %s stream %s",
         path,
         args.speed,
         " (restamped to now)" if args.restamp else "",
-        settings.stream_path,
+        settings.stream_backend,
+        settings.stream_name,
     )
     try:
         producer.run(iter_lines(path), Pacer(speed, restamp=args.restamp))
@@ -93,55 +93,65 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_deliver(args: argparse.Namespace) -> int:
     from musicnft import wiring
-    from musicnft.delivery import DeliveryLoop
+    from musicnft.delivery import DeliveryLoop, FlushResult, run_many
 
     settings = _settings(args)
-    stream = wiring.open_stream(settings)
-    loop = DeliveryLoop(
-        stream,
-        wiring.open_lake(settings),
-        settings.stream_name,
-        buffer_bytes=settings.delivery_buffer_bytes,
-        buffer_seconds=settings.delivery_buffer_seconds,
-        retention_seconds=settings.stream_retention_hours * 3600,
-    )
-    try:
-        if args.once:
-            result = loop.run_once()
-            log.info(
-                "delivered %d records (%d rows, %d errors)",
-                result.records,
-                result.rows,
-                result.errors,
-            )
-        else:
-            log.info(
-                "delivering %s → %s (buffer %d bytes / %.0fs)",
-                settings.stream_path,
-                settings.lake_dir,
-                settings.delivery_buffer_bytes,
-                settings.delivery_buffer_seconds,
-            )
-            loop.run(_stop_on_signals())
-            log.info("delivery stopped: %d rows in %d files", loop.rows_written, loop.files_written)
-    finally:
-        stream.close()
+    readers = wiring.open_stream_readers(settings)
+    loops = [
+        DeliveryLoop(
+            reader,
+            wiring.open_lake(settings),
+            settings.stream_name,
+            buffer_bytes=settings.delivery_buffer_bytes,
+            buffer_seconds=settings.delivery_buffer_seconds,
+            retention_seconds=settings.stream_retention_hours * 3600,
+        )
+        for reader in readers
+    ]
+    if args.once:
+        total = FlushResult()
+        for loop in loops:
+            part = loop.run_once()
+            total.records += part.records
+            total.rows += part.rows
+            total.errors += part.errors
+        log.info(
+            "delivered %d records (%d rows, %d errors)", total.records, total.rows, total.errors
+        )
+    else:
+        log.info(
+            "delivering the %s stream %s (%d shard reader(s)) → %s lake (buffer %d bytes / %.0fs)",
+            settings.stream_backend,
+            settings.stream_name,
+            len(loops),
+            settings.lake_backend,
+            settings.delivery_buffer_bytes,
+            settings.delivery_buffer_seconds,
+        )
+        run_many(loops, _stop_on_signals())
+        log.info(
+            "delivery stopped: %d rows in %d files",
+            sum(lp.rows_written for lp in loops),
+            sum(lp.files_written for lp in loops),
+        )
+    for reader in readers:
+        if hasattr(reader, "close"):
+            reader.close()
     return 0
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    import os
     import time
 
     from musicnft import wiring
-    from musicnft.consumer_loop import ConsumerLoop, load_handler_module
+    from musicnft.consumer_loop import ConsumerLoop, load_handler_module, run_many
 
     settings = _settings(args)
     # The handler builds its warehouse from the environment, as it would in Lambda.
-    import os
-
     os.environ["MUSICNFT_DATA_DIR"] = str(settings.data_dir)
     handler = load_handler_module().kinesis_handler
-    stream = wiring.open_stream(settings)
+    readers = wiring.open_stream_readers(settings)
     warehouse = wiring.open_warehouse(settings)
     last_compaction = [time.monotonic()]
 
@@ -152,27 +162,39 @@ def cmd_consume(args: argparse.Namespace) -> int:
             if merged:
                 log.info("compacted %d small posts_hot files into one", merged)
 
-    loop = ConsumerLoop(
-        stream,
-        handler,
-        wiring.dead_letter(settings, "consumer"),
-        settings.stream_name,
-        batch_size=settings.consumer_batch_size,
-        max_retries=settings.consumer_max_retries,
-        on_idle=compact_when_idle,
-    )
-    try:
-        if args.once:
-            n = loop.run_once()
-            log.info("consumed %d records in %d invocations", n, loop.invocations)
-        else:
-            log.info("consuming %s → posts_hot in %s", settings.stream_path, settings.warehouse_dir)
-            loop.run(_stop_on_signals())
-            log.info(
-                "consumer stopped: %d records, %d dead-lettered", loop.processed, loop.dead_lettered
-            )
-    finally:
-        stream.close()
+    dead_letter = wiring.dead_letter(settings, "consumer")
+    loops = [
+        ConsumerLoop(
+            reader,
+            handler,
+            dead_letter,
+            settings.stream_name,
+            batch_size=settings.consumer_batch_size,
+            max_retries=settings.consumer_max_retries,
+            on_idle=compact_when_idle,
+        )
+        for reader in readers
+    ]
+    if args.once:
+        n = sum(loop.run_once() for loop in loops)
+        log.info("consumed %d records in %d invocations", n, sum(lp.invocations for lp in loops))
+    else:
+        log.info(
+            "consuming the %s stream %s (%d shard reader(s)) → posts_hot in %s",
+            settings.stream_backend,
+            settings.stream_name,
+            len(loops),
+            settings.warehouse_dir,
+        )
+        run_many(loops, _stop_on_signals())
+        log.info(
+            "consumer stopped: %d records, %d dead-lettered",
+            sum(lp.processed for lp in loops),
+            sum(lp.dead_lettered for lp in loops),
+        )
+    for reader in readers:
+        if hasattr(reader, "close"):
+            reader.close()
     return 0
 
 

@@ -209,3 +209,22 @@ class ConsumerLoop:
                     self.on_idle()
                 stop.wait(idle_seconds)
         self.run_once(max_seconds=drain_seconds)
+
+
+def run_many(
+    loops: list[ConsumerLoop],
+    stop: threading.Event,
+    idle_seconds: float = 0.5,
+    drain_seconds: float = 300.0,
+) -> None:
+    """Several consumer loops (one per shard, as Lambda runs one batch per shard at a time)."""
+    while not stop.is_set():
+        busy = False
+        for loop in loops:
+            busy = loop.step(wait_for_batch=True) > 0 or busy
+        if not busy:
+            if loops and loops[0].on_idle:
+                loops[0].on_idle()
+            stop.wait(idle_seconds)
+    for loop in loops:
+        loop.run_once(max_seconds=drain_seconds)

@@ -178,3 +178,18 @@ class DeliveryLoop:
             if n == 0:
                 stop.wait(idle_seconds)
         self.run_once()
+
+
+def run_many(loops: list[DeliveryLoop], stop: threading.Event, idle_seconds: float = 0.5) -> None:
+    """Several delivery loops (one per shard) in one process, then drain them all."""
+    while not stop.is_set():
+        busy = False
+        for loop in loops:
+            busy = loop.poll() > 0 or busy
+            if loop.due():
+                loop.flush()
+            loop.maybe_trim()
+        if not busy:
+            stop.wait(idle_seconds)
+    for loop in loops:
+        loop.run_once()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("music", "NFT", "ETH", "web3", "OpenSea")
-PROFILES = ("local",)
+PROFILES = ("local", "cloud")
 
 
 class ConfigError(ValueError):
@@ -78,6 +78,11 @@ class Settings:
     consumer_batch_size: int = 100
     consumer_max_retries: int = 2
     stream_retention_hours: float = 24.0
+    stream_backend: str = "local"  # local | kinesis
+    lake_backend: str = "local"  # local | s3
+    s3_bucket: str = ""
+    aws_endpoint_url: str | None = None
+    spool_max_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,7 +97,24 @@ class Settings:
             raise ConfigError(
                 f"MUSICNFT_STREAM_NAME must be letters, digits, '-', '_' or '.', got {stream_name!r}"
             )
+        cloud = profile == "cloud"
+        stream_backend = env.get("MUSICNFT_STREAM_BACKEND", "kinesis" if cloud else "local")
+        lake_backend = env.get("MUSICNFT_LAKE_BACKEND", "s3" if cloud else "local")
+        if stream_backend not in ("local", "kinesis"):
+            raise ConfigError(
+                f"MUSICNFT_STREAM_BACKEND must be local or kinesis, got {stream_backend!r}"
+            )
+        if lake_backend not in ("local", "s3"):
+            raise ConfigError(f"MUSICNFT_LAKE_BACKEND must be local or s3, got {lake_backend!r}")
+        bucket = env.get("MUSICNFT_S3_BUCKET", "").strip()
+        if lake_backend == "s3" and not bucket:
+            raise ConfigError("MUSICNFT_S3_BUCKET is required when the lake is on S3")
         return cls(
+            stream_backend=stream_backend,
+            lake_backend=lake_backend,
+            s3_bucket=bucket,
+            aws_endpoint_url=env.get("MUSICNFT_AWS_ENDPOINT_URL") or None,
+            spool_max_seconds=_float(env, "MUSICNFT_SPOOL_AFTER_SECONDS", 30.0, 0, 3600),
             data_dir=Path(env.get("MUSICNFT_DATA_DIR", "data") or "data"),
             profile=profile,
             keywords=parse_keywords(env.get("MUSICNFT_KEYWORDS", ",".join(DEFAULT_KEYWORDS))),
@@ -124,6 +146,15 @@ class Settings:
     @property
     def warehouse_dir(self) -> Path:
         return self.data_dir / "warehouse"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.data_dir / "spool" / f"{self.stream_name}.sqlite"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Reader checkpoints for a stream that keeps none itself (Kinesis)."""
+        return self.data_dir / "checkpoints" / f"{self.stream_name}.sqlite"
 
     @property
     def dead_letter_dir(self) -> Path:

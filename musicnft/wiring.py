@@ -6,10 +6,11 @@ it runs in; later profiles add their adapters here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from musicnft.deadletter import DeadLetter
-from musicnft.embedded_warehouse import EmbeddedWarehouse
 from musicnft.keywords import KeywordMatcher
-from musicnft.lake import LocalLake
+from musicnft.lake import Lake, LocalLake
 from musicnft.local_stream import LocalStream
 from musicnft.settings import Settings
 
@@ -18,11 +19,34 @@ def open_stream(settings: Settings) -> LocalStream:
     return LocalStream(settings.stream_path, shards=settings.stream_shards)
 
 
-def open_lake(settings: Settings) -> LocalLake:
+def open_stream_readers(settings: Settings) -> list[Any]:
+    """The stream as its readers see it: the local log, or one reader per Kinesis shard."""
+    if settings.stream_backend == "kinesis":
+        from musicnft.kinesis_stream import CheckpointStore, KinesisShardReader, list_shards
+        from producer.kinesis_sink import kinesis_client
+
+        client = kinesis_client(settings.aws_endpoint_url)
+        store = CheckpointStore(settings.checkpoint_path)
+        return [
+            KinesisShardReader(client, settings.stream_name, shard, store)
+            for shard in list_shards(client, settings.stream_name)
+        ]
+    return [open_stream(settings)]
+
+
+def open_lake(settings: Settings) -> Lake:
+    if settings.lake_backend == "s3":
+        from musicnft.s3_lake import S3Lake
+
+        return S3Lake(settings.s3_bucket, endpoint_url=settings.aws_endpoint_url)
     return LocalLake(settings.lake_dir)
 
 
-def open_warehouse(settings: Settings) -> EmbeddedWarehouse:
+def open_warehouse(settings: Settings) -> Any:
+    # Imported here: the Lambda bundle imports this module and must not need DuckDB/pyarrow
+    # until a warehouse is actually opened.
+    from musicnft.embedded_warehouse import EmbeddedWarehouse
+
     return EmbeddedWarehouse(settings.warehouse_dir)
 
 

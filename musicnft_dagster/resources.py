@@ -31,6 +31,18 @@ class LocalLakeResource(LakeResource):
         return LocalLake(Path(self.root))
 
 
+class S3LakeResource(LakeResource):
+    """The lake in an S3 bucket (cloud profile); `endpoint_url` points at moto server in tests."""
+
+    bucket: str
+    endpoint_url: str | None = None
+
+    def lake(self) -> Lake:
+        from musicnft.s3_lake import S3Lake
+
+        return S3Lake(self.bucket, endpoint_url=self.endpoint_url)
+
+
 class WarehouseResource(dg.ConfigurableResource, ABC):
     """Where the tables are."""
 
@@ -54,11 +66,16 @@ class PipelineResource(dg.ConfigurableResource):
 
 
 def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The one place a profile picks adapters for the code location."""
-    if settings.profile == "local":
-        return {
-            "lake": LocalLakeResource(root=str(settings.lake_dir.resolve())),
-            "warehouse": EmbeddedWarehouseResource(root=str(settings.warehouse_dir.resolve())),
-            "pipeline": PipelineResource(keywords=[k.lower() for k in settings.keywords]),
-        }
-    raise ValueError(f"no Dagster resources for profile {settings.profile!r}")
+    """The one place the profile's settings pick adapters for the code location."""
+    lake: LakeResource
+    if settings.lake_backend == "s3":
+        lake = S3LakeResource(bucket=settings.s3_bucket, endpoint_url=settings.aws_endpoint_url)
+    else:
+        lake = LocalLakeResource(root=str(settings.lake_dir.resolve()))
+    return {
+        "lake": lake,
+        # The BigQuery warehouse arrives with its own issue; until then every profile's
+        # warehouse is the embedded one.
+        "warehouse": EmbeddedWarehouseResource(root=str(settings.warehouse_dir.resolve())),
+        "pipeline": PipelineResource(keywords=[k.lower() for k in settings.keywords]),
+    }

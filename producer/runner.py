@@ -166,4 +166,7 @@ class Producer:
             s.keep_alives,
             s.produced / elapsed,
         )
+        stats = getattr(self.sink, "stats", None)
+        if callable(stats):
+            log.info("stream sink: %s", stats())
         self._last_progress = now

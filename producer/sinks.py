@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from musicnft.local_stream import LocalStream
+from musicnft.settings import Settings
 
 
 class StreamSink(Protocol):
@@ -26,3 +27,20 @@ class LocalStreamSink:
 
     def close(self) -> None:
         self.stream.close()
+
+
+def open_sink(settings: Settings) -> StreamSink:
+    """The profile's sink: the local stream, or Kinesis with its on-disk spool."""
+    if settings.stream_backend == "kinesis":
+        from producer.kinesis_sink import KinesisSink, kinesis_client
+        from producer.spool import Spool
+
+        return KinesisSink(
+            kinesis_client(settings.aws_endpoint_url),
+            settings.stream_name,
+            Spool(settings.spool_path),
+            give_up_after=settings.spool_max_seconds,
+        )
+    from musicnft.wiring import open_stream
+
+    return LocalStreamSink(open_stream(settings))
