@@ -188,7 +188,7 @@ class KinesisSink:
                     )
                 except (ClientError, BotoCoreError) as exc:
                     code = (
-                        getattr(exc, "response", {})
+                        (getattr(exc, "response", None) or {})
                         .get("Error", {})
                         .get("Code", type(exc).__name__)
                     )
