@@ -10,7 +10,7 @@ DAGSTER_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint format bench lock clean browser
+.PHONY: install demo test lint format bench lock clean browser lambda-zip
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The consumer's deployable Lambda bundle: dist/lambda.zip (see lambda/build_zip.py).
+lambda-zip: $(STAMP)
+	$(BIN)/python lambda/build_zip.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

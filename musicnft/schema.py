@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_VERSION = 1
 
@@ -68,16 +70,23 @@ _NON_EMPTY = frozenset({"post_id", "platform"})
 # at the one gate every record passes, before it could stall a consumer.
 MAX_TEXT_CHARS = 25_000
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int": pa.int64(),
-    "int32": pa.int32(),
-    "bool": pa.bool_(),
-    "timestamp": TIMESTAMP,
-    "float": pa.float64(),
-    "list": pa.list_(pa.string()),
-}
+
+@cache
+def _arrow_types() -> dict[str, pa.DataType]:
+    # pyarrow is imported on first use only: the Lambda bundle scores posts without it.
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int": pa.int64(),
+        "int32": pa.int32(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "float": pa.float64(),
+        "list": pa.list_(pa.string()),
+    }
+
+
 _GLUE_TYPES: dict[str, str] = {
     "string": "string",
     "int": "bigint",
@@ -90,17 +99,34 @@ _GLUE_TYPES: dict[str, str] = {
 
 
 def arrow_schema(fields: tuple[Field, ...]) -> pa.Schema:
+    import pyarrow as pa
+
+    types = _arrow_types()
     return pa.schema(
-        [pa.field(f.name, _ARROW_TYPES[f.kind], nullable=not f.required) for f in fields],
+        [pa.field(f.name, types[f.kind], nullable=not f.required) for f in fields],
         metadata={b"musicnft.schema_version": str(SCHEMA_VERSION).encode()},
     )
 
 
-POST_SCHEMA: pa.Schema = arrow_schema(POST_FIELDS)
 ENRICHED_FIELDS: tuple[Field, ...] = POST_FIELDS + ENRICHMENT_FIELDS
-ENRICHED_SCHEMA: pa.Schema = arrow_schema(ENRICHED_FIELDS)
 POST_COLUMNS: tuple[str, ...] = tuple(f.name for f in POST_FIELDS)
 ENRICHED_COLUMNS: tuple[str, ...] = tuple(f.name for f in ENRICHED_FIELDS)
+
+
+@cache
+def _lazy(name: str) -> Any:
+    if name == "POST_SCHEMA":
+        return arrow_schema(POST_FIELDS)
+    if name == "ENRICHED_SCHEMA":
+        return arrow_schema(ENRICHED_FIELDS)
+    return _arrow_types()["timestamp"]
+
+
+def __getattr__(name: str) -> Any:
+    """POST_SCHEMA, ENRICHED_SCHEMA and TIMESTAMP are built (with pyarrow) on first access."""
+    if name in ("POST_SCHEMA", "ENRICHED_SCHEMA", "TIMESTAMP"):
+        return _lazy(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def glue_columns(fields: tuple[Field, ...] = POST_FIELDS) -> list[dict[str, str]]:
@@ -200,9 +226,12 @@ def conform(record: Mapping[str, Any], fields: tuple[Field, ...] = POST_FIELDS) 
     return row
 
 
-def to_table(rows: list[dict[str, Any]], schema: pa.Schema = POST_SCHEMA) -> pa.Table:
-    """Rows already passed through `conform` → an Arrow table with the exact contract schema."""
-    return pa.Table.from_pylist(rows, schema=schema)
+def to_table(rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> pa.Table:
+    """Rows already passed through `conform` → an Arrow table with the exact contract schema
+    (the post schema unless another is given)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=schema if schema is not None else _lazy("POST_SCHEMA"))
 
 
 def to_json_record(row: Mapping[str, Any]) -> dict[str, Any]:
