@@ -10,7 +10,7 @@ DAGSTER_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint format bench lock clean browser lambda-zip
+.PHONY: install demo demo-cloud test lint format bench lock clean browser lambda-zip
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ lock: $(VENV)
 # then materializes the windows it touched and prints the status.
 demo: $(STAMP)
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+
+# The cloud profile (Kinesis, S3) rehearsed against moto server on 127.0.0.1; DEMO_SECONDS=N too.
+demo-cloud: $(STAMP)
+	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/python -m musicnft.cloud_rehearsal --speed $(DEMO_SPEED) --dagster-port $(DAGSTER_PORT) --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q

@@ -36,10 +36,38 @@ def lake_counts(lake_dir: Path) -> dict[str, int]:
     return out
 
 
+def lake_counts_via_port(lake: Any) -> dict[str, int]:
+    """The same counts for a lake that is not a local directory (S3): read the post_id column."""
+    from musicnft.lake_index import read_table
+
+    ids: list[str] = []
+    raw = [o for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")]
+    for obj in raw:
+        ids += read_table(lake, obj.key, columns=["post_id"]).column(0).to_pylist()
+    errors = sum(len(lake.get(o.key).splitlines()) for o in lake.list_objects(ERRORS_PREFIX))
+    return {
+        "lake": len(ids),
+        "lake_unique": len(set(ids)),
+        "lake_files": len(raw),
+        "lake_errors": errors,
+    }
+
+
 def collect_status(settings: Settings) -> dict[str, Any]:
-    """One dict with the integer counts `musicnft status --json` promises, plus details."""
-    status: dict[str, Any] = {"data_dir": str(settings.data_dir.resolve())}
-    if settings.stream_path.exists():
+    """One dict with the integer counts `musicnft status --json` promises, plus details.
+
+    With a Kinesis stream, `produced` and `stream` are null: Kinesis does not count records.
+    """
+    status: dict[str, Any] = {
+        "data_dir": str(settings.data_dir.resolve()),
+        "stream_backend": settings.stream_backend,
+        "lake_backend": settings.lake_backend,
+    }
+    if settings.stream_backend != "local":
+        status.update(
+            produced=None, stream=None, delivery_lag=None, consumer_lag=None, checkpoints={}
+        )
+    elif settings.stream_path.exists():
         with LocalStream(settings.stream_path, shards=settings.stream_shards, readers=()) as s:
             status["produced"] = s.total_appended()
             status["stream"] = s.count()
@@ -49,7 +77,12 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             status["checkpoints"] = checkpoints
     else:
         status.update(produced=0, stream=0, delivery_lag=0, consumer_lag=0, checkpoints={})
-    status.update(lake_counts(settings.lake_dir))
+    if settings.lake_backend == "local":
+        status.update(lake_counts(settings.lake_dir))
+    else:
+        from musicnft.wiring import open_lake
+
+        status.update(lake_counts_via_port(open_lake(settings)))
     warehouse = EmbeddedWarehouse(settings.warehouse_dir)
     row = warehouse.query(
         "SELECT count(*) AS n, count(DISTINCT post_id) AS u FROM posts_hot"
@@ -83,5 +116,8 @@ def format_status(status: dict[str, Any]) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"musicnft status ({status['data_dir']})"]
-    lines += [f"  {k.ljust(width)}  {v:>10,}" for k, v in rows]
+    lines += [
+        f"  {k.ljust(width)}  {v:>10,}" if v is not None else f"  {k.ljust(width)}  {'n/a':>10}"
+        for k, v in rows
+    ]
     return "\n".join(lines)

@@ -268,7 +268,7 @@ class Supervisor:
             log.warning("status unavailable: %s", exc)
             return
         log.info(
-            "status: produced=%d lake=%d posts_hot=%d dead_letter=%d (delivery lag %d, consumer lag %d)",
+            "status: produced=%s lake=%s posts_hot=%s dead_letter=%s (delivery lag %s, consumer lag %s)",
             s["produced"],
             s["lake"],
             s["posts_hot"],
