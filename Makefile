@@ -10,7 +10,7 @@ DAGSTER_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo demo-cloud test lint format bench lock clean browser lambda-zip
+.PHONY: install demo demo-cloud test lint format bench lock clean browser lambda-zip deploy
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ format: $(STAMP)
 # The consumer's deployable Lambda bundle: dist/lambda.zip (see lambda/build_zip.py).
 lambda-zip: $(STAMP)
 	$(BIN)/python lambda/build_zip.py
+
+# Deploy the AWS stack (infra/template.yaml) with one `aws cloudformation deploy`; parameters
+# from the environment (ARTIFACT_BUCKET, VPC_ID, SUBNET_ID, ...): see infra/README.md.
+deploy: lambda-zip
+	bash infra/deploy.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
