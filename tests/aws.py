@@ -18,6 +18,15 @@ AWS_ENV = {
 }
 
 
+def reset_moto(url: str) -> None:
+    """moto keeps its state per process, shared by every server in it: start each test clean."""
+    import urllib.request
+
+    urllib.request.urlopen(
+        urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10
+    ).close()
+
+
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server on a free loopback port; yields its endpoint URL."""
@@ -28,9 +37,12 @@ def moto_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    reset_moto(url)
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
+        reset_moto(url)
         server.stop()
         for k, v in saved.items():
             if v is None:

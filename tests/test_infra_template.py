@@ -33,6 +33,7 @@ import pytest
 
 from musicnft.schema import glue_columns
 from musicnft.settings import Settings
+from tests.aws import reset_moto
 from tests.conftest import ROOT
 
 INFRA = ROOT / "infra"
@@ -758,6 +759,7 @@ def moto_stack(template) -> Iterator[MotoStack]:
         server.start()
         try:
             host, port = server.get_host_and_port()
+            reset_moto(f"http://{host}:{port}")  # moto's state is per process, not per server
             stack = MotoStack(f"http://{host}:{port}", template)
             _create_stack(stack)
             yield stack
