@@ -25,6 +25,16 @@ class RejectedRecord(ValueError):
         self.reason = reason
 
 
+class SkipRecord(Exception):
+    """A well-formed record that is deliberately not a post for us (not tracked, a delete, ...).
+
+    Counted, not dead-lettered: nothing is wrong with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ControlMessage(Exception):
     """A well-formed stream message that carries no post (e.g. X's in-stream `errors`)."""
 

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 
 from musicnft.deadletter import DeadLetter
 from musicnft.keywords import KeywordMatcher
-from musicnft.normalize import ControlMessage, RejectedRecord, normalize_x_line
+from musicnft.normalize import ControlMessage, RejectedRecord, SkipRecord, normalize_x_line
 from musicnft.schema import to_json_record
 from producer.replay import Pacer
 from producer.sinks import StreamSink
 
 log = logging.getLogger("musicnft.produce")
+
+Normalizer = Callable[[bytes, KeywordMatcher, datetime], dict]
 
 
 @dataclass
@@ -27,6 +29,7 @@ class ProducerStats:
     dead_letter: int = 0
     keep_alives: int = 0
     control: int = 0
+    skipped: int = 0
     batches: int = 0
     sink_retries: int = 0
 
@@ -55,12 +58,21 @@ class Producer:
         self.clock = clock
         self.stats = ProducerStats()
         self._batch: list[tuple[str, bytes]] = []
+        self._normalize: Normalizer = normalize_x_line
         self._batch_started = 0.0
         self._started = clock()
         self._last_progress = self._started
 
-    def run(self, lines: Iterable[tuple[str, bytes]], pacer: Pacer) -> ProducerStats:
-        """Process lines until they end or `stop` is set; always flushes what it accepted."""
+    def run(
+        self,
+        lines: Iterable[tuple[str, bytes]],
+        pacer: Pacer,
+        normalize: Normalizer = normalize_x_line,
+    ) -> ProducerStats:
+        """Process lines until they end or `stop` is set; always flushes what it accepted.
+
+        `normalize` turns one raw record of the source into a post (X lines by default)."""
+        self._normalize = normalize
         try:
             for ref, line in lines:
                 if self.stop.is_set():
@@ -81,7 +93,10 @@ class Producer:
             return
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
-            post = normalize_x_line(line, self.matcher, now)
+            post = self._normalize(line, self.matcher, now)
+        except SkipRecord:
+            self.stats.skipped += 1
+            return
         except ControlMessage as msg:
             self.stats.control += 1
             log.warning("%s: stream message %s", ref, msg)
