@@ -54,17 +54,12 @@ def _stop_on_signals() -> threading.Event:
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from musicnft import wiring
+    from musicnft.normalize import normalize_x_line
     from producer.replay import Pacer, iter_lines, parse_speed
     from producer.runner import Producer
     from producer.sinks import open_sink
 
     settings = _settings(args)
-    if args.source != "replay":
-        raise ConfigError(f"unknown source {args.source!r} (available: replay)")
-    path = Path(args.file) if args.file else SAMPLE_PATH
-    if not path.is_file():
-        raise ConfigError(f"--file {path}: no such file")
-    speed = parse_speed(args.speed)
     stop = _stop_on_signals()
     sink = open_sink(settings)
     producer = Producer(
@@ -76,18 +71,98 @@ def cmd_produce(args: argparse.Namespace) -> int:
         max_record_bytes=settings.max_record_bytes,
         stop=stop,
     )
-    log.info(
-        "replaying %s at speed %s%s into the %s stream %s",
-        path,
-        args.speed,
-        " (restamped to now)" if args.restamp else "",
-        settings.stream_backend,
-        settings.stream_name,
-    )
+    source: Any
+    normalize: Any = normalize_x_line
+    closing: list[Any] = [sink]
+    if args.source == "replay":
+        path = Path(args.file) if args.file else SAMPLE_PATH
+        if not path.is_file():
+            raise ConfigError(f"--file {path}: no such file")
+        speed = parse_speed(args.speed)
+        source = iter_lines(path)
+        pacer = Pacer(speed, restamp=args.restamp)
+        log.info(
+            "replaying %s at speed %s%s into the %s stream %s",
+            path,
+            args.speed,
+            " (restamped to now)" if args.restamp else "",
+            settings.stream_backend,
+            settings.stream_name,
+        )
+    elif args.source == "x":
+        from producer.x_stream import (
+            SingleConnectionGuard,
+            XApi,
+            XError,
+            XStreamSource,
+            desired_rules,
+        )
+
+        try:
+            guard = SingleConnectionGuard(settings.data_dir / "x" / "stream.lock")
+        except XError as exc:
+            raise ConfigError(str(exc)) from None
+        query = " OR ".join(f"({r['value']})" for r in desired_rules(list(settings.keywords)))
+        source = XStreamSource(
+            XApi(settings.x_api_base, _x_token()),
+            settings.data_dir / "x",
+            stop,
+            stall_seconds=args.stall_seconds,
+            catch_up_query=query if args.catch_up else None,
+            price_per_post=settings.x_price_per_post,
+        )
+        closing += [source, guard]
+        pacer = Pacer(None)
+        log.info("following the X filtered stream at %s", settings.x_api_base)
+    else:
+        from producer.bluesky import JetstreamSource
+
+        from musicnft.normalize_bluesky import normalize_jetstream_event
+
+        source = JetstreamSource(
+            settings.jetstream_url, settings.data_dir / "bluesky" / "cursor", stop
+        )
+        normalize = normalize_jetstream_event
+        pacer = Pacer(None)
+        log.info("following Bluesky Jetstream at %s", settings.jetstream_url)
     try:
-        producer.run(iter_lines(path), Pacer(speed, restamp=args.restamp))
+        producer.run(source, pacer, normalize=normalize)
     finally:
-        sink.close()
+        for thing in closing:
+            close = getattr(thing, "close", None) or thing.release
+            close()
+    return 0
+
+
+def _x_token() -> Any:
+    """The bearer token from the environment (the EC2 unit fills it from Secrets Manager)."""
+    import os
+
+    from producer.x_stream import Secret
+
+    token = os.environ.get("X_BEARER_TOKEN") or os.environ.get("MUSICNFT_X_BEARER_TOKEN")
+    if not token:
+        raise ConfigError("X_BEARER_TOKEN is not set (the X API bearer token; never printed)")
+    return Secret(token.strip())
+
+
+def cmd_x_rules(args: argparse.Namespace) -> int:
+    from producer.x_stream import XApi, XError, sync_rules
+
+    settings = _settings(args)
+    try:
+        diff = sync_rules(
+            XApi(settings.x_api_base, _x_token()), list(settings.keywords), args.dry_run
+        )
+    except XError as exc:
+        raise ConfigError(str(exc)) from None
+    verb = "would" if args.dry_run else "did"
+    for rule in diff.add:
+        print(f"{verb} add    {rule['tag']}: {rule['value']}")
+    for rule in diff.delete:
+        print(f"{verb} delete {rule.get('tag')}: {rule.get('value')} (id {rule.get('id')})")
+    if not diff.add and not diff.delete:
+        print("rules already in sync")
     return 0
 
 
@@ -369,8 +444,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "produce", parents=[common], help="read a source and put posts on the stream"
     )
-    p.add_argument("--source", default="replay", choices=["replay"], help="where posts come from")
+    p.add_argument(
+        "--source",
+        default="replay",
+        choices=["replay", "x", "bluesky"],
+        help="replay (a file), x (the X API v2 filtered stream, paid per post; needs "
+        "X_BEARER_TOKEN) or bluesky (Jetstream, free)",
+    )
     replay_options(p)
+    p.add_argument("--catch-up", action="store_true", help="x: fill stream gaps from recent search")
+    p.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=20.0,
+        help="x: reconnect after this long without a byte",
+    )
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser(
@@ -463,6 +551,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("x-rules", parents=[common], help="manage the X filtered-stream rules")
+    x_sub = p.add_subparsers(dest="x_rules_command", required=True, metavar="ACTION")
+    q = x_sub.add_parser(
+        "sync",
+        parents=[common],
+        help="make the rules match the tracked keywords (add missing, delete stale ones we own)",
+    )
+    q.add_argument("--dry-run", action="store_true", help="show the changes without making them")
+    q.set_defaults(func=cmd_x_rules)
 
     p = sub.add_parser("schema", help="print the post schema v1 as Glue table columns (JSON)")
     p.add_argument(

@@ -47,6 +47,13 @@ def _float(
     return value
 
 
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip()
+    if not value.startswith(schemes):
+        raise ConfigError(f"{name} must start with {' or '.join(schemes)}, got {value!r}")
+    return value
+
+
 def parse_keywords(raw: str) -> tuple[str, ...]:
     """Comma-separated keywords; blanks dropped, duplicates (case-insensitive) removed."""
     seen: set[str] = set()
@@ -83,6 +90,9 @@ class Settings:
     s3_bucket: str = ""
     aws_endpoint_url: str | None = None
     spool_max_seconds: float = 30.0
+    x_api_base: str = "https://api.x.com"
+    x_price_per_post: float = 0.005
+    jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +125,16 @@ class Settings:
             s3_bucket=bucket,
             aws_endpoint_url=env.get("MUSICNFT_AWS_ENDPOINT_URL") or None,
             spool_max_seconds=_float(env, "MUSICNFT_SPOOL_AFTER_SECONDS", 30.0, 0, 3600),
+            x_api_base=_url(
+                env, "MUSICNFT_X_API_BASE", "https://api.x.com", ("http://", "https://")
+            ),
+            x_price_per_post=_float(env, "MUSICNFT_X_PRICE_PER_POST", 0.005, 0, 10),
+            jetstream_url=_url(
+                env,
+                "MUSICNFT_JETSTREAM_URL",
+                "wss://jetstream2.us-east.bsky.network/subscribe",
+                ("ws://", "wss://"),
+            ),
             data_dir=Path(env.get("MUSICNFT_DATA_DIR", "data") or "data"),
             profile=profile,
             keywords=parse_keywords(env.get("MUSICNFT_KEYWORDS", ",".join(DEFAULT_KEYWORDS))),

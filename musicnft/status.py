@@ -95,6 +95,13 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     status["dead_letter"] = (
         status["dead_letter_producer"] + status["dead_letter_consumer"] + status["lake_errors"]
     )
+    usage = settings.data_dir / "x" / "x_usage.json"
+    if usage.exists():
+        import json
+
+        data = json.loads(usage.read_text())
+        status["x_posts_read"] = int(data.get("posts_read", 0))
+        status["x_estimated_spend_usd"] = float(data.get("estimated_spend_usd", 0.0))
     return status
 
 
@@ -114,10 +121,14 @@ def format_status(status: dict[str, Any]) -> str:
         ("  by the consumer", status["dead_letter_consumer"]),
         ("  lake errors/", status["lake_errors"]),
     ]
+    if "x_posts_read" in status:
+        rows.append(("X posts read (billed)", status["x_posts_read"]))
     width = max(len(k) for k, _ in rows)
     lines = [f"musicnft status ({status['data_dir']})"]
     lines += [
         f"  {k.ljust(width)}  {v:>10,}" if v is not None else f"  {k.ljust(width)}  {'n/a':>10}"
         for k, v in rows
     ]
+    if "x_estimated_spend_usd" in status:
+        lines.append(f"  estimated X API spend: ${status['x_estimated_spend_usd']:,.2f}")
     return "\n".join(lines)

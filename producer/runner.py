@@ -58,6 +58,7 @@ class Producer:
         self.clock = clock
         self.stats = ProducerStats()
         self._batch: list[tuple[str, bytes]] = []
+        self._lock = threading.RLock()  # the batch is shared with the linger ticker
         self._normalize: Normalizer = normalize_x_line
         self._batch_started = 0.0
         self._started = clock()
@@ -73,6 +74,9 @@ class Producer:
 
         `normalize` turns one raw record of the source into a post (X lines by default)."""
         self._normalize = normalize
+        ticker_stop = threading.Event()
+        ticker = threading.Thread(target=self._linger_loop, args=(ticker_stop,), daemon=True)
+        ticker.start()
         try:
             for ref, line in lines:
                 if self.stop.is_set():
@@ -81,10 +85,21 @@ class Producer:
                 self._process(ref, line, pacer)
                 self._maybe_progress()
         finally:
+            ticker_stop.set()
+            ticker.join()
             self.flush(final=True)
             self.dead_letter.flush()
             self._progress(final=True)
         return self.stats
+
+    def _linger_loop(self, done: threading.Event) -> None:
+        """Flush a batch that has waited `linger` seconds even while the source is quiet (a live
+        stream can go minutes without a post): accepted posts never sit in memory for long."""
+        while not done.wait(max(self.linger / 2, 0.05)):
+            with self._lock:
+                if self._batch and self.clock() - self._batch_started >= self.linger:
+                    self.flush()
+            self._maybe_progress()
 
     def _process(self, ref: str, line: bytes, pacer: Pacer) -> None:
         self.stats.lines += 1
@@ -112,11 +127,12 @@ class Producer:
                 line, f"record too large ({len(data)} bytes > {self.max_record_bytes})", ref
             )
             return
-        if not self._batch:
-            self._batch_started = self.clock()
-        self._batch.append((post["post_id"], data))
-        if len(self._batch) >= self.batch_records:
-            self.flush()
+        with self._lock:
+            if not self._batch:
+                self._batch_started = self.clock()
+            self._batch.append((post["post_id"], data))
+            if len(self._batch) >= self.batch_records:
+                self.flush()
 
     def _reject(self, line: bytes, reason: str, ref: str) -> None:
         self.stats.dead_letter += 1
@@ -128,8 +144,9 @@ class Producer:
         deadline = self.clock() + seconds
         while not self.stop.is_set():
             remaining = deadline - self.clock()
-            if self._batch and self.clock() - self._batch_started >= self.linger:
-                self.flush()
+            with self._lock:
+                if self._batch and self.clock() - self._batch_started >= self.linger:
+                    self.flush()
             if remaining <= 0:
                 return
             self.stop.wait(min(remaining, max(self.linger, 0.05)))
@@ -141,6 +158,10 @@ class Producer:
         On shutdown a batch the sink still refuses goes to the dead-letter whole (with its
         reason), so nothing accepted is ever lost.
         """
+        with self._lock:
+            self._flush(final)
+
+    def _flush(self, final: bool) -> None:
         if not self._batch:
             return
         delay = 0.2
