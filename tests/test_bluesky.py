@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ from tests.fake_jetstream import (
     post_event,
     wait_until,
 )
+
+# A source that stops delivering must fail its test, not hang it (next() has no timeout).
+pytestmark = pytest.mark.timeout(30)
 
 INGESTED_AT = datetime(2024, 9, 9, 19, 46, 5, 500_000, tzinfo=UTC)
 MATCHER = KeywordMatcher(DEFAULT_KEYWORDS)
@@ -429,16 +432,36 @@ def posts(base: int, first: int, last: int) -> list[Event]:
     ]
 
 
+NewStop = Callable[[], threading.Event]
+
+
+@pytest.fixture
+def new_stop() -> Iterator[NewStop]:
+    """Stop events, all set when the test ends: a failed test leaves no source thread
+    reconnecting in the background (with injected no-op sleeps it would spin)."""
+    events: list[threading.Event] = []
+
+    def make() -> threading.Event:
+        events.append(threading.Event())
+        return events[-1]
+
+    yield make
+    for event in events:
+        event.set()
+
+
 @pytest.fixture
 def base_us() -> int:
     # Near the real clock: the source ignores cursors from the far future.
     return int(time.time()) * SECOND
 
 
-def test_source_receives_wanted_collections_live(tmp_path: Path, base_us: int) -> None:
+def test_source_receives_wanted_collections_live(
+    new_stop: NewStop, tmp_path: Path, base_us: int
+) -> None:
     with FakeJetstream() as fake:
         # GIVEN a source with no cursor yet, connected to Jetstream
-        stop = threading.Event()
+        stop = new_stop()
         consumer = Consumer(JetstreamSource(fake.url, tmp_path / "cursor", stop))
         fake.wait_for_connections(1)
         # WHEN posts, a like, identity and account events and a binary frame are published
@@ -460,10 +483,12 @@ def test_source_receives_wanted_collections_live(tmp_path: Path, base_us: int) -
     assert json.loads(consumer.items[-1][1])["kind"] == "account"
 
 
-def test_dropped_connection_resumes_from_cursor_minus_rewind(tmp_path: Path, base_us: int) -> None:
+def test_dropped_connection_resumes_from_cursor_minus_rewind(
+    new_stop: NewStop, tmp_path: Path, base_us: int
+) -> None:
     with FakeJetstream(drop_after={0: 5}) as fake:
         # GIVEN a source whose first connection the network cuts after 5 messages
-        stop = threading.Event()
+        stop = new_stop()
         delays: list[float] = []
 
         def sleep(seconds: float) -> None:
@@ -494,12 +519,12 @@ def test_dropped_connection_resumes_from_cursor_minus_rewind(tmp_path: Path, bas
 
 
 def test_restart_resumes_from_the_persisted_cursor_without_a_gap(
-    tmp_path: Path, base_us: int
+    new_stop: NewStop, tmp_path: Path, base_us: int
 ) -> None:
     cursor_file = tmp_path / "state" / "jetstream.cursor"
     with FakeJetstream() as fake:
         # GIVEN a source that got posts 1..5 and was stopped
-        stop1 = threading.Event()
+        stop1 = new_stop()
         first = Consumer(JetstreamSource(fake.url, cursor_file, stop1, rewind_seconds=2.5))
         fake.wait_for_connections(1)
         fake.publish(*posts(base_us, 1, 5))
@@ -510,7 +535,7 @@ def test_restart_resumes_from_the_persisted_cursor_without_a_gap(
         # AND posts 6..9 were published while nothing was running
         fake.publish(*posts(base_us, 6, 9))
         # WHEN a new source starts with the same cursor file
-        stop2 = threading.Event()
+        stop2 = new_stop()
         second = Consumer(JetstreamSource(fake.url, cursor_file, stop2, rewind_seconds=2.5))
         wait_until(lambda: set(second.time_us()) >= {base_us + i * SECOND for i in range(6, 10)})
         stop2.set()
@@ -526,7 +551,7 @@ def test_restart_resumes_from_the_persisted_cursor_without_a_gap(
 
 
 def test_backoff_doubles_to_the_cap_and_resets_after_a_healthy_message(
-    tmp_path: Path, base_us: int
+    new_stop: NewStop, tmp_path: Path, base_us: int
 ) -> None:
     from websockets.sync.client import connect as ws_connect
 
@@ -544,7 +569,7 @@ def test_backoff_doubles_to_the_cap_and_resets_after_a_healthy_message(
                 raise ConnectionRefusedError(111, "Connection refused (scripted)")
             return ws_connect(url, open_timeout=5)
 
-        stop = threading.Event()
+        stop = new_stop()
         delays: list[float] = []
         source = JetstreamSource(
             fake.url,
@@ -574,10 +599,12 @@ def test_backoff_doubles_to_the_cap_and_resets_after_a_healthy_message(
     assert consumer.time_us() == [base_us + SECOND] * 2
 
 
-def test_stop_ends_iteration_promptly_when_idle_and_during_backoff(tmp_path: Path) -> None:
+def test_stop_ends_iteration_promptly_when_idle_and_during_backoff(
+    new_stop: NewStop, tmp_path: Path
+) -> None:
     with FakeJetstream() as fake:
         # GIVEN a source connected to a quiet stream
-        stop = threading.Event()
+        stop = new_stop()
         idle = Consumer(JetstreamSource(fake.url, tmp_path / "a", stop))
         fake.wait_for_connections(1)
         # WHEN stop is set THEN iteration ends within a poll interval
@@ -590,7 +617,7 @@ def test_stop_ends_iteration_promptly_when_idle_and_during_backoff(tmp_path: Pat
     def refuse(url: str) -> Any:
         raise ConnectionRefusedError(111, "Connection refused (scripted)")
 
-    stop = threading.Event()
+    stop = new_stop()
     backing_off = Consumer(
         JetstreamSource("ws://127.0.0.1:9/subscribe", tmp_path / "b", stop, connect=refuse)
     )
@@ -644,10 +671,10 @@ def test_cursor_is_persisted_at_most_once_a_second_and_on_stop(
     assert fake.connections[0].cursor == base_us
 
 
-def test_bad_frames_are_yielded_not_fatal(tmp_path: Path, base_us: int) -> None:
+def test_bad_frames_are_yielded_not_fatal(new_stop: NewStop, tmp_path: Path, base_us: int) -> None:
     with FakeJetstream() as fake:
         # GIVEN a live source
-        stop = threading.Event()
+        stop = new_stop()
         consumer = Consumer(JetstreamSource(fake.url, tmp_path / "cursor", stop))
         fake.wait_for_connections(1)
         # WHEN Jetstream sends invalid UTF-8 in a text frame, non-JSON, binary junk, then a post
@@ -697,7 +724,9 @@ def test_unreadable_cursor_file_starts_live_and_url_is_built_from_ours(
 # -- end to end through the producer -------------------------------------------------------------
 
 
-def test_jetstream_through_the_producer_into_the_local_stream(tmp_path: Path, base_us: int) -> None:
+def test_jetstream_through_the_producer_into_the_local_stream(
+    new_stop: NewStop, tmp_path: Path, base_us: int
+) -> None:
     # Jetstream's time_us grows with publication order: message k is stamped base + k s.
     def at(k: int) -> int:
         return base_us + k * SECOND
@@ -729,7 +758,7 @@ def test_jetstream_through_the_producer_into_the_local_stream(tmp_path: Path, ba
     with FakeJetstream(drop_after={0: 8}) as fake:
         # GIVEN the real producer writing to a local stream, reading a Jetstream source whose
         # first connection will be cut after 8 messages (just after the broken frame)
-        stop = threading.Event()
+        stop = new_stop()
         stream = LocalStream(tmp_path / "stream.sqlite")
         dead_letter = DeadLetter(tmp_path / "dl", "producer")
         producer = Producer(

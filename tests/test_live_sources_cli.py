@@ -101,3 +101,37 @@ def test_x_rules_sync_cli(fake: FakeX, cli_env: dict[str, str]) -> None:
     )
     assert bad.returncode == 2 and "HTTP 401" in bad.stderr and TOKEN not in bad.stderr + bad.stdout
     os.environ.pop("X_BEARER_TOKEN", None)
+
+
+def test_produce_from_bluesky_until_sigterm(cli_env: dict[str, str], data_dir: Path) -> None:
+    from tests.fake_jetstream import FakeJetstream, post_event
+
+    with FakeJetstream() as server:
+        env = dict(cli_env, MUSICNFT_JETSTREAM_URL=server.url)
+        proc = subprocess.Popen(
+            cli("produce", "--source", "bluesky"), env=env, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            server.wait_for_connections(1, timeout=30)
+            # GIVEN tracked and untracked posts on the firehose
+            server.publish(
+                post_event(1_725_911_162_000_001, "a1", "New music NFT drop on OpenSea"),
+                post_event(1_725_911_162_000_002, "a2", "lunch was great"),
+                post_event(1_725_911_162_000_003, "a3", "gas fees on ETH again"),
+            )
+            stream_path = data_dir / "stream" / "musicnft-posts.sqlite"
+            on_stream, deadline = 0, time.monotonic() + 30
+            while time.monotonic() < deadline and on_stream < 2:
+                if stream_path.exists():
+                    with LocalStream(stream_path, readers=()) as s:
+                        on_stream = s.total_appended()
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+    # THEN only the tracked posts reach the stream, and the cursor is saved for a restart
+    assert proc.returncode == 0, err[-2000:]
+    with LocalStream(stream_path, readers=()) as s:
+        keys = sorted(r.partition_key for r in s.read(0, 10))
+    assert [k.rsplit("/", 1)[-1] for k in keys] == ["a1", "a3"]
+    assert (data_dir / "bluesky" / "cursor").exists()
