@@ -28,9 +28,20 @@ SAMPLE_PATH = Path(__file__).parent / "data" / "sample.jsonl.gz"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    import dataclasses
+
     settings = Settings.from_env()
     if getattr(args, "data_dir", None):
         settings = settings.with_data_dir(Path(args.data_dir))
+    # Flags win over the environment for the live sources' endpoints.
+    if getattr(args, "x_api_base", None):
+        if not args.x_api_base.startswith(("http://", "https://")):
+            raise ConfigError(f"--x-api-base must be an http(s) URL, got {args.x_api_base!r}")
+        settings = dataclasses.replace(settings, x_api_base=args.x_api_base)
+    if getattr(args, "jetstream_url", None):
+        if not args.jetstream_url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"--jetstream-url must be a ws(s) URL, got {args.jetstream_url!r}")
+        settings = dataclasses.replace(settings, jetstream_url=args.jetstream_url)
     return settings
 
 
@@ -104,7 +115,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
         query = " OR ".join(f"({r['value']})" for r in desired_rules(list(settings.keywords)))
         source = XStreamSource(
-            XApi(settings.x_api_base, _x_token()),
+            XApi(settings.x_api_base, _x_token(args.bearer_token_file)),
             settings.data_dir / "x",
             stop,
             stall_seconds=args.stall_seconds,
@@ -115,9 +126,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
         pacer = Pacer(None)
         log.info("following the X filtered stream at %s", settings.x_api_base)
     else:
-        from producer.bluesky import JetstreamSource
-
         from musicnft.normalize_bluesky import normalize_jetstream_event
+        from producer.bluesky import JetstreamSource
 
         source = JetstreamSource(
             settings.jetstream_url, settings.data_dir / "bluesky" / "cursor", stop
@@ -134,13 +144,20 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _x_token() -> Any:
-    """The bearer token from the environment (the EC2 unit fills it from Secrets Manager)."""
+def _x_token(token_file: str | None = None) -> Any:
+    """The bearer token from --bearer-token-file or the environment (the EC2 unit fills it from
+    Secrets Manager). Never a flag value: command lines are visible to every user of the host."""
     import os
 
     from producer.x_stream import Secret
 
-    token = os.environ.get("X_BEARER_TOKEN") or os.environ.get("MUSICNFT_X_BEARER_TOKEN")
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--bearer-token-file {token_file}: {exc.strerror}") from None
+    else:
+        token = os.environ.get("X_BEARER_TOKEN") or os.environ.get("MUSICNFT_X_BEARER_TOKEN")
     if not token:
         raise ConfigError("X_BEARER_TOKEN is not set (the X API bearer token; never printed)")
     return Secret(token.strip())
@@ -453,6 +470,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay_options(p)
     p.add_argument("--catch-up", action="store_true", help="x: fill stream gaps from recent search")
+    p.add_argument("--x-api-base", metavar="URL", help="x: API host (default $MUSICNFT_X_API_BASE)")
+    p.add_argument(
+        "--bearer-token-file", metavar="PATH", help="x: read the bearer token from a file"
+    )
+    p.add_argument(
+        "--jetstream-url", metavar="URL", help="bluesky: endpoint (default $MUSICNFT_JETSTREAM_URL)"
+    )
     p.add_argument(
         "--stall-seconds",
         type=float,
@@ -560,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the rules match the tracked keywords (add missing, delete stale ones we own)",
     )
     q.add_argument("--dry-run", action="store_true", help="show the changes without making them")
+    q.add_argument("--x-api-base", metavar="URL", help="API host (default $MUSICNFT_X_API_BASE)")
+    q.add_argument("--bearer-token-file", metavar="PATH", help="read the bearer token from a file")
     q.set_defaults(func=cmd_x_rules)
 
     p = sub.add_parser("schema", help="print the post schema v1 as Glue table columns (JSON)")
