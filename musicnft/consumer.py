@@ -51,9 +51,11 @@ def enrich_rows(posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) -> dict[str, Any]:
-    """Kinesis event → posts_hot rows; reports exactly the records that could not be processed."""
+    """Kinesis event → posts_hot rows; reports exactly the records that could not be processed:
+    those that do not decode, and those whose rows the warehouse rejected after its retries."""
     failures: list[dict[str, str]] = []
     posts: list[dict[str, Any]] = []
+    sequences: dict[str, list[str]] = {}  # post_id -> the records that carried it
     records = event.get("Records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
         raise ValueError("not a Kinesis event: no 'Records' list")
@@ -64,15 +66,22 @@ def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) ->
             # Without a sequence number Lambda cannot be told which record failed: fail loudly.
             raise ValueError("Kinesis record without kinesis.sequenceNumber")
         try:
-            posts.append(decode_post(_b64(kinesis.get("data"))))
+            post = decode_post(_b64(kinesis.get("data")))
         except RejectedRecord as exc:
             log.error("kinesis record %s rejected: %s", seq, exc.reason)
             failures.append({"itemIdentifier": seq})
+            continue
+        posts.append(post)
+        sequences.setdefault(post["post_id"], []).append(seq)
     rows = enrich_rows(posts)
     if rows:
         # An exception here (warehouse down) fails the batch as a whole: Lambda retries it.
         result = warehouse.insert_rows("posts_hot", rows, [r["post_id"] for r in rows])
         log.debug("posts_hot insert: %s", result)
+        for post_id in getattr(result, "failed", ()):
+            for seq in sequences.get(post_id, []):
+                log.error("kinesis record %s: posts_hot rejected post %s", seq, post_id)
+                failures.append({"itemIdentifier": seq})
     return {"batchItemFailures": failures}
 
 
@@ -101,5 +110,13 @@ def handle_firehose_event(event: Mapping[str, Any], warehouse: PostsHotWriter) -
         )
     rows = enrich_rows(good)
     if rows:
-        warehouse.insert_rows("posts_hot", rows, [r["post_id"] for r in rows])
+        result = warehouse.insert_rows("posts_hot", rows, [r["post_id"] for r in rows])
+        for post_id in getattr(result, "failed", ()):
+            # The record still goes to the lake (answered Ok): reconciliation inserts it into
+            # posts_hot from there. Failing it here would send it to errors/ instead.
+            log.error(
+                "posts_hot rejected post %s; it is kept in the lake and reconciliation "
+                "will insert it",
+                post_id,
+            )
     return {"records": answers}

@@ -21,7 +21,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
@@ -33,21 +32,12 @@ import pyarrow.parquet as pq
 
 from musicnft.lake import write_atomic
 from musicnft.tables import TABLES, WINDOWED_TABLES
+from musicnft.warehouse import InsertResult, ReadOnlyQueryError
 
 log = logging.getLogger(__name__)
 
 SUPERSEDES_KEY = b"musicnft.supersedes"
 _READ_RETRIES = 5
-
-
-class ReadOnlyQueryError(ValueError):
-    """`query(..., read_only=True)` was given a statement that is not a query."""
-
-
-@dataclass(frozen=True)
-class InsertResult:
-    inserted: int
-    skipped_duplicates: int
 
 
 class InsertIdCache:
@@ -86,6 +76,10 @@ class DuckDBDialect:
     @staticmethod
     def list_contains_param(column: str) -> str:
         return f"list_contains({column}, ?)"
+
+    @staticmethod
+    def in_list_param(column: str) -> str:
+        return f"{column} IN (SELECT unnest(?))"
 
 
 class EmbeddedWarehouse:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("music", "NFT", "ETH", "web3", "OpenSea")
 PROFILES = ("local", "cloud")
+WAREHOUSES = ("embedded", "bigquery")
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,16 @@ class Settings:
     x_api_base: str = "https://api.x.com"
     x_price_per_post: float = 0.005
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+    warehouse_backend: str = "embedded"  # embedded | bigquery
+    bigquery_project: str = ""
+    bigquery_dataset: str = "musicnft"
+    bigquery_location: str = "US"
+    bigquery_endpoint: str | None = None  # a local emulator; None = Google's API
+    # A base64-encoded service-account key (dagster-gcp's convention). Kept out of repr so a
+    # logged Settings never prints it; without it the client uses Application Default Credentials.
+    bigquery_credentials: str = field(default="", repr=False)
+    bigquery_credentials_secret_arn: str = ""
+    bigquery_insert_retries: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,7 +130,36 @@ class Settings:
         bucket = env.get("MUSICNFT_S3_BUCKET", "").strip()
         if lake_backend == "s3" and not bucket:
             raise ConfigError("MUSICNFT_S3_BUCKET is required when the lake is on S3")
+        warehouse = env.get("MUSICNFT_WAREHOUSE", "bigquery" if cloud else "embedded").strip()
+        if warehouse not in WAREHOUSES:
+            raise ConfigError(
+                f"MUSICNFT_WAREHOUSE must be one of {', '.join(WAREHOUSES)}, got {warehouse!r}"
+            )
+        project = env.get("MUSICNFT_BIGQUERY_PROJECT", "").strip()
+        if warehouse == "bigquery" and not project:
+            raise ConfigError(
+                "MUSICNFT_BIGQUERY_PROJECT is required when the warehouse is BigQuery "
+                "(or set MUSICNFT_WAREHOUSE=embedded)"
+            )
+        dataset = env.get("MUSICNFT_BIGQUERY_DATASET", "musicnft").strip() or "musicnft"
+        if not all(c.isalnum() or c == "_" for c in dataset) or len(dataset) > 1024:
+            raise ConfigError(
+                f"MUSICNFT_BIGQUERY_DATASET must be letters, digits or '_', got {dataset!r}"
+            )
+        endpoint = env.get("MUSICNFT_BIGQUERY_ENDPOINT", "").strip() or None
+        if endpoint is not None:
+            endpoint = _url(env, "MUSICNFT_BIGQUERY_ENDPOINT", "", ("http://", "https://"))
         return cls(
+            warehouse_backend=warehouse,
+            bigquery_project=project,
+            bigquery_dataset=dataset,
+            bigquery_location=env.get("MUSICNFT_BIGQUERY_LOCATION", "US").strip() or "US",
+            bigquery_endpoint=endpoint,
+            bigquery_credentials=env.get("MUSICNFT_BIGQUERY_CREDENTIALS", "").strip(),
+            bigquery_credentials_secret_arn=env.get(
+                "MUSICNFT_BIGQUERY_CREDENTIALS_SECRET_ARN", ""
+            ).strip(),
+            bigquery_insert_retries=_int(env, "MUSICNFT_BIGQUERY_INSERT_RETRIES", 3, 0, 20),
             stream_backend=stream_backend,
             lake_backend=lake_backend,
             s3_bucket=bucket,

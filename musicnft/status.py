@@ -8,7 +8,6 @@ from typing import Any
 import duckdb
 
 from musicnft.deadletter import count_lines
-from musicnft.embedded_warehouse import EmbeddedWarehouse
 from musicnft.lake import ERRORS_PREFIX, RAW_PREFIX
 from musicnft.local_stream import LocalStream
 from musicnft.settings import Settings
@@ -83,7 +82,9 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         from musicnft.wiring import open_lake
 
         status.update(lake_counts_via_port(open_lake(settings)))
-    warehouse = EmbeddedWarehouse(settings.warehouse_dir)
+    from musicnft.wiring import open_warehouse
+
+    warehouse = open_warehouse(settings)
     row = warehouse.query(
         "SELECT count(*) AS n, count(DISTINCT post_id) AS u FROM posts_hot"
     ).to_pylist()[0]

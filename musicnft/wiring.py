@@ -45,9 +45,42 @@ def open_lake(settings: Settings) -> Lake:
 def open_warehouse(settings: Settings) -> Any:
     # Imported here: the Lambda bundle imports this module and must not need DuckDB/pyarrow
     # until a warehouse is actually opened.
+    if settings.warehouse_backend == "bigquery":
+        from musicnft.bigquery_warehouse import BigQueryWarehouse
+
+        return BigQueryWarehouse(
+            bigquery_client_for(settings),
+            settings.bigquery_dataset,
+            insert_retries=settings.bigquery_insert_retries,
+        )
     from musicnft.embedded_warehouse import EmbeddedWarehouse
 
     return EmbeddedWarehouse(settings.warehouse_dir)
+
+
+def bigquery_credentials(settings: Settings) -> str:
+    """The service-account key: given directly, or read from AWS Secrets Manager (the deployed
+    consumer: the key never sits in the Lambda's environment or its zip)."""
+    if settings.bigquery_credentials:
+        return settings.bigquery_credentials
+    if settings.bigquery_credentials_secret_arn:
+        import boto3
+
+        secrets = boto3.client("secretsmanager", endpoint_url=settings.aws_endpoint_url)
+        secret = secrets.get_secret_value(SecretId=settings.bigquery_credentials_secret_arn)
+        return str(secret["SecretString"])
+    return ""
+
+
+def bigquery_client_for(settings: Settings) -> Any:
+    from musicnft.bigquery_warehouse import bigquery_client
+
+    return bigquery_client(
+        settings.bigquery_project,
+        settings.bigquery_location,
+        settings.bigquery_endpoint,
+        bigquery_credentials(settings),
+    )
 
 
 def dead_letter(settings: Settings, stage: str) -> DeadLetter:

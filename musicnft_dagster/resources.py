@@ -1,14 +1,17 @@
 """Resources: the lake and the warehouse ports as ConfigurableResources, chosen here by profile.
 
 Assets and sensors ask for `LakeResource` / `WarehouseResource` and never learn which subclass
-they got: the local directory and embedded warehouse now, S3 and BigQuery in the cloud profile.
+they got: the local directory and the embedded warehouse, or S3 and BigQuery in the cloud profile.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster_gcp import BigQueryResource
 
 from musicnft.embedded_warehouse import EmbeddedWarehouse
 from musicnft.lake import Lake, LocalLake
@@ -59,6 +62,31 @@ class EmbeddedWarehouseResource(WarehouseResource):
         return EmbeddedWarehouse(Path(self.root))
 
 
+class BigQueryWarehouseResource(BigQueryResource, WarehouseResource):
+    """The warehouse on BigQuery (cloud profile), building on dagster-gcp's `BigQueryResource`
+    (`project`, `location`, `gcp_credentials` as a base64 service-account key, best given as an
+    `EnvVar` so it never shows in the UI). `endpoint` points the client at a local emulator."""
+
+    dataset: str = "musicnft"
+    endpoint: str | None = None
+    insert_retries: int = 3
+
+    @contextmanager
+    def get_client(self) -> Iterator[Any]:
+        """A client honouring `endpoint` (dagster-gcp's own cannot be pointed elsewhere)."""
+        from musicnft.bigquery_warehouse import bigquery_client
+
+        yield bigquery_client(
+            self.project or "", self.location, self.endpoint, self.gcp_credentials or ""
+        )
+
+    def warehouse(self) -> Any:
+        from musicnft.bigquery_warehouse import BigQueryWarehouse
+
+        with self.get_client() as client:
+            return BigQueryWarehouse(client, self.dataset, insert_retries=self.insert_retries)
+
+
 class PipelineResource(dg.ConfigurableResource):
     """Business configuration the assets need: the tracked keywords."""
 
@@ -72,10 +100,23 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         lake = S3LakeResource(bucket=settings.s3_bucket, endpoint_url=settings.aws_endpoint_url)
     else:
         lake = LocalLakeResource(root=str(settings.lake_dir.resolve()))
+    warehouse: WarehouseResource
+    if settings.warehouse_backend == "bigquery":
+        warehouse = BigQueryWarehouseResource(
+            project=dg.EnvVar("MUSICNFT_BIGQUERY_PROJECT"),
+            dataset=settings.bigquery_dataset,
+            location=settings.bigquery_location,
+            endpoint=settings.bigquery_endpoint,
+            # Read by Dagster from the environment at run time: never stored in run config.
+            gcp_credentials=dg.EnvVar("MUSICNFT_BIGQUERY_CREDENTIALS")
+            if settings.bigquery_credentials
+            else None,
+            insert_retries=settings.bigquery_insert_retries,
+        )
+    else:
+        warehouse = EmbeddedWarehouseResource(root=str(settings.warehouse_dir.resolve()))
     return {
         "lake": lake,
-        # The BigQuery warehouse arrives with its own issue; until then every profile's
-        # warehouse is the embedded one.
-        "warehouse": EmbeddedWarehouseResource(root=str(settings.warehouse_dir.resolve())),
+        "warehouse": warehouse,
         "pipeline": PipelineResource(keywords=[k.lower() for k in settings.keywords]),
     }
