@@ -69,6 +69,13 @@ def table_differences(table: str, live_schema: list[Any]) -> tuple[list[Any], li
     return missing, incompatible, extra
 
 
+def _schema_field(f: Any) -> Any:
+    from google.cloud import bigquery
+
+    field_type, mode = schema_field_type(f.type)
+    return bigquery.SchemaField(f.name, field_type, mode=mode)
+
+
 def _execute(client: Any, sql: str, report: MigrationReport, dry_run: bool) -> None:
     report.statements.append(sql)
     if not dry_run:
@@ -105,18 +112,26 @@ def migrate(
             report.tables_created.append(table)
             continue
         missing, incompatible, extra = table_differences(table, live)
-        for f in missing:
-            _execute(client, add_column_ddl(table, f, dataset), report, dry_run)
-            report.columns_added.append(f"{table}.{f.name}")
+        if missing:
+            # Through the API (tables.patch with the longer schema): the documented way to add
+            # columns, equivalent to the printed ALTER TABLE ... ADD COLUMN.
+            for f in missing:
+                report.statements.append(add_column_ddl(table, f, dataset))
+                report.columns_added.append(f"{table}.{f.name}")
+            if not dry_run:
+                live_table = client.get_table(f"{dataset_id}.{table}")
+                live_table.schema = [*live_table.schema, *(_schema_field(f) for f in missing)]
+                client.update_table(live_table, ["schema"])
         problems += incompatible
         report.extra_columns += extra
         if not missing and not incompatible:
             report.tables_current.append(table)
-    for name in VIEWS:
-        _execute(client, view_ddl(name, dataset), report, dry_run)
-        report.views.append(name)
     if problems:
+        # Views are left as they were: they may not compile over the unmigrated tables.
         raise MigrationError(
             "these need a manual migration (nothing was dropped): " + "; ".join(problems)
         )
+    for name in VIEWS:
+        _execute(client, view_ddl(name, dataset), report, dry_run)
+        report.views.append(name)
     return report

@@ -145,6 +145,23 @@ VIEWS: dict[str, str] = {
           sentiment_weight,
           updated_at
         FROM per_hour"""),
+    # One row per window, keyword and sentiment label: a Looker pie or stacked chart takes one
+    # dimension and one metric, so the three counts of a window become three rows.
+    "looker_sentiment": dedent("""\
+        SELECT
+          w.window_start,
+          TIMESTAMP_TRUNC(w.window_start, HOUR) AS hour,
+          DATE(w.window_start) AS day,
+          w.keyword,
+          s.sentiment,
+          s.sentiment_order,
+          s.posts
+        FROM `{dataset}.window_metrics_15m` AS w
+        CROSS JOIN UNNEST([
+          STRUCT('positive' AS sentiment, 1 AS sentiment_order, w.positive_count AS posts),
+          STRUCT('neutral' AS sentiment, 2 AS sentiment_order, w.neutral_count AS posts),
+          STRUCT('negative' AS sentiment, 3 AS sentiment_order, w.negative_count AS posts)
+        ]) AS s"""),
     # One row per window and hashtag: the hashtag cloud and ranking (SUM(posts) by hashtag).
     "looker_hashtags": dedent("""\
         SELECT
@@ -258,6 +275,10 @@ DESCRIPTIONS: dict[str, str] = {
     "looker_hourly": (
         "Looker Studio: per hour and keyword: posts, sentiment split, post-weighted average "
         "sentiment and followers (with their sums and weights, to re-aggregate exactly)."
+    ),
+    "looker_sentiment": (
+        "Looker Studio: posts per 15-minute window, keyword and sentiment label "
+        "(positive/neutral/negative), for the sentiment breakdown and sentiment over time."
     ),
     "looker_hashtags": "Looker Studio: posts per hashtag per 15-minute window (cloud, ranking).",
     "looker_locations": "Looker Studio: posts per author location per 15-minute window.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,12 @@ def cli_env(data_dir: Path) -> dict[str, str]:
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "musicnft.cli", *args]
+
+
+@pytest.fixture(scope="session")
+def bq_endpoint() -> Iterator[str]:
+    """The BigQuery emulator on 127.0.0.1, started once for the session when a test asks."""
+    from musicnft.bq_emulator import bigquery_emulator
+
+    with bigquery_emulator() as endpoint:
+        yield endpoint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -49,6 +50,12 @@ POSTS = [
 
 def build(root: Path) -> EmbeddedWarehouse:
     wh = EmbeddedWarehouse(root)
+    fill(wh)
+    return wh
+
+
+def fill(wh: Any) -> Any:
+    """Write the fixture's windows into any warehouse (through the port's replace_partition)."""
     for window, by_keyword in METRICS.items():
         rows = [
             {

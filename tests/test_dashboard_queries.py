@@ -1,9 +1,12 @@
-"""Each dashboard panel's query on fixture tables with known answers."""
+"""Each dashboard panel's query on fixture tables with known answers, on both warehouses: the
+same fixture written through the port to the embedded warehouse and to BigQuery (the emulator)
+must give the same numbers, because the queries are the same."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +18,13 @@ DAY1 = (datetime(2021, 12, 1, tzinfo=UTC), datetime(2021, 12, 2, tzinfo=UTC))
 BOTH = (datetime(2021, 12, 1, tzinfo=UTC), datetime(2021, 12, 3, tzinfo=UTC))
 
 
-@pytest.fixture(scope="module")
-def wh(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedWarehouse:
-    return fx.build(tmp_path_factory.mktemp("dash") / "warehouse")
+@pytest.fixture(scope="module", params=["embedded", pytest.param("bigquery", marks=pytest.mark.slow)])
+def wh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if request.param == "embedded":
+        return fx.build(tmp_path_factory.mktemp("dash") / "warehouse")
+    from tests.bq import fresh_warehouse
+
+    return fx.fill(fresh_warehouse(request.getfixturevalue("bq_endpoint"), "dash"))
 
 
 def test_summary_day_one(wh: EmbeddedWarehouse) -> None:
