@@ -53,6 +53,19 @@ def install_extensions(home: Path) -> None:
         con.close()
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM the emulator when its parent dies, so a
+    killed test run or rehearsal never leaves an emulator behind."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the context manager's cleanup still stops it
+
+
 def _executable() -> str:
     beside = Path(sys.executable).parent / "bqemulator"
     if beside.exists():
@@ -107,7 +120,7 @@ def bigquery_emulator(log_path: Path | None = None) -> Iterator[str]:
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        preexec_fn=_die_with_parent,  # the emulator stops if we are killed
     )
     endpoint = f"http://127.0.0.1:{rest}"
     try:

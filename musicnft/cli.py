@@ -277,7 +277,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             settings.stream_backend,
             settings.stream_name,
             len(loops),
-            settings.warehouse_dir,
+            wiring.describe_warehouse(settings),
         )
         run_many(loops, _stop_on_signals())
         log.info(

@@ -1,10 +1,13 @@
-"""`make demo-cloud`: the cloud profile end to end on this machine, against moto server.
+"""`make demo-cloud`: the cloud profile end to end on this machine, against moto server and the
+BigQuery emulator.
 
-Starts moto server on 127.0.0.1 (Kinesis and S3 over real HTTP), creates the stream and the lake
-bucket, and runs the same supervised pipeline as `make demo` with MUSICNFT_PROFILE=cloud: the
-producer puts on Kinesis (spooling if it cannot), the consumer reads Kinesis as Lambda's event
-source would, and the delivery loop stands in for Firehose (moto's Firehose delivers nothing),
-writing Parquet to the bucket in Firehose's key layout for the Dagster sensor.
+Starts moto server on 127.0.0.1 (Kinesis and S3 over real HTTP) and bqemulator (BigQuery's REST
+API), creates the stream, the lake bucket and the warehouse (`musicnft bigquery migrate`), and runs
+the same supervised pipeline as `make demo` with MUSICNFT_PROFILE=cloud: the producer puts on
+Kinesis (spooling if it cannot), the consumer reads Kinesis as Lambda's event source would and
+streams into BigQuery, and the delivery loop stands in for Firehose (moto's Firehose delivers
+nothing), writing Parquet to the bucket in Firehose's key layout for the Dagster sensor, whose
+window assets write the aggregate tables to BigQuery.
 """
 
 from __future__ import annotations
@@ -70,8 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.seconds:
         run += ["--seconds", str(args.seconds)]
+    from musicnft.bigquery_migrate import migrate
+    from musicnft.bigquery_warehouse import bigquery_client
+    from musicnft.bq_emulator import PROJECT, bigquery_emulator
+
     try:
-        return cli_main(run)
+        with bigquery_emulator() as bq_endpoint:
+            dataset = "musicnft"
+            migrate(bigquery_client(PROJECT, endpoint=bq_endpoint), dataset)
+            os.environ.update(
+                MUSICNFT_WAREHOUSE="bigquery",
+                MUSICNFT_BIGQUERY_PROJECT=PROJECT,
+                MUSICNFT_BIGQUERY_DATASET=dataset,
+                MUSICNFT_BIGQUERY_ENDPOINT=bq_endpoint,
+            )
+            print(
+                f"BigQuery emulator at {bq_endpoint}; dataset {PROJECT}.{dataset} migrated",
+                file=sys.stderr,
+            )
+            return cli_main(run)
     finally:
         server.stop()
 

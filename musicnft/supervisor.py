@@ -104,11 +104,16 @@ class Supervisor:
     def _fresh(self) -> None:
         s = self.settings
         dagster = s.data_dir / "dagster"
-        for path in (s.stream_path.parent, s.lake_dir, s.warehouse_dir, s.dead_letter_dir, dagster):
+        # Kinesis readers' checkpoints and the producer's spool belong to the stream: a stale
+        # checkpoint would make readers of a new stream skip its first records.
+        stores = (s.stream_path.parent, s.checkpoint_path.parent, s.spool_path.parent)
+        for path in (*stores, s.lake_dir, s.warehouse_dir, s.dead_letter_dir, dagster):
             if path.exists():
                 shutil.rmtree(path)
         log.info(
-            "--fresh: removed previous stream, lake, warehouse and dead-letters in %s", s.data_dir
+            "--fresh: removed previous stream, checkpoints, spool, lake, warehouse and "
+            "dead-letters in %s",
+            s.data_dir,
         )
 
     def run(self) -> int:

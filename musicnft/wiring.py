@@ -58,6 +58,14 @@ def open_warehouse(settings: Settings) -> Any:
     return EmbeddedWarehouse(settings.warehouse_dir)
 
 
+def describe_warehouse(settings: Settings) -> str:
+    """Where the warehouse is, for logs (never credentials)."""
+    if settings.warehouse_backend == "bigquery":
+        where = settings.bigquery_endpoint or "Google"
+        return f"BigQuery {settings.bigquery_project}.{settings.bigquery_dataset} ({where})"
+    return str(settings.warehouse_dir)
+
+
 def bigquery_credentials(settings: Settings) -> str:
     """The service-account key: given directly, or read from AWS Secrets Manager (the deployed
     consumer: the key never sits in the Lambda's environment or its zip)."""

@@ -18,7 +18,9 @@ DAY1 = (datetime(2021, 12, 1, tzinfo=UTC), datetime(2021, 12, 2, tzinfo=UTC))
 BOTH = (datetime(2021, 12, 1, tzinfo=UTC), datetime(2021, 12, 3, tzinfo=UTC))
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("bigquery", marks=pytest.mark.slow)])
+@pytest.fixture(
+    scope="module", params=["embedded", pytest.param("bigquery", marks=pytest.mark.slow)]
+)
 def wh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     if request.param == "embedded":
         return fx.build(tmp_path_factory.mktemp("dash") / "warehouse")
