@@ -28,14 +28,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from musicnft.tables import TABLES, WINDOWED_TABLES
-from musicnft.warehouse import InsertResult, ReadOnlyQueryError, StreamingBufferError
+from musicnft.warehouse import (
+    TABLE_NAMES,
+    WINDOWED_TABLE_NAMES,
+    InsertResult,
+    ReadOnlyQueryError,
+    StreamingBufferError,
+)
 from musicnft.windows import parse_window_key
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where tables are read or loaded, never on the streaming-insert path: the
+# deployed consumer (Lambda) inserts rows and its bundle carries no pyarrow.
 
 log = logging.getLogger("musicnft.bigquery")
 
@@ -191,6 +199,8 @@ def _json_value(value: Any) -> Any:
 
 
 def _arrow_type(field_type: str, mode: str) -> pa.DataType:
+    import pyarrow as pa
+
     base = {
         "STRING": pa.string(),
         "INTEGER": pa.int64(),
@@ -232,8 +242,8 @@ class BigQueryWarehouse:
         return f"{self.client.project}.{self.dataset}"
 
     def table_id(self, table: str) -> str:
-        if table not in TABLES:
-            raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        if table not in TABLE_NAMES:
+            raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLE_NAMES)}")
         return f"{self.dataset_id}.{table}"
 
     # ---- reads ---------------------------------------------------------------------------
@@ -271,6 +281,8 @@ class BigQueryWarehouse:
         rows = self.query(f"SELECT count(*) FROM `{table}` WHERE window_start = ?", [window])
         if not rows.column(0)[0].as_py():
             return None
+        import pyarrow as pa
+
         fields = self.client.get_table(self.table_id(table)).schema
         return pa.schema(
             [
@@ -354,6 +366,7 @@ class BigQueryWarehouse:
 
     # ---- batch writes --------------------------------------------------------------------
     def _load(self, table_id: str, data: pa.Table, disposition: str) -> None:
+        import pyarrow.parquet as pq
         from google.cloud import bigquery
 
         buf = io.BytesIO()
@@ -369,6 +382,8 @@ class BigQueryWarehouse:
 
     @staticmethod
     def _conformed(table: str, data: pa.Table) -> pa.Table:
+        from musicnft.tables import TABLES
+
         schema = TABLES[table]
         return data.select(schema.names).cast(schema)
 
@@ -379,7 +394,7 @@ class BigQueryWarehouse:
 
     def replace_partition(self, table: str, partition: str, data: pa.Table) -> None:
         """Make `data` the whole of one window of a windowed table, in one atomic MERGE."""
-        if table not in WINDOWED_TABLES:
+        if table not in WINDOWED_TABLE_NAMES:
             raise ValueError(f"{table!r} is not replaced by window")
         window = parse_window_key(partition)
         data = self._conformed(table, data)
@@ -423,6 +438,8 @@ class BigQueryWarehouse:
         before = self._rows_for(table, key, wanted)
         if before <= len(wanted):
             return 0
+        from musicnft.tables import TABLES
+
         names = [f.name for f in TABLES[table]]
         columns = ", ".join(f"`{c}`" for c in names)
         values = ", ".join(f"s.`{c}`" for c in names)

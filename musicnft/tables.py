@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from musicnft.schema import ENRICHED_SCHEMA, TIMESTAMP
+from musicnft.warehouse import TABLE_NAMES, WINDOWED_TABLE_NAMES
 
 WINDOW_START = pa.field("window_start", TIMESTAMP, nullable=False)
 
@@ -69,10 +70,5 @@ TABLES: dict[str, pa.Schema] = {
     "lake_files": LAKE_FILES_SCHEMA,
 }
 # Tables replaced one window at a time (one file per window in the embedded warehouse).
-WINDOWED_TABLES = (
-    "posts",
-    "window_metrics_15m",
-    "hashtag_counts_15m",
-    "location_counts_15m",
-    "reconciliation_15m",
-)
+WINDOWED_TABLES = WINDOWED_TABLE_NAMES
+assert tuple(TABLES) == TABLE_NAMES, "musicnft.warehouse.TABLE_NAMES must list TABLES in order"

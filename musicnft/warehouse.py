@@ -15,6 +15,26 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+# The tables' names (their schemas, which need pyarrow, are in musicnft.tables; a test keeps the
+# two in step). Here so code that only writes rows can name tables without importing pyarrow.
+TABLE_NAMES = (
+    "posts_hot",
+    "posts",
+    "window_metrics_15m",
+    "hashtag_counts_15m",
+    "location_counts_15m",
+    "reconciliation_15m",
+    "lake_files",
+)
+WINDOWED_TABLE_NAMES = (
+    "posts",
+    "window_metrics_15m",
+    "hashtag_counts_15m",
+    "location_counts_15m",
+    "reconciliation_15m",
+)
+
+
 class ReadOnlyQueryError(ValueError):
     """`query(..., read_only=True)` was given a statement that is not a query."""
 
