@@ -52,9 +52,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The consumer's deployable Lambda bundle: dist/lambda.zip (see lambda/build_zip.py).
+# The consumer's deployable Lambda bundle: dist/lambda.zip (see lambda/build_zip.py). It carries
+# binary wheels for one CPython, so it follows the stack's runtime: LAMBDA_RUNTIME=python3.11
+# (read by infra/deploy.sh) builds for 3.11; default 3.12, the template's default.
+LAMBDA_PYTHON ?= $(patsubst python%,%,$(or $(LAMBDA_RUNTIME),python3.12))
 lambda-zip: $(STAMP)
-	$(BIN)/python lambda/build_zip.py
+	$(BIN)/python lambda/build_zip.py --python $(LAMBDA_PYTHON)
 
 # Deploy the AWS stack (infra/template.yaml) with one `aws cloudformation deploy`; parameters
 # from the environment (ARTIFACT_BUCKET, VPC_ID, SUBNET_ID, ...): see infra/README.md.

@@ -2,11 +2,11 @@
 # Deploy (create or update) the musicnft stack: infra/template.yaml with CloudFormation.
 # `make deploy` calls this. Parameters come from environment variables; see infra/README.md.
 #
-#   required: ARTIFACT_BUCKET  VPC_ID  SUBNET_ID
+#   required: ARTIFACT_BUCKET  VPC_ID  SUBNET_ID  BIGQUERY_PROJECT
 #   optional: STACK (default musicnft), AWS_REGION / AWS_PROFILE (the AWS CLI's own),
 #             STREAM_NAME, GLUE_DATABASE, LAKE_VERSIONING, ERROR_RETENTION_DAYS,
 #             LOG_RETENTION_DAYS, LAMBDA_CODE_KEY, PRODUCER_PACKAGE_KEY, LAMBDA_RUNTIME,
-#             BIGQUERY_PROJECT, BIGQUERY_DATASET, INSTANCE_TYPE, AMI_SSM_PARAMETER, KEY_NAME,
+#             BIGQUERY_DATASET, INSTANCE_TYPE, AMI_SSM_PARAMETER, KEY_NAME,
 #             ENABLE_SESSION_MANAGER, ALARM_EMAIL, ITERATOR_AGE_ALARM_MS,
 #             DATA_FRESHNESS_ALARM_SECONDS
 #
@@ -20,7 +20,7 @@ template="${here}/template.yaml"
 stack="${STACK:-musicnft}"
 
 missing=()
-for name in ARTIFACT_BUCKET VPC_ID SUBNET_ID; do
+for name in ARTIFACT_BUCKET VPC_ID SUBNET_ID BIGQUERY_PROJECT; do
   if [[ -z "${!name:-}" ]]; then
     missing+=("${name}")
   fi
@@ -31,7 +31,8 @@ if ((${#missing[@]})); then
     echo "  ARTIFACT_BUCKET  existing S3 bucket holding the Lambda zip and the producer archive"
     echo "  VPC_ID           VPC of the producer host (vpc-...)"
     echo "  SUBNET_ID        subnet of the producer host, with outbound HTTPS (subnet-...)"
-    echo "example: ARTIFACT_BUCKET=my-artifacts VPC_ID=vpc-0abc SUBNET_ID=subnet-0def infra/deploy.sh"
+    echo "  BIGQUERY_PROJECT Google Cloud project of the warehouse (the consumer writes posts_hot there)"
+    echo "example: ARTIFACT_BUCKET=my-artifacts VPC_ID=vpc-0abc SUBNET_ID=subnet-0def BIGQUERY_PROJECT=my-project infra/deploy.sh"
   } >&2
   exit 2
 fi
@@ -45,6 +46,7 @@ overrides=(
   "ArtifactBucket=${ARTIFACT_BUCKET}"
   "VpcId=${VPC_ID}"
   "SubnetId=${SUBNET_ID}"
+  "BigQueryProject=${BIGQUERY_PROJECT}"
 )
 # environment variable -> template parameter, passed only when set
 optional=(
@@ -56,7 +58,6 @@ optional=(
   LAMBDA_CODE_KEY:LambdaCodeKey
   PRODUCER_PACKAGE_KEY:ProducerPackageKey
   LAMBDA_RUNTIME:LambdaRuntime
-  BIGQUERY_PROJECT:BigQueryProject
   BIGQUERY_DATASET:BigQueryDataset
   INSTANCE_TYPE:InstanceType
   AMI_SSM_PARAMETER:LatestAmiId

@@ -12,7 +12,7 @@ from musicnft.deadletter import DeadLetter
 from musicnft.keywords import KeywordMatcher
 from musicnft.lake import Lake, LocalLake
 from musicnft.local_stream import LocalStream
-from musicnft.settings import Settings
+from musicnft.settings import ConfigError, Settings
 
 
 def open_stream(settings: Settings) -> LocalStream:
@@ -82,6 +82,12 @@ def bigquery_credentials(settings: Settings) -> str:
 
 def bigquery_client_for(settings: Settings) -> Any:
     from musicnft.bigquery_warehouse import bigquery_client
+
+    if not settings.bigquery_project:
+        raise ConfigError(
+            "MUSICNFT_BIGQUERY_PROJECT is required when the warehouse is BigQuery "
+            "(or set MUSICNFT_WAREHOUSE=embedded)"
+        )
 
     return bigquery_client(
         settings.bigquery_project,

@@ -541,3 +541,74 @@ def test_enriched_columns_round_trip_through_bigquery(sample_lake: Lake, bq_endp
 
     got_any = next(iter(got.values()))
     assert {pid: norm(r) for pid, r in got.items()} == {r["post_id"]: norm(r) for r in rows}
+
+
+def test_sql_and_status_commands_read_bigquery(bq_endpoint: str, cli_env: dict[str, str]) -> None:
+    wh = fresh_warehouse(bq_endpoint, "cli")
+    assert handle_kinesis_event(kinesis_event(), wh) == {"batchItemFailures": []}
+    n = len(event_posts(kinesis_event()))
+    env = dict(
+        cli_env,
+        MUSICNFT_WAREHOUSE="bigquery",
+        MUSICNFT_BIGQUERY_PROJECT=PROJECT,
+        MUSICNFT_BIGQUERY_DATASET=wh.dataset,
+        MUSICNFT_BIGQUERY_ENDPOINT=bq_endpoint,
+    )
+    sql = subprocess.run(
+        cli("sql", "--json", "SELECT count(*) AS n FROM posts_hot"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert sql.returncode == 0, sql.stderr[-2000:]
+    assert json.loads(sql.stdout) == [{"n": n}]
+    refused = subprocess.run(
+        cli("sql", "DELETE FROM posts_hot WHERE true"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "only a single SELECT" in refused.stderr
+    assert wh.count("posts_hot") == n
+    status = subprocess.run(
+        cli("status", "--json"), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert json.loads(status.stdout)["posts_hot"] == n
+
+
+def test_bigquery_settings_are_checked_where_a_warehouse_is_opened() -> None:
+    from musicnft import wiring
+    from musicnft.settings import ConfigError
+
+    # The producer runs in the cloud profile without any BigQuery setting...
+    cloud = Settings.from_env({"MUSICNFT_PROFILE": "cloud", "MUSICNFT_S3_BUCKET": "lake"})
+    assert cloud.warehouse_backend == "bigquery"
+    # ...and whatever opens the warehouse gets an error naming the variable
+    with pytest.raises(ConfigError, match="MUSICNFT_BIGQUERY_PROJECT"):
+        wiring.open_warehouse(cloud)
+    with pytest.raises(ConfigError, match="MUSICNFT_WAREHOUSE"):
+        Settings.from_env({"MUSICNFT_WAREHOUSE": "snowflake"})
+    with pytest.raises(ConfigError, match="MUSICNFT_BIGQUERY_DATASET"):
+        Settings.from_env({"MUSICNFT_BIGQUERY_DATASET": "a.b; DROP"})
+    with pytest.raises(ConfigError, match="MUSICNFT_BIGQUERY_ENDPOINT"):
+        Settings.from_env({"MUSICNFT_BIGQUERY_ENDPOINT": "ftp://x"})
+
+
+def test_credentials_are_never_shown_and_bad_ones_are_named() -> None:
+    from musicnft.bigquery_warehouse import _credentials_info
+
+    secret = base64.b64encode(b'{"client_email": "a@b", "private_key": "SECRET"}').decode()
+    settings = Settings.from_env(
+        {"MUSICNFT_WAREHOUSE": "bigquery", "MUSICNFT_BIGQUERY_CREDENTIALS": secret}
+    )
+    assert settings.bigquery_credentials == secret
+    assert secret not in repr(settings) and "SECRET" not in repr(settings)
+    assert _credentials_info(secret)["client_email"] == "a@b"
+    assert _credentials_info('{"client_email": "c@d"}')["client_email"] == "c@d"
+    for bad in ("not base64!", base64.b64encode(b"[1]").decode(), '{"type": "x"}'):
+        with pytest.raises(ValueError, match="credentials") as info:
+            _credentials_info(bad)
+        assert bad not in str(info.value)

@@ -671,6 +671,7 @@ def test_deploy_sh_refuses_to_run_without_required_parameters(tmp_path: Path) ->
     assert proc.returncode == 2
     first_line = proc.stderr.splitlines()[0]
     assert "ARTIFACT_BUCKET" in first_line and "SUBNET_ID" in first_line
+    assert "BIGQUERY_PROJECT" in first_line
     assert "VPC_ID" not in first_line
     assert not record.exists(), "aws must not be called"
 
@@ -681,6 +682,7 @@ def test_deploy_sh_passes_parameters_and_never_prints_secrets(tmp_path: Path) ->
         ARTIFACT_BUCKET="my-artifacts",
         VPC_ID="vpc-0abc",
         SUBNET_ID="subnet-0def",
+        BIGQUERY_PROJECT="my-project",
         STACK="musicnft-test",
         INSTANCE_TYPE="t3.micro",
         KEY_NAME="",  # set but empty: not passed
@@ -702,6 +704,7 @@ def test_deploy_sh_passes_parameters_and_never_prints_secrets(tmp_path: Path) ->
         "ArtifactBucket=my-artifacts",
         "VpcId=vpc-0abc",
         "SubnetId=subnet-0def",
+        "BigQueryProject=my-project",
         "InstanceType=t3.micro",
     ]
     assert "not-a-real-token" not in proc.stdout + proc.stderr + record.read_text()
@@ -711,7 +714,7 @@ def test_deploy_sh_covers_every_template_parameter(template) -> None:
     text = DEPLOY_SH.read_text()
     mapped = set(re.findall(r"^\s+[A-Z_]+:([A-Za-z]+)$", text, re.MULTILINE))
     required = set(re.findall(r'^\s+"([A-Za-z]+)=\$\{[A-Z_]+\}"$', text, re.MULTILINE))
-    assert required == {"ArtifactBucket", "VpcId", "SubnetId"}
+    assert required == {"ArtifactBucket", "VpcId", "SubnetId", "BigQueryProject"}
     assert mapped | required == set(template["Parameters"])
     # Required here = no default in the template.
     no_default = {k for k, v in template["Parameters"].items() if "Default" not in v}
@@ -779,7 +782,12 @@ def _create_stack(stack: MotoStack) -> None:
     s3.put_object(Bucket="musicnft-artifacts", Key="musicnft/lambda.zip", Body=code.getvalue())
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
-    stack.parameters = {"ArtifactBucket": "musicnft-artifacts", "VpcId": vpc, "SubnetId": subnet}
+    stack.parameters = {
+        "ArtifactBucket": "musicnft-artifacts",
+        "VpcId": vpc,
+        "SubnetId": subnet,
+        "BigQueryProject": "musicnft-test",
+    }
 
     # The YAML text itself, as `aws cloudformation deploy` sends it.
     cfn.create_stack(
@@ -910,6 +918,8 @@ def test_moto_lambda_and_event_source_mapping(moto_stack: MotoStack) -> None:
     # MUSICNFT_BIGQUERY_CREDENTIALS_SECRET_ARN is absent here only because moto skips secrets.
     settings = Settings.from_env(env)  # what lambda/handler.py does at first use
     assert (settings.profile, settings.stream_backend) == ("cloud", "kinesis")
+    assert (settings.warehouse_backend, settings.bigquery_project) == ("bigquery", "musicnft-test")
+    assert settings.bigquery_dataset == "musicnft"
 
     (esm,) = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
     queue_arn = moto_stack.client("sqs").get_queue_attributes(
