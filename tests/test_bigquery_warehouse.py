@@ -612,3 +612,45 @@ def test_credentials_are_never_shown_and_bad_ones_are_named() -> None:
         with pytest.raises(ValueError, match="credentials") as info:
             _credentials_info(bad)
         assert bad not in str(info.value)
+
+
+def test_the_resource_builds_its_client_from_an_envvar_service_account_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "musicnft-prod",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "consumer@musicnft-prod.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    monkeypatch.setenv(
+        "MUSICNFT_BIGQUERY_CREDENTIALS", base64.b64encode(json.dumps(info).encode()).decode()
+    )
+    resource = BigQueryWarehouseResource(
+        project="musicnft-prod",
+        dataset="musicnft",
+        gcp_credentials=dg.EnvVar("MUSICNFT_BIGQUERY_CREDENTIALS"),
+    )
+
+    @dg.asset
+    def probe(warehouse: BigQueryWarehouseResource) -> str:
+        with warehouse.get_client() as client:
+            return str(client._credentials.service_account_email)
+
+    result = dg.materialize([probe], resources={"warehouse": resource})
+    assert result.output_for_node("probe") == info["client_email"]
+    # the resource holds the variable's name, not the key
+    encoded = base64.b64encode(json.dumps(info).encode()).decode()
+    assert encoded not in repr(resource) and "MUSICNFT_BIGQUERY_CREDENTIALS" in repr(resource)
