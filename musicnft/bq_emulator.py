@@ -124,7 +124,12 @@ def bigquery_emulator(log_path: Path | None = None) -> Iterator[str]:
     )
     endpoint = f"http://127.0.0.1:{rest}"
     try:
-        wait_ready(endpoint, process)
+        try:
+            wait_ready(endpoint, process)
+        except (RuntimeError, TimeoutError) as exc:
+            out.flush()
+            tail = (log_path or home / "emulator.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{exc}; its log ends with:\n{tail}") from None
         log.info("bqemulator up on %s (project %s)", endpoint, PROJECT)
         yield endpoint
     finally:
