@@ -229,11 +229,15 @@ class BigQueryWarehouse:
         insert_retries: int = 3,
         backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        request_deadline_seconds: float = 30.0,
     ) -> None:
         self.client = client
         self.dataset = dataset
         self.insert_retries = insert_retries
         self.backoff_seconds = backoff_seconds
+        # The client retries a failing request for up to 10 minutes by default; the consumer
+        # runs under Lambda's 60 s timeout, so it gives up sooner and lets Lambda retry the batch.
+        self.request_deadline_seconds = request_deadline_seconds
         self._sleep = sleep
         self._schemas: dict[str, list[Any]] = {}
 
@@ -319,6 +323,8 @@ class BigQueryWarehouse:
                     [r for _, r in chunk],
                     row_ids=[i for i, _ in chunk],
                     skip_invalid_rows=True,
+                    retry=self._retry(),
+                    timeout=self.request_deadline_seconds,
                 )
                 bad = {int(e["index"]): e for e in errors}
                 for index, entry in bad.items():
@@ -347,6 +353,11 @@ class BigQueryWarehouse:
         for rid in failed:
             log.error("%s: row %s failed after retries: %s", table, rid, reasons.get(rid, "?"))
         return InsertResult(inserted=inserted, skipped_duplicates=skipped, failed=failed)
+
+    def _retry(self) -> Any:
+        from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+        return DEFAULT_RETRY.with_deadline(self.request_deadline_seconds)
 
     @staticmethod
     def _chunks(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -257,16 +258,16 @@ def test_an_unreachable_bigquery_fails_the_whole_batch(
     bq_endpoint: str, proxy: BigQueryFaultProxy
 ) -> None:
     from google.api_core.exceptions import GoogleAPICallError, RetryError
-    from google.api_core.retry import Retry
 
-    wh = fresh_warehouse(proxy.endpoint, "down")
-    fast = Retry(initial=0.01, maximum=0.02, timeout=0.3)
-    original = wh.client.insert_rows_json
-    wh.client.insert_rows_json = lambda *a, **k: original(*a, retry=fast, **k)
+    # (the adapter gives up on a failing request after its deadline: 30 s by default, under
+    # Lambda's 60 s timeout; the client's own default would keep retrying for 10 minutes)
+    wh = fresh_warehouse(proxy.endpoint, "down", request_deadline_seconds=1.0)
     proxy.down()
     # Lambda then retries the batch: nothing is reported as processed
+    started = time.monotonic()
     with pytest.raises((GoogleAPICallError, RetryError)):
         handle_kinesis_event(kinesis_event(), wh)
+    assert time.monotonic() - started < 30  # gave up at its deadline, not the client's 10 min
     proxy.up()
     assert handle_kinesis_event(kinesis_event(), wh) == {"batchItemFailures": []}
 
