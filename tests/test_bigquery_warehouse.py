@@ -80,6 +80,14 @@ def test_checked_in_ddl_matches_the_table_definitions() -> None:
     )
 
 
+def test_the_pyarrow_free_table_names_match_the_table_definitions() -> None:
+    from musicnft.warehouse import TABLE_NAMES, WINDOWED_TABLE_NAMES
+
+    assert tuple(TABLES) == TABLE_NAMES
+    assert set(WINDOWED_TABLE_NAMES) <= set(TABLE_NAMES)
+    assert all("window_start" in TABLES[t].names for t in WINDOWED_TABLE_NAMES)
+
+
 def test_ddl_is_partitioned_by_day_and_clustered_by_window() -> None:
     for table in WINDOWED_TABLES:
         ddl = table_ddl(table)

@@ -211,7 +211,7 @@ class _Scripted(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        """Silent: the fake upstream's access log would only clutter the test output."""
 
 
 @pytest.fixture
