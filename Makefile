@@ -33,7 +33,7 @@ demo: $(STAMP)
 
 # The cloud profile (Kinesis, S3) rehearsed against moto server on 127.0.0.1; DEMO_SECONDS=N too.
 demo-cloud: $(STAMP)
-	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/python -m musicnft.cloud_rehearsal --speed $(DEMO_SPEED) --dagster-port $(DAGSTER_PORT) --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/python -m musicnft.devtools.cloud_rehearsal --speed $(DEMO_SPEED) --dagster-port $(DAGSTER_PORT) --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from musicnft.embedded_warehouse import EmbeddedWarehouse
-from musicnft.enrich import enrich
-from musicnft.keywords import KeywordMatcher
-from musicnft.local_stream import LocalStream
-from musicnft.normalize import RejectedRecord, normalize_x_line
-from musicnft.sample import generate_lines
-from musicnft.schema import ENRICHED_FIELDS, conform, to_json_record
+from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
+from musicnft.adapters.local_stream import LocalStream
+from musicnft.contract.keywords import KeywordMatcher
+from musicnft.contract.schema import ENRICHED_FIELDS, conform, to_json_record
+from musicnft.devtools.sample import generate_lines
+from musicnft.hotpath.decode import RejectedRecord
+from musicnft.hotpath.enrich import enrich
+from musicnft.hotpath.normalize_x import normalize_x_line
 from musicnft.settings import DEFAULT_KEYWORDS
 
 

@@ -12,9 +12,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from dashboard import queries as q
-from musicnft.embedded_warehouse import EmbeddedWarehouse
-from musicnft.tables import HASHTAG_COUNTS_SCHEMA, LOCATION_COUNTS_SCHEMA, WINDOW_METRICS_SCHEMA
-from musicnft.windows import WINDOW, window_key
+from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
+from musicnft.contract.tables import (
+    HASHTAG_COUNTS_SCHEMA,
+    LOCATION_COUNTS_SCHEMA,
+    WINDOW_METRICS_SCHEMA,
+)
+from musicnft.contract.windows import WINDOW, window_key
 
 START = datetime(2021, 12, 1, tzinfo=UTC)
 KEYWORDS = ["all", "music", "nft", "eth", "web3", "opensea"]

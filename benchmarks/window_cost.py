@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from musicnft import window_pipeline as wp
-from musicnft.backfill import index_lake
-from musicnft.embedded_warehouse import EmbeddedWarehouse
-from musicnft.lake import LocalLake, raw_key
-from musicnft.schema import POST_SCHEMA, to_table
+from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
+from musicnft.adapters.local_lake import LocalLake
+from musicnft.batch import window_pipeline as wp
+from musicnft.batch.backfill import index_lake
+from musicnft.contract.lake_layout import raw_key
+from musicnft.contract.schema import POST_SCHEMA, to_table
 from musicnft.settings import DEFAULT_KEYWORDS
 
 START = datetime(2021, 12, 1, tzinfo=UTC)
@@ -71,7 +72,7 @@ def build_lake(root: Path, days: int) -> tuple[LocalLake, EmbeddedWarehouse]:
         lake.put(raw_key("musicnft-posts", arrival), buf.getvalue())
         hot.extend(rows)
     index_lake(lake, wh)
-    from musicnft.consumer import enrich_rows
+    from musicnft.hotpath.consumer import enrich_rows
 
     enriched = enrich_rows(hot)
     for n in range(0, len(enriched), 20_000):

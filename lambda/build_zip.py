@@ -1,7 +1,8 @@
 """`make lambda-zip`: the consumer's deployable bundle, `dist/lambda.zip`.
 
-Contents: `handler.py` at the root (Lambda handler `handler.kinesis_handler`), the core package
-`musicnft/` (without the shipped sample), vaderSentiment 3.3.2 with its lexicons (copied from this
+Contents: `handler.py` at the root (Lambda handler `handler.kinesis_handler`), the part of the core
+package the handler imports (`LAMBDA_CORE`: contract, hot path, ports, settings, wiring, the
+BigQuery adapter), vaderSentiment 3.3.2 with its lexicons (copied from this
 project's locked environment), and google-cloud-bigquery with its whole dependency closure, because
 the deployed consumer streams its rows into BigQuery.
 
@@ -51,6 +52,20 @@ LOCK = ROOT / "requirements.lock"
 SKIP_DIRS = {"__pycache__", "data"}
 FIXED_TIME = (2021, 12, 1, 0, 0, 0)  # reproducible zips: same inputs, same bytes
 
+# What `handler.py` imports from the core package (a test checks the unpacked bundle runs the
+# handler with nothing else on the path).
+LAMBDA_CORE = (
+    "__init__.py",
+    "settings.py",
+    "logs.py",
+    "ports.py",
+    "wiring.py",
+    "contract",
+    "hotpath",
+    "adapters/__init__.py",
+    "adapters/bigquery/__init__.py",
+    "adapters/bigquery/warehouse.py",
+)
 PYTHONS = ("3.11", "3.12")  # the Lambda runtimes infra/template.yaml allows (LambdaRuntime)
 DEFAULT_PYTHON = "3.12"  # the template's default runtime
 # Lambda x86_64 runs Amazon Linux 2 (python3.11, glibc 2.26) or 2023 (python3.12, glibc 2.34):
@@ -187,6 +202,20 @@ def _tree(
     return files
 
 
+def core_files() -> dict[str, Path]:
+    """The part of `musicnft/` the handler imports: the contract, the hot path, the ports, the
+    settings and the composition root, and the BigQuery warehouse adapter it writes through. Not
+    the CLI, the batch path, the local stand-ins, the dev tools or the sample."""
+    files: dict[str, Path] = {}
+    for rel in LAMBDA_CORE:
+        src = ROOT / "musicnft" / rel
+        if src.is_dir():
+            files.update(_tree(src, f"musicnft/{rel}"))
+        else:
+            files[f"musicnft/{rel}"] = src
+    return files
+
+
 def _write(zf: zipfile.ZipFile, arcname: str, path: Path) -> int:
     info = zipfile.ZipInfo(arcname, FIXED_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -205,7 +234,7 @@ def build(out: Path, python: str = DEFAULT_PYTHON) -> BuildResult:
         deps = Path(tmp)
         bundled = install_dependencies(deps, python)
         entries = {"handler.py": ROOT / "lambda" / "handler.py"}
-        entries.update(_tree(ROOT / "musicnft", "musicnft"))
+        entries.update(core_files())
         entries.update(_tree(Path(vaderSentiment.__file__).parent, "vaderSentiment"))
         # pip's tree: packages at the root (as /var/task is on sys.path), without its scripts.
         third_party = _tree(deps, "", skip_dirs={"__pycache__"}, skip_top={"bin"})

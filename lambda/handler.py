@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from musicnft.consumer import handle_firehose_event, handle_kinesis_event
+from musicnft.hotpath.consumer import handle_firehose_event, handle_kinesis_event
 from musicnft.logs import setup_logging
 from musicnft.settings import Settings
 from musicnft.wiring import open_warehouse

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from musicnft.deadletter import DeadLetter
-from musicnft.keywords import KeywordMatcher
-from musicnft.lake import Lake, LocalLake
-from musicnft.local_stream import LocalStream
+from musicnft.adapters.local_lake import LocalLake
+from musicnft.adapters.local_stream import LocalStream
+from musicnft.contract.keywords import KeywordMatcher
+from musicnft.hotpath.deadletter import DeadLetter
+from musicnft.ports import Lake
 from musicnft.settings import ConfigError, Settings
 
 
@@ -22,7 +23,11 @@ def open_stream(settings: Settings) -> LocalStream:
 def open_stream_readers(settings: Settings) -> list[Any]:
     """The stream as its readers see it: the local log, or one reader per Kinesis shard."""
     if settings.stream_backend == "kinesis":
-        from musicnft.kinesis_stream import CheckpointStore, KinesisShardReader, list_shards
+        from musicnft.adapters.kinesis_stream import (
+            CheckpointStore,
+            KinesisShardReader,
+            list_shards,
+        )
         from producer.kinesis_sink import kinesis_client
 
         client = kinesis_client(settings.aws_endpoint_url)
@@ -46,14 +51,14 @@ def open_warehouse(settings: Settings) -> Any:
     # Imported here: the Lambda bundle imports this module and must not need DuckDB/pyarrow
     # until a warehouse is actually opened.
     if settings.warehouse_backend == "bigquery":
-        from musicnft.bigquery_warehouse import BigQueryWarehouse
+        from musicnft.adapters.bigquery.warehouse import BigQueryWarehouse
 
         return BigQueryWarehouse(
             bigquery_client_for(settings),
             settings.bigquery_dataset,
             insert_retries=settings.bigquery_insert_retries,
         )
-    from musicnft.embedded_warehouse import EmbeddedWarehouse
+    from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 
     return EmbeddedWarehouse(settings.warehouse_dir)
 
@@ -81,7 +86,7 @@ def bigquery_credentials(settings: Settings) -> str:
 
 
 def bigquery_client_for(settings: Settings) -> Any:
-    from musicnft.bigquery_warehouse import bigquery_client
+    from musicnft.adapters.bigquery.warehouse import bigquery_client
 
     if not settings.bigquery_project:
         raise ConfigError(

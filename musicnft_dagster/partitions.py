@@ -5,7 +5,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from musicnft.windows import KEY_FORMAT
+from musicnft.contract.windows import KEY_FORMAT
 
 # Early enough for the original project's captures (late 2021) to be replayed and backfilled.
 DEFAULT_START = "2021-11-01-00:00"

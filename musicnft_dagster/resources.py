@@ -13,8 +13,9 @@ from typing import Any
 import dagster as dg
 from dagster_gcp import BigQueryResource
 
-from musicnft.embedded_warehouse import EmbeddedWarehouse
-from musicnft.lake import Lake, LocalLake
+from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
+from musicnft.adapters.local_lake import LocalLake
+from musicnft.ports import Lake
 from musicnft.settings import DEFAULT_KEYWORDS, Settings
 
 
@@ -74,14 +75,14 @@ class BigQueryWarehouseResource(BigQueryResource, WarehouseResource):
     @contextmanager
     def get_client(self) -> Iterator[Any]:
         """A client honouring `endpoint` (dagster-gcp's own cannot be pointed elsewhere)."""
-        from musicnft.bigquery_warehouse import bigquery_client
+        from musicnft.adapters.bigquery.warehouse import bigquery_client
 
         yield bigquery_client(
             self.project or "", self.location, self.endpoint, self.gcp_credentials or ""
         )
 
     def warehouse(self) -> Any:
-        from musicnft.bigquery_warehouse import BigQueryWarehouse
+        from musicnft.adapters.bigquery.warehouse import BigQueryWarehouse
 
         with self.get_client() as client:
             return BigQueryWarehouse(client, self.dataset, insert_retries=self.insert_retries)

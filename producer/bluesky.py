@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from musicnft.normalize_bluesky import jetstream_cursor
+from musicnft.hotpath.normalize_bluesky import jetstream_cursor
 
 log = logging.getLogger("musicnft.produce.bluesky")
 

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from musicnft.deadletter import DeadLetter
-from musicnft.keywords import KeywordMatcher
-from musicnft.normalize import ControlMessage, RejectedRecord, SkipRecord, normalize_x_line
-from musicnft.schema import to_json_record
+from musicnft.contract.keywords import KeywordMatcher
+from musicnft.contract.schema import to_json_record
+from musicnft.hotpath.deadletter import DeadLetter
+from musicnft.hotpath.decode import ControlMessage, RejectedRecord, SkipRecord
+from musicnft.hotpath.normalize_x import normalize_x_line
 from producer.replay import Pacer
 from producer.sinks import StreamSink
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from musicnft.local_stream import LocalStream
+from musicnft.adapters.local_stream import LocalStream
 from musicnft.settings import Settings
 
 

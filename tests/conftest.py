@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+from tests.support.sample_lake import Lake, build_sample_lake
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def cli_env(data_dir: Path) -> dict[str, str]:
-    """Environment for `python -m musicnft.cli` subprocesses pointed at the test's data dir."""
+    """Environment for `python -m musicnft` subprocesses pointed at the test's data dir."""
     env = dict(os.environ)
     env["MUSICNFT_DATA_DIR"] = str(data_dir)
     env["PYTHONPATH"] = str(ROOT)
@@ -29,14 +29,16 @@ def cli_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "musicnft.cli", *args]
+@pytest.fixture(scope="module")
+def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """The window tests' sample lake (tests/support/sample_lake.py), built once per module."""
+    return build_sample_lake(tmp_path_factory.mktemp("window-assets"))
 
 
 @pytest.fixture(scope="session")
 def bq_endpoint() -> Iterator[str]:
     """The BigQuery emulator on 127.0.0.1, started once for the session when a test asks."""
-    from musicnft.bq_emulator import bigquery_emulator
+    from musicnft.devtools.bq_emulator import bigquery_emulator
 
     with bigquery_emulator() as endpoint:
         yield endpoint

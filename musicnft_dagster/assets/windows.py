@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from musicnft import window_pipeline as wp
+from musicnft.batch import window_pipeline as wp
 from musicnft_dagster.jobs import WINDOW_GROUP
 from musicnft_dagster.partitions import WINDOWS
 from musicnft_dagster.resources import LakeResource, PipelineResource, WarehouseResource

@@ -4,7 +4,7 @@ from datetime import UTC
 
 import dagster as dg
 
-from musicnft.windows import WINDOW, window_key, window_start
+from musicnft.contract.windows import WINDOW, window_key, window_start
 from musicnft_dagster.jobs import WINDOW_TAG, windows_job
 
 

@@ -4,10 +4,10 @@ from datetime import datetime
 
 import dagster as dg
 
-from musicnft.drops import DropCursor, plan_runs, run_key, select_new_files
-from musicnft.lake import ERRORS_PREFIX, RAW_PREFIX
-from musicnft.lake_index import FileStats, LakeIndex, read_file_stats, read_table
-from musicnft.windows import parse_window_key, window_start
+from musicnft.batch.drops import DropCursor, plan_runs, run_key, select_new_files
+from musicnft.batch.lake_index import FileStats, LakeIndex, read_file_stats, read_table
+from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
+from musicnft.contract.windows import parse_window_key, window_start
 from musicnft_dagster.jobs import WINDOW_TAG, windows_job
 from musicnft_dagster.partitions import WINDOWS
 from musicnft_dagster.resources import LakeResource, WarehouseResource

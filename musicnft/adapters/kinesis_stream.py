@@ -1,0 +1,112 @@
+"""Reading a Kinesis stream shard by shard, with the same reader interface as the local stream.
+
+The delivery and consumer loops (standing in for Firehose and for Lambda's event source mapping
+in the cloud rehearsal) read through this: `read(after, limit)`, `checkpoint(reader)`,
+`commit(reader, seq)`. Kinesis keeps no consumer positions for GetRecords readers, so checkpoints
+live in a small SQLite file, one row per (reader, shard), as the KCL keeps them in DynamoDB.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from musicnft.ports import StreamRecord
+
+
+class CheckpointStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path), timeout=60, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS checkpoints (reader TEXT, shard TEXT, seq TEXT NOT NULL, "
+            "PRIMARY KEY (reader, shard))"
+        )
+
+    def get(self, reader: str, shard: str) -> int:
+        row = self._db.execute(
+            "SELECT seq FROM checkpoints WHERE reader = ? AND shard = ?", (reader, shard)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set(self, reader: str, shard: str, seq: int) -> None:
+        if seq <= self.get(reader, shard):
+            return  # never backwards
+        self._db.execute(
+            "INSERT INTO checkpoints(reader, shard, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT(reader, shard) DO UPDATE SET seq = excluded.seq",
+            (reader, shard, str(seq)),
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def list_shards(client: Any, stream_name: str) -> list[str]:
+    shards: list[str] = []
+    kwargs: dict[str, Any] = {"StreamName": stream_name}
+    while True:
+        page = client.list_shards(**kwargs)
+        shards += [s["ShardId"] for s in page["Shards"]]
+        token = page.get("NextToken")
+        if not token:
+            return shards
+        kwargs = {"NextToken": token}
+
+
+class KinesisShardReader:
+    """One shard of a Kinesis stream, read with GetRecords (iterators reused between calls)."""
+
+    def __init__(
+        self, client: Any, stream_name: str, shard_id: str, checkpoints: CheckpointStore
+    ) -> None:
+        self.client = client
+        self.stream_name = stream_name
+        self.shard_id = shard_id
+        self.shard = int(shard_id.rsplit("-", 1)[-1])
+        self.checkpoints = checkpoints
+        self._iterator: str | None = None
+        self._iterator_after: int | None = None
+
+    def _iterator_for(self, after: int) -> str:
+        if self._iterator is not None and self._iterator_after == after:
+            return self._iterator
+        kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": self.shard_id}
+        if after:
+            kwargs.update(
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=str(after)
+            )
+        else:
+            kwargs.update(ShardIteratorType="TRIM_HORIZON")
+        return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def read(self, after: int, limit: int) -> list[StreamRecord]:
+        response = self.client.get_records(
+            ShardIterator=self._iterator_for(after), Limit=min(limit, 10_000)
+        )
+        records = [
+            StreamRecord(
+                seq=int(r["SequenceNumber"]),
+                shard=self.shard,
+                partition_key=r["PartitionKey"],
+                data=bytes(r["Data"]),
+                arrival=r["ApproximateArrivalTimestamp"].timestamp(),
+            )
+            for r in response.get("Records", [])
+        ]
+        self._iterator = response.get("NextShardIterator")
+        self._iterator_after = records[-1].seq if records else after
+        return records
+
+    def checkpoint(self, reader: str) -> int:
+        return self.checkpoints.get(reader, self.shard_id)
+
+    def commit(self, reader: str, seq: int) -> None:
+        self.checkpoints.set(reader, self.shard_id, seq)
+
+    def trim(self, retention_seconds: float, now: float | None = None) -> int:
+        return 0  # Kinesis expires records itself (retention period)

@@ -1,0 +1,142 @@
+"""Which lake files touch which windows, learned from Parquet footers (never the whole file).
+
+A file's folder hour is when its records *arrived*, not when the posts were created, and a
+replay of old captures can put 2021 posts in a 2026 folder. So each file's min/max `created_at`
+(the column statistics in its footer) is recorded in the warehouse table `lake_files`, and a window
+reads exactly the files whose range overlaps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from musicnft.contract.tables import LAKE_FILES_SCHEMA
+from musicnft.contract.windows import WINDOW
+from musicnft.ports import Lake, LakeObject
+
+
+@dataclass(frozen=True)
+class FileStats:
+    key: str
+    min_created_at: datetime | None
+    max_created_at: datetime | None
+    row_count: int
+    size_bytes: int
+    last_modified: datetime
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def parquet_metadata(lake: Lake, key: str) -> pq.FileMetaData:
+    path = lake.local_path(key)
+    if path is not None:
+        return pq.read_metadata(path)
+    return pq.read_metadata(BytesIO(lake.get(key)))
+
+
+def read_file_stats(lake: Lake, obj: LakeObject) -> FileStats:
+    """min/max created_at from the footer's row-group statistics (the column if they are absent)."""
+    meta = parquet_metadata(lake, obj.key)
+    schema = meta.schema.to_arrow_schema()
+    index = schema.get_field_index("created_at")
+    lo: datetime | None = None
+    hi: datetime | None = None
+    have_stats = index >= 0 and meta.num_row_groups > 0
+    for rg in range(meta.num_row_groups if index >= 0 else 0):
+        stats = meta.row_group(rg).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            have_stats = False
+            break
+        rmin, rmax = _as_utc(stats.min), _as_utc(stats.max)
+        if rmin is None or rmax is None:
+            have_stats = False
+            break
+        lo = rmin if lo is None else min(lo, rmin)
+        hi = rmax if hi is None else max(hi, rmax)
+    if index >= 0 and not have_stats and meta.num_rows:
+        column = read_table(lake, obj.key, columns=["created_at"]).column(0)
+        lo, hi = _as_utc(pc.min(column).as_py()), _as_utc(pc.max(column).as_py())
+    return FileStats(obj.key, lo, hi, meta.num_rows, obj.size, obj.last_modified)
+
+
+def read_table(
+    lake: Lake, key: str, columns: list[str] | None = None, filters: Any = None
+) -> pa.Table:
+    path = lake.local_path(key)
+    source: Any = path if path is not None else BytesIO(lake.get(key))
+    return pq.read_table(source, columns=columns, filters=filters)
+
+
+def stats_table(stats: Iterable[FileStats], indexed_at: datetime) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "key": s.key,
+                "min_created_at": s.min_created_at,
+                "max_created_at": s.max_created_at,
+                "row_count": s.row_count,
+                "size_bytes": s.size_bytes,
+                "last_modified": s.last_modified,
+                "indexed_at": indexed_at,
+            }
+            for s in stats
+        ],
+        schema=LAKE_FILES_SCHEMA,
+    )
+
+
+class LakeIndex:
+    """The `lake_files` table: recorded by the drop sensor and backfills, read by window assets."""
+
+    def __init__(self, warehouse: Any) -> None:
+        self.warehouse = warehouse
+
+    def record(self, stats: list[FileStats]) -> None:
+        if stats:
+            self.warehouse.append("lake_files", stats_table(stats, datetime.now(UTC)))
+            self.warehouse.compact("lake_files", min_files=32)
+
+    def known_keys(self) -> set[str]:
+        return set(
+            self.warehouse.query("SELECT DISTINCT key FROM lake_files").column(0).to_pylist()
+        )
+
+    def files_for_window(self, start: datetime) -> list[str]:
+        end = start + WINDOW
+        result = self.warehouse.query(
+            "SELECT DISTINCT key FROM lake_files WHERE min_created_at < ? AND max_created_at >= ? "
+            "ORDER BY key",
+            [end, start],
+        )
+        return result.column(0).to_pylist()
+
+    def windows_with_posts(
+        self, modified_since: datetime | None = None
+    ) -> list[tuple[datetime, datetime]]:
+        """(min, max) created_at of every indexed file that holds rows (optionally only files
+        that landed since a time)."""
+        since = modified_since or datetime(1970, 1, 1, tzinfo=UTC)
+        result = self.warehouse.query(
+            "SELECT min_created_at, max_created_at FROM lake_files WHERE row_count > 0 "
+            "AND min_created_at IS NOT NULL AND last_modified >= ?",
+            [since],
+        )
+        return (
+            list(zip(*(c.to_pylist() for c in result.columns), strict=True))
+            if result.num_rows
+            else []
+        )

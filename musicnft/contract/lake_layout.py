@@ -1,0 +1,54 @@
+"""The lake's key layout (Firehose's default, DESIGN.md): a contract every writer and reader shares.
+
+`raw/YYYY/MM/DD/HH/<stream>-<n>-YYYY-MM-DD-HH-MM-SS-<uuid>.parquet`, where the folder hour is the UTC
+arrival of the oldest record in the file, not the posts' `created_at`. Records that could not be
+converted go under `errors/`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+RAW_PREFIX = "raw/"
+ERRORS_PREFIX = "errors/"
+CONVERSION_FAILED = "format-conversion-failed"
+DELIVERY_STREAM_VERSION = 1
+
+
+def object_name(stream: str, oldest_arrival: datetime, unique: str, version: int = 1) -> str:
+    t = oldest_arrival.astimezone(UTC)
+    return f"{stream}-{version}-{t:%Y-%m-%d-%H-%M-%S}-{unique}"
+
+
+def hour_prefix(oldest_arrival: datetime) -> str:
+    return f"{oldest_arrival.astimezone(UTC):%Y/%m/%d/%H}/"
+
+
+def raw_key(stream: str, oldest_arrival: datetime, unique: str | None = None) -> str:
+    unique = unique or str(uuid.uuid4())
+    return (
+        f"{RAW_PREFIX}{hour_prefix(oldest_arrival)}"
+        f"{object_name(stream, oldest_arrival, unique, DELIVERY_STREAM_VERSION)}.parquet"
+    )
+
+
+def error_key(
+    stream: str, oldest_arrival: datetime, kind: str = CONVERSION_FAILED, unique: str | None = None
+) -> str:
+    unique = unique or str(uuid.uuid4())
+    return (
+        f"{ERRORS_PREFIX}{kind}/{hour_prefix(oldest_arrival)}"
+        f"{object_name(stream, oldest_arrival, unique, DELIVERY_STREAM_VERSION)}"
+    )
+
+
+def hour_of_key(key: str) -> datetime | None:
+    """The folder hour of `raw/YYYY/MM/DD/HH/...` (None for keys outside that layout)."""
+    parts = key.split("/")
+    if len(parts) < 6:
+        return None
+    try:
+        return datetime(int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4]), tzinfo=UTC)
+    except ValueError:
+        return None

@@ -1,0 +1,73 @@
+"""The warehouse tables of DESIGN.md, by name, with their Arrow schemas (same in every warehouse)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from musicnft.contract.schema import ENRICHED_SCHEMA, TIMESTAMP
+from musicnft.contract.table_names import WINDOWED_TABLE_NAMES
+
+WINDOW_START = pa.field("window_start", TIMESTAMP, nullable=False)
+
+POSTS_HOT_SCHEMA: pa.Schema = ENRICHED_SCHEMA
+POSTS_SCHEMA: pa.Schema = ENRICHED_SCHEMA.append(WINDOW_START)
+WINDOW_METRICS_SCHEMA = pa.schema(
+    [
+        WINDOW_START,
+        pa.field("keyword", pa.string(), nullable=False),
+        pa.field("post_count", pa.int64()),
+        pa.field("unique_authors", pa.int64()),
+        pa.field("avg_followers", pa.float64()),
+        pa.field("avg_sentiment", pa.float64()),
+        pa.field("positive_count", pa.int64()),
+        pa.field("neutral_count", pa.int64()),
+        pa.field("negative_count", pa.int64()),
+        pa.field("total_engagement", pa.int64()),
+        pa.field("avg_engagement_rate", pa.float64()),
+        pa.field("repost_share", pa.float64()),
+        pa.field("updated_at", TIMESTAMP),
+    ]
+)
+HASHTAG_COUNTS_SCHEMA = pa.schema(
+    [WINDOW_START, pa.field("hashtag", pa.string()), pa.field("post_count", pa.int64())]
+)
+LOCATION_COUNTS_SCHEMA = pa.schema(
+    [WINDOW_START, pa.field("location", pa.string()), pa.field("post_count", pa.int64())]
+)
+RECONCILIATION_SCHEMA = pa.schema(
+    [
+        WINDOW_START,
+        pa.field("lake_count", pa.int64()),
+        pa.field("hot_count", pa.int64()),
+        pa.field("missing", pa.int64()),
+        pa.field("duplicates", pa.int64()),
+        pa.field("repaired", pa.int64()),
+        pa.field("checked_at", TIMESTAMP),
+    ]
+)
+
+# Not a DESIGN.md table: the batch path's index of lake files (which windows each file touches),
+# so a window reads only its own files however large the lake grows.
+LAKE_FILES_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("min_created_at", TIMESTAMP),
+        pa.field("max_created_at", TIMESTAMP),
+        pa.field("row_count", pa.int64()),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("last_modified", TIMESTAMP),
+        pa.field("indexed_at", TIMESTAMP),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "posts_hot": POSTS_HOT_SCHEMA,
+    "posts": POSTS_SCHEMA,
+    "window_metrics_15m": WINDOW_METRICS_SCHEMA,
+    "hashtag_counts_15m": HASHTAG_COUNTS_SCHEMA,
+    "location_counts_15m": LOCATION_COUNTS_SCHEMA,
+    "reconciliation_15m": RECONCILIATION_SCHEMA,
+    "lake_files": LAKE_FILES_SCHEMA,
+}
+# Tables replaced one window at a time (one file per window in the embedded warehouse).
+WINDOWED_TABLES = WINDOWED_TABLE_NAMES  # TABLE_NAMES lists TABLES in order (a test checks)

@@ -1,0 +1,1 @@
+"""Test support: local servers, fakes, fixture builders. Imported by tests; never a test itself."""
