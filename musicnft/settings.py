@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("music", "NFT", "ETH", "web3", "OpenSea")
 PROFILES = ("local", "cloud")
 WAREHOUSES = ("embedded", "bigquery")
+# Early enough for the original project's captures (late 2021) to be replayed and backfilled.
+DEFAULT_PARTITIONS_START = "2021-11-01-00:00"
 
 
 class ConfigError(ValueError):
@@ -53,6 +56,35 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     if not value.startswith(schemes):
         raise ConfigError(f"{name} must start with {' or '.join(schemes)}, got {value!r}")
     return value
+
+
+def _clamped_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer kept within [low, high]; a non-number falls back to the default (the dashboard
+    must still start)."""
+    raw = env.get(name)
+    try:
+        value = int(raw) if raw and raw.strip() else default
+    except ValueError:
+        value = default
+    return max(low, min(value, high))
+
+
+def _window_key(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    try:
+        datetime.strptime(raw, "%Y-%m-%d-%H:%M")
+    except ValueError:
+        raise ConfigError(f"{name} must look like 2021-11-01-00:00, got {raw!r}") from None
+    return raw
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("MUSICNFT_LOG_LEVEL") or "INFO").strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"MUSICNFT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}"
+        )
+    return level
 
 
 def parse_keywords(raw: str) -> tuple[str, ...]:
@@ -104,6 +136,14 @@ class Settings:
     bigquery_credentials: str = field(default="", repr=False)
     bigquery_credentials_secret_arn: str = ""
     bigquery_insert_retries: int = 3
+    # The first 15-minute window Dagster partitions cover (KEY_FORMAT, UTC).
+    partitions_start: str = DEFAULT_PARTITIONS_START
+    dashboard_refresh_seconds: int = 60
+    log_level: str = "INFO"
+    # The X bearer token from the environment (the EC2 unit fills it from Secrets Manager);
+    # kept out of repr so a logged Settings never prints it.
+    x_bearer_token: str = field(default="", repr=False)
+    dagster_home: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -187,6 +227,17 @@ class Settings:
             consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 100, 1, 10_000),
             consumer_max_retries=_int(env, "MUSICNFT_CONSUMER_MAX_RETRIES", 2, 0, 10_000),
             stream_retention_hours=_float(env, "MUSICNFT_STREAM_RETENTION_HOURS", 24.0, 1, 8760),
+            partitions_start=_window_key(
+                env, "MUSICNFT_PARTITIONS_START", DEFAULT_PARTITIONS_START
+            ),
+            dashboard_refresh_seconds=_clamped_int(
+                env, "MUSICNFT_DASHBOARD_REFRESH_SECONDS", 60, 5, 900
+            ),
+            log_level=_log_level(env),
+            x_bearer_token=(
+                env.get("X_BEARER_TOKEN") or env.get("MUSICNFT_X_BEARER_TOKEN") or ""
+            ).strip(),
+            dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:
