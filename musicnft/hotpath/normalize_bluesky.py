@@ -72,9 +72,10 @@ def _time_us(message: Mapping[str, Any]) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise RejectedRecord(f"'time_us' is a {_type_name(value)}, expected an integer")
-    if not 0 <= value < 2**63:
-        raise RejectedRecord(f"'time_us' {value} is out of range")
-    return value
+    time_us: int = value
+    if not 0 <= time_us < 2**63:
+        raise RejectedRecord(f"'time_us' {time_us} is out of range")
+    return time_us
 
 
 def _created_at(
@@ -165,20 +166,7 @@ def _first_lang(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-def normalize_jetstream_event(
-    raw: bytes | str | Mapping[str, Any], matcher: KeywordMatcher, ingested_at: datetime
-) -> Post:
-    """One Jetstream message → a post, or SkipRecord / RejectedRecord saying why not.
-
-    Only `create` commits of `app.bsky.feed.post` can be posts. Checks run in the order that
-    keeps the dead-letter meaningful: structure first (a broken message is rejected whether or
-    not it would have matched), then the keyword filter (untracked posts are skipped), then the
-    schema gate (`conform`, e.g. text over the limit) for the posts we would otherwise store.
-    """
-    message = _decode(raw)
-    did = _did(message)
-    time_us = _time_us(message)
-
+def _skip_unless_commit(message: Mapping[str, Any]) -> None:
     kind = _required_str(message, "kind", "message")
     if kind != "commit":
         # identity/account: handle and status changes, carried for every DID regardless of
@@ -186,6 +174,9 @@ def normalize_jetstream_event(
         reason = f"{kind} event" if kind in _NON_POST_KINDS else f"unhandled kind {kind[:40]!r}"
         raise SkipRecord(reason)
 
+
+def _post_commit(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """(the commit, its operation) of a commit to the post collection; other collections skip."""
     commit = message.get("commit")
     if not isinstance(commit, Mapping):
         raise RejectedRecord(
@@ -200,11 +191,18 @@ def normalize_jetstream_event(
     if collection != POST_COLLECTION:
         # Likes, follows, reposts...: only reachable if the subscription asks for them.
         raise SkipRecord(f"{operation} of {collection[:80]}")
+    return commit, operation
 
+
+def _post_uri(commit: Mapping[str, Any], did: str) -> str:
+    """The post's at:// URI, from the author's DID and the commit's record key."""
     rkey = _required_str(commit, "rkey", "commit")
     if not _RKEY.fullmatch(rkey) or rkey in (".", ".."):
         raise RejectedRecord(f"malformed rkey {rkey[:80]!r}")
-    uri = f"at://{did}/{POST_COLLECTION}/{rkey}"
+    return f"at://{did}/{POST_COLLECTION}/{rkey}"
+
+
+def _skip_unless_create(operation: str, uri: str) -> None:
     if operation == "delete":
         # A delete carries no record. The post (if we had it) stays in the lake: the dashboards
         # count the conversation as it happened, and the schema has no tombstone.
@@ -216,25 +214,39 @@ def normalize_jetstream_event(
         # reconciliation (unique by post_id) would have to arbitrate.
         raise SkipRecord(f"update of {uri}")
 
+
+def _post_record(commit: Mapping[str, Any], uri: str) -> Mapping[str, Any]:
     record = commit.get("record")
     if not isinstance(record, Mapping):
         raise RejectedRecord(f"post {uri} record is a {_type_name(record)}, expected an object")
     record_type = record.get("$type")
     if record_type is not None and record_type != POST_COLLECTION:
         raise RejectedRecord(f"post {uri} record $type is {str(record_type)[:80]!r}")
+    return record
+
+
+def _text(record: Mapping[str, Any], uri: str) -> str:
     text = record.get("text")
     if text is None:
         raise RejectedRecord(f"post {uri} has no text")
     if not isinstance(text, str):
         raise RejectedRecord(f"post {uri} text is a {_type_name(text)}, expected a string")
-    created_at = _created_at(record, time_us, ingested_at, uri)
+    return text
 
-    features = _facet_features(record)
-    hashtags = _hashtags(record, features)
-    matched = matcher.match(text, hashtags)
-    if not matched:
-        raise SkipRecord("no tracked keyword")
 
+def _post(
+    *,
+    uri: str,
+    did: str,
+    record: Mapping[str, Any],
+    text: str,
+    created_at: datetime,
+    ingested_at: datetime,
+    features: list[Mapping[str, Any]],
+    hashtags: list[str],
+    matched: list[str],
+) -> Post:
+    """The post row for a tracked create, through the schema gate (`conform`)."""
     post: Post = {
         "post_id": f"bsky:{uri}",
         "platform": "bluesky",
@@ -266,6 +278,44 @@ def normalize_jetstream_event(
         return conform(post)
     except SchemaError as exc:
         raise RejectedRecord(f"post {uri} {exc}") from None
+
+
+def normalize_jetstream_event(
+    raw: bytes | str | Mapping[str, Any], matcher: KeywordMatcher, ingested_at: datetime
+) -> Post:
+    """One Jetstream message → a post, or SkipRecord / RejectedRecord saying why not.
+
+    Only `create` commits of `app.bsky.feed.post` can be posts. Checks run in the order that
+    keeps the dead-letter meaningful: structure first (a broken message is rejected whether or
+    not it would have matched), then the keyword filter (untracked posts are skipped), then the
+    schema gate (`conform`, e.g. text over the limit) for the posts we would otherwise store.
+    """
+    message = _decode(raw)
+    did = _did(message)
+    time_us = _time_us(message)
+    _skip_unless_commit(message)
+    commit, operation = _post_commit(message)
+    uri = _post_uri(commit, did)
+    _skip_unless_create(operation, uri)
+    record = _post_record(commit, uri)
+    text = _text(record, uri)
+    created_at = _created_at(record, time_us, ingested_at, uri)
+    features = _facet_features(record)
+    hashtags = _hashtags(record, features)
+    matched = matcher.match(text, hashtags)
+    if not matched:
+        raise SkipRecord("no tracked keyword")
+    return _post(
+        uri=uri,
+        did=did,
+        record=record,
+        text=text,
+        created_at=created_at,
+        ingested_at=ingested_at,
+        features=features,
+        hashtags=hashtags,
+        matched=matched,
+    )
 
 
 def jetstream_cursor(raw: bytes | str | Mapping[str, Any]) -> int | None:

@@ -61,10 +61,124 @@ def _post_id(value: Any) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise RejectedRecord(f"post id is a {type(value).__name__}, expected a string")
-    value = value.strip()
-    if not value:
+    stripped: str = value.strip()
+    if not stripped:
         raise RejectedRecord("empty post id")
-    return value
+    return stripped
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` if it is an object, else an empty one (optional parts of the wrong type)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _data(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The message's `data` object; an `errors`-only message is X talking about the stream."""
+    data = message.get("data")
+    if data is None:
+        errors = message.get("errors")
+        if isinstance(errors, list) and errors:
+            first = _mapping(errors[0])
+            title = str(first.get("title") or first.get("message") or "error")
+            raise ControlMessage("x_error", title)
+        raise RejectedRecord("message has no 'data' object")
+    if not isinstance(data, Mapping):
+        raise RejectedRecord(f"'data' is a {type(data).__name__}, expected an object")
+    return data
+
+
+def _text(data: Mapping[str, Any], post_id: str) -> str:
+    text = data.get("text")
+    if text is None:
+        raise RejectedRecord(f"post x:{post_id} has no text")
+    if not isinstance(text, str):
+        raise RejectedRecord(f"post x:{post_id} text is a {type(text).__name__}, expected a string")
+    return text
+
+
+def _created_at(data: Mapping[str, Any], post_id: str, ingested_at: datetime) -> datetime:
+    """The post's `created_at`; the ingestion time when X left it out."""
+    created_raw = data.get("created_at")
+    if created_raw is None:
+        return ingested_at
+    try:
+        return parse_timestamp(created_raw)
+    except SchemaError as exc:
+        raise RejectedRecord(f"post x:{post_id} created_at: {exc}") from None
+
+
+def _author_id(data: Mapping[str, Any]) -> str | None:
+    author_id = data.get("author_id")
+    if isinstance(author_id, int) and not isinstance(author_id, bool):
+        author_id = str(author_id)
+    return author_id if isinstance(author_id, str) and author_id != "" else None
+
+
+def _author_fields(user: Mapping[str, Any]) -> dict[str, Any]:
+    """The post's author_* columns other than the id, from the `includes.users` entry."""
+    user_metrics = _mapping(user.get("public_metrics"))
+    verified = user.get("verified")
+    return {
+        "author_handle": _opt_str(user.get("username")),
+        "author_followers": _opt_int(user_metrics.get("followers_count")),
+        "author_verified": verified if isinstance(verified, bool) else None,
+        "author_location": _opt_str(user.get("location")),
+    }
+
+
+def _engagement_counts(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The post's *_count columns; `repost_count` falls back to the older `retweet_count`."""
+    metrics = _mapping(data.get("public_metrics"))
+    repost_count = _opt_int(metrics.get("repost_count"))
+    if repost_count is None:
+        repost_count = _opt_int(metrics.get("retweet_count"))
+    return {
+        "reply_count": _opt_int(metrics.get("reply_count")),
+        "repost_count": repost_count,
+        "like_count": _opt_int(metrics.get("like_count")),
+        "quote_count": _opt_int(metrics.get("quote_count")),
+    }
+
+
+def _hashtags(entities: Mapping[str, Any]) -> list[str]:
+    return _dedupe([t.lower() for t in _entity_list(entities, "hashtags", "tag")])
+
+
+def _mentions(entities: Mapping[str, Any]) -> list[str]:
+    return _dedupe(_entity_list(entities, "mentions", "username"))
+
+
+def _urls(entities: Mapping[str, Any]) -> list[str]:
+    """Expanded URLs where X gives them, else the t.co ones."""
+    items = entities.get("urls")
+    out: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        url = (item.get("expanded_url") or item.get("url")) if isinstance(item, Mapping) else None
+        if isinstance(url, str):
+            out.append(url)
+    return _dedupe(out)
+
+
+def _is_repost(data: Mapping[str, Any], text: str) -> bool:
+    referenced = data.get("referenced_tweets")
+    ref_types = (
+        {r.get("type") for r in referenced if isinstance(r, Mapping)}
+        if isinstance(referenced, list)
+        else set()
+    )
+    return "retweeted" in ref_types or text.startswith("RT @")
+
+
+def _rule_tags(message: Mapping[str, Any]) -> list[str]:
+    """The filtered-stream rules that matched: each one's tag, or its id if it has none."""
+    rules = message.get("matching_rules")
+    return _dedupe(
+        [
+            str(r.get("tag") or r.get("id"))
+            for r in (rules if isinstance(rules, list) else [])
+            if isinstance(r, Mapping) and (r.get("tag") or r.get("id"))
+        ]
+    )
 
 
 def normalize_x_message(
@@ -75,77 +189,14 @@ def normalize_x_message(
     Accepts both `retweet_count` and `repost_count`. Optional fields of the wrong type become
     null rather than costing the post; a missing or mistyped id or text rejects it.
     """
-    data = message.get("data")
-    if data is None:
-        errors = message.get("errors")
-        if isinstance(errors, list) and errors:
-            first = errors[0] if isinstance(errors[0], Mapping) else {}
-            title = str(first.get("title") or first.get("message") or "error")
-            raise ControlMessage("x_error", title)
-        raise RejectedRecord("message has no 'data' object")
-    if not isinstance(data, Mapping):
-        raise RejectedRecord(f"'data' is a {type(data).__name__}, expected an object")
+    data = _data(message)
     post_id = _post_id(data.get("id"))
-    text = data.get("text")
-    if text is None:
-        raise RejectedRecord(f"post x:{post_id} has no text")
-    if not isinstance(text, str):
-        raise RejectedRecord(f"post x:{post_id} text is a {type(text).__name__}, expected a string")
-
-    created_raw = data.get("created_at")
-    if created_raw is None:
-        created_at = ingested_at
-    else:
-        try:
-            created_at = parse_timestamp(created_raw)
-        except SchemaError as exc:
-            raise RejectedRecord(f"post x:{post_id} created_at: {exc}") from None
-
-    author_id = data.get("author_id")
-    if isinstance(author_id, int) and not isinstance(author_id, bool):
-        author_id = str(author_id)
-    author_id = author_id if isinstance(author_id, str) and author_id != "" else None
-    user = _find_user(message, author_id)
-    user_metrics = user.get("public_metrics")
-    user_metrics = user_metrics if isinstance(user_metrics, Mapping) else {}
-
-    metrics = data.get("public_metrics")
-    metrics = metrics if isinstance(metrics, Mapping) else {}
-    repost_count = _opt_int(metrics.get("repost_count"))
-    if repost_count is None:
-        repost_count = _opt_int(metrics.get("retweet_count"))
-
-    entities = data.get("entities")
-    entities = entities if isinstance(entities, Mapping) else {}
-    hashtags = _dedupe([t.lower() for t in _entity_list(entities, "hashtags", "tag")])
+    text = _text(data, post_id)
+    created_at = _created_at(data, post_id, ingested_at)
+    author_id = _author_id(data)
+    entities = _mapping(data.get("entities"))
+    hashtags = _hashtags(entities)
     cashtags = _entity_list(entities, "cashtags", "tag")
-    mentions = _dedupe(_entity_list(entities, "mentions", "username"))
-    urls = _dedupe(
-        [
-            u.get("expanded_url") or u.get("url")
-            for u in (entities.get("urls") if isinstance(entities.get("urls"), list) else [])
-            if isinstance(u, Mapping) and isinstance(u.get("expanded_url") or u.get("url"), str)
-        ]
-    )
-
-    referenced = data.get("referenced_tweets")
-    ref_types = (
-        {r.get("type") for r in referenced if isinstance(r, Mapping)}
-        if isinstance(referenced, list)
-        else set()
-    )
-    is_repost = "retweeted" in ref_types or text.startswith("RT @")
-
-    rules = message.get("matching_rules")
-    rule_tags = _dedupe(
-        [
-            str(r.get("tag") or r.get("id"))
-            for r in (rules if isinstance(rules, list) else [])
-            if isinstance(r, Mapping) and (r.get("tag") or r.get("id"))
-        ]
-    )
-
-    verified = user.get("verified")
     post: Post = {
         "post_id": f"x:{post_id}",
         "platform": "x",
@@ -154,20 +205,14 @@ def normalize_x_message(
         "text": text,
         "lang": _opt_str(data.get("lang")),
         "author_id": author_id,
-        "author_handle": _opt_str(user.get("username")),
-        "author_followers": _opt_int(user_metrics.get("followers_count")),
-        "author_verified": verified if isinstance(verified, bool) else None,
-        "author_location": _opt_str(user.get("location")),
-        "is_repost": is_repost,
-        "reply_count": _opt_int(metrics.get("reply_count")),
-        "repost_count": repost_count,
-        "like_count": _opt_int(metrics.get("like_count")),
-        "quote_count": _opt_int(metrics.get("quote_count")),
+        **_author_fields(_find_user(message, author_id)),
+        "is_repost": _is_repost(data, text),
+        **_engagement_counts(data),
         "hashtags": hashtags,
-        "mentions": mentions,
-        "urls": urls,
+        "mentions": _mentions(entities),
+        "urls": _urls(entities),
         "matched_keywords": matcher.match(text, hashtags + cashtags),
-        "matching_rules": rule_tags,
+        "matching_rules": _rule_tags(message),
         "schema_version": SCHEMA_VERSION,
     }
     try:
