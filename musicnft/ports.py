@@ -82,6 +82,16 @@ class StreamReader(Protocol):
     def trim(self, retention_seconds: float, now: float | None = None) -> int: ...
 
 
+class StreamSink(Protocol):
+    """Where the producer puts posts: the local stream, or Kinesis with its spool."""
+
+    def put_records(self, entries: Sequence[tuple[str, bytes]]) -> None:
+        """Put (partition_key, data) pairs; raises if they could not all be stored."""
+        ...
+
+    def close(self) -> None: ...
+
+
 # ---- warehouse
 
 
@@ -113,7 +123,10 @@ class Dialect(Protocol):
 
 
 class Warehouse(Protocol):
-    dialect: Dialect
+    @property
+    def dialect(self) -> Dialect:
+        """The few SQL spellings that differ between warehouses."""
+        ...
 
     def insert_rows(
         self, table: str, rows: Sequence[dict[str, Any]], row_ids: Sequence[str]

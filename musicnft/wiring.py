@@ -1,34 +1,39 @@
-"""Composition root for the hot path: settings → adapters. The only place a profile is looked at.
+"""The composition root: settings → adapters. The one place a backend is chosen.
 
-Business logic receives ports (stream, lake, warehouse, dead-letter) and never asks which profile
-it runs in; later profiles add their adapters here.
+Every process (producer, delivery, consumer, Lambda, Dagster, dashboard, CLI) opens its stream,
+sink, lake and warehouse here and hands them on as ports (`musicnft.ports`); business logic never
+asks which profile it runs in. Adapters are imported inside the functions, so a process loads only
+the ones it uses (the Lambda bundle carries just the BigQuery adapter).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from musicnft.adapters.local_lake import LocalLake
-from musicnft.adapters.local_stream import LocalStream
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.hotpath.deadletter import DeadLetter
-from musicnft.ports import Lake
+from musicnft.ports import Lake, StreamReader, StreamSink, Warehouse
 from musicnft.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from musicnft.adapters.local_stream import LocalStream
 
 
 def open_stream(settings: Settings) -> LocalStream:
+    from musicnft.adapters.local_stream import LocalStream
+
     return LocalStream(settings.stream_path, shards=settings.stream_shards)
 
 
-def open_stream_readers(settings: Settings) -> list[Any]:
+def open_stream_readers(settings: Settings) -> list[StreamReader]:
     """The stream as its readers see it: the local log, or one reader per Kinesis shard."""
     if settings.stream_backend == "kinesis":
         from musicnft.adapters.kinesis_stream import (
             CheckpointStore,
             KinesisShardReader,
+            kinesis_client,
             list_shards,
         )
-        from producer.kinesis_sink import kinesis_client
 
         client = kinesis_client(settings.aws_endpoint_url)
         store = CheckpointStore(settings.checkpoint_path)
@@ -39,15 +44,35 @@ def open_stream_readers(settings: Settings) -> list[Any]:
     return [open_stream(settings)]
 
 
+def open_sink(settings: Settings) -> StreamSink:
+    """The producer's sink: the local stream, or Kinesis with its on-disk spool."""
+    if settings.stream_backend == "kinesis":
+        from musicnft.adapters.kinesis_sink import KinesisSink
+        from musicnft.adapters.kinesis_stream import kinesis_client
+        from musicnft.adapters.spool import Spool
+
+        return KinesisSink(
+            kinesis_client(settings.aws_endpoint_url),
+            settings.stream_name,
+            Spool(settings.spool_path),
+            give_up_after=settings.spool_max_seconds,
+        )
+    from musicnft.adapters.local_stream import LocalStreamSink
+
+    return LocalStreamSink(open_stream(settings))
+
+
 def open_lake(settings: Settings) -> Lake:
     if settings.lake_backend == "s3":
-        from musicnft.s3_lake import S3Lake
+        from musicnft.adapters.s3_lake import S3Lake
 
         return S3Lake(settings.s3_bucket, endpoint_url=settings.aws_endpoint_url)
+    from musicnft.adapters.local_lake import LocalLake
+
     return LocalLake(settings.lake_dir)
 
 
-def open_warehouse(settings: Settings) -> Any:
+def open_warehouse(settings: Settings) -> Warehouse:
     # Imported here: the Lambda bundle imports this module and must not need DuckDB/pyarrow
     # until a warehouse is actually opened.
     if settings.warehouse_backend == "bigquery":

@@ -1,11 +1,11 @@
-"""Resources: the lake and the warehouse ports as ConfigurableResources, chosen here by profile.
+"""Resources: the lake and the warehouse ports as ConfigurableResources.
 
 Assets and sensors ask for `LakeResource` / `WarehouseResource` and never learn which subclass
 they got: the local directory and the embedded warehouse, or S3 and BigQuery in the cloud profile.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from dagster_gcp import BigQueryResource
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_lake import LocalLake
-from musicnft.ports import Lake
+from musicnft.ports import Lake, Warehouse
 from musicnft.settings import DEFAULT_KEYWORDS, Settings
 
 
@@ -42,7 +42,7 @@ class S3LakeResource(LakeResource):
     endpoint_url: str | None = None
 
     def lake(self) -> Lake:
-        from musicnft.s3_lake import S3Lake
+        from musicnft.adapters.s3_lake import S3Lake
 
         return S3Lake(self.bucket, endpoint_url=self.endpoint_url)
 
@@ -51,7 +51,7 @@ class WarehouseResource(dg.ConfigurableResource, ABC):
     """Where the tables are."""
 
     @abstractmethod
-    def warehouse(self) -> Any: ...
+    def warehouse(self) -> Warehouse: ...
 
 
 class EmbeddedWarehouseResource(WarehouseResource):
@@ -81,7 +81,7 @@ class BigQueryWarehouseResource(BigQueryResource, WarehouseResource):
             self.project or "", self.location, self.endpoint, self.gcp_credentials or ""
         )
 
-    def warehouse(self) -> Any:
+    def warehouse(self) -> Warehouse:
         from musicnft.adapters.bigquery.warehouse import BigQueryWarehouse
 
         with self.get_client() as client:
@@ -94,30 +94,49 @@ class PipelineResource(dg.ConfigurableResource):
     keywords: list[str] = [k.lower() for k in DEFAULT_KEYWORDS]  # noqa: RUF012 (pydantic copies defaults)
 
 
+def _local_lake(settings: Settings) -> LakeResource:
+    return LocalLakeResource(root=str(settings.lake_dir.resolve()))
+
+
+def _s3_lake(settings: Settings) -> LakeResource:
+    return S3LakeResource(bucket=settings.s3_bucket, endpoint_url=settings.aws_endpoint_url)
+
+
+def _embedded_warehouse(settings: Settings) -> WarehouseResource:
+    return EmbeddedWarehouseResource(root=str(settings.warehouse_dir.resolve()))
+
+
+def _bigquery_warehouse(settings: Settings) -> WarehouseResource:
+    return BigQueryWarehouseResource(
+        project=dg.EnvVar("MUSICNFT_BIGQUERY_PROJECT"),
+        dataset=settings.bigquery_dataset,
+        location=settings.bigquery_location,
+        endpoint=settings.bigquery_endpoint,
+        # Read by Dagster from the environment at run time: never stored in run config.
+        gcp_credentials=dg.EnvVar("MUSICNFT_BIGQUERY_CREDENTIALS")
+        if settings.bigquery_credentials
+        else None,
+        insert_retries=settings.bigquery_insert_retries,
+    )
+
+
+# The same adapters `musicnft.wiring` opens, as Dagster resources (so their configuration shows in
+# the UI), keyed by the backend names `Settings` resolved from the profile; nothing here looks at
+# the profile itself.
+LAKE_RESOURCES: dict[str, Callable[[Settings], LakeResource]] = {
+    "local": _local_lake,
+    "s3": _s3_lake,
+}
+WAREHOUSE_RESOURCES: dict[str, Callable[[Settings], WarehouseResource]] = {
+    "embedded": _embedded_warehouse,
+    "bigquery": _bigquery_warehouse,
+}
+
+
 def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The one place the profile's settings pick adapters for the code location."""
-    lake: LakeResource
-    if settings.lake_backend == "s3":
-        lake = S3LakeResource(bucket=settings.s3_bucket, endpoint_url=settings.aws_endpoint_url)
-    else:
-        lake = LocalLakeResource(root=str(settings.lake_dir.resolve()))
-    warehouse: WarehouseResource
-    if settings.warehouse_backend == "bigquery":
-        warehouse = BigQueryWarehouseResource(
-            project=dg.EnvVar("MUSICNFT_BIGQUERY_PROJECT"),
-            dataset=settings.bigquery_dataset,
-            location=settings.bigquery_location,
-            endpoint=settings.bigquery_endpoint,
-            # Read by Dagster from the environment at run time: never stored in run config.
-            gcp_credentials=dg.EnvVar("MUSICNFT_BIGQUERY_CREDENTIALS")
-            if settings.bigquery_credentials
-            else None,
-            insert_retries=settings.bigquery_insert_retries,
-        )
-    else:
-        warehouse = EmbeddedWarehouseResource(root=str(settings.warehouse_dir.resolve()))
+    """The code location's resources for these settings' backends."""
     return {
-        "lake": lake,
-        "warehouse": warehouse,
+        "lake": LAKE_RESOURCES[settings.lake_backend](settings),
+        "warehouse": WAREHOUSE_RESOURCES[settings.warehouse_backend](settings),
         "pipeline": PipelineResource(keywords=[k.lower() for k in settings.keywords]),
     }

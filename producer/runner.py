@@ -15,8 +15,8 @@ from musicnft.contract.schema import to_json_record
 from musicnft.hotpath.deadletter import DeadLetter
 from musicnft.hotpath.decode import ControlMessage, RejectedRecord, SkipRecord
 from musicnft.hotpath.normalize_x import normalize_x_line
+from musicnft.ports import StreamSink
 from producer.replay import Pacer
-from producer.sinks import StreamSink
 
 log = logging.getLogger("musicnft.produce")
 

@@ -110,3 +110,14 @@ class KinesisShardReader:
 
     def trim(self, retention_seconds: float, now: float | None = None) -> int:
         return 0  # Kinesis expires records itself (retention period)
+
+
+def kinesis_client(endpoint_url: str | None = None) -> Any:
+    """boto3 Kinesis client that notices an outage in seconds, not minutes."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}
+    )
+    return boto3.client("kinesis", endpoint_url=endpoint_url, config=config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import uuid
 from collections.abc import Iterator
@@ -74,14 +75,16 @@ class LocalLake:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
-    def list_objects(self, prefix: str, from_hour: datetime | None = None) -> list[LakeObject]:
+    def list_objects(
+        self, prefix: str, from_hour: datetime | None = None
+    ) -> builtins.list[LakeObject]:
         """Walks `prefix/YYYY/MM/DD/HH/` folders, pruning whole years/months/days before
         `from_hour`, so a tick over a long-lived lake lists only the recent folders."""
         base = self.root / prefix
         if not base.is_dir():
             return []
         cut = from_hour.astimezone(UTC).strftime("%Y/%m/%d/%H") if from_hour else ""
-        out: list[LakeObject] = []
+        out: builtins.list[LakeObject] = []
 
         def walk(folder: Path, depth: int, rel: str) -> None:
             try:

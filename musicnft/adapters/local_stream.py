@@ -153,3 +153,16 @@ class LocalStream:
             (now - retention_seconds,),
         )
         return int(cur.rowcount)
+
+
+class LocalStreamSink:
+    """The embedded profile's sink: one atomic append per batch to the local stream."""
+
+    def __init__(self, stream: LocalStream) -> None:
+        self.stream = stream
+
+    def put_records(self, entries: Sequence[tuple[str, bytes]]) -> None:
+        self.stream.put_records(entries)
+
+    def close(self) -> None:
+        self.stream.close()

@@ -6,6 +6,7 @@ is configurable (MUSICNFT_AWS_ENDPOINT_URL) so tests point a real client at moto
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,14 +45,16 @@ class S3Lake:
             for obj in page.get("Contents", []):
                 yield LakeObject(obj["Key"], int(obj["Size"]), obj["LastModified"].astimezone(UTC))
 
-    def list_objects(self, prefix: str, from_hour: datetime | None = None) -> list[LakeObject]:
+    def list_objects(
+        self, prefix: str, from_hour: datetime | None = None
+    ) -> builtins.list[LakeObject]:
         """One listing per hour folder from `from_hour` (so a tick over a long-lived bucket lists
         only recent folders), or the whole prefix without it."""
         if from_hour is None:
             return list(self._list(prefix))
         hour = from_hour.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         now = datetime.now(UTC) + timedelta(hours=1)
-        out: list[LakeObject] = []
+        out: builtins.list[LakeObject] = []
         while hour <= now:
             out.extend(self._list(f"{prefix.rstrip('/')}/{hour:%Y/%m/%d/%H}/"))
             hour += timedelta(hours=1)

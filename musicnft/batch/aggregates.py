@@ -1,6 +1,6 @@
 """Pure window aggregation: deduplicated, enriched posts of one window → the aggregate rows.
 
-The rows match `musicnft.tables` (DESIGN.md): one `window_metrics_15m` row for `all` and one per
+The rows match `musicnft.contract.tables` (DESIGN.md): one `window_metrics_15m` row for `all` and one per
 tracked keyword (zeros when no post matched, so a dashboard sees "none" rather than a gap).
 """
 

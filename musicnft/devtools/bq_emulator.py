@@ -45,7 +45,7 @@ def install_extensions(home: Path) -> None:
     try:
         for module_name in EXTENSIONS:
             module = importlib.import_module(module_name)
-            found = sorted(Path(module.__file__).parent.rglob("*.duckdb_extension"))
+            found = sorted(Path(str(module.__file__)).parent.rglob("*.duckdb_extension"))
             if not found:
                 raise RuntimeError(f"{module_name} ships no .duckdb_extension file")
             con.execute(f"INSTALL '{found[0]}'")

@@ -1131,13 +1131,13 @@ class SampleGenerator:
             escaped = _ENCODER.encode(unit)[1:-1].encode()
             return b"".join((head.encode(), b'"text":"', escaped * copies, b'"', tail.encode()))
         if kind == "invalid_utf8":
-            line = self._encode(data, user_json, rules_json).encode()
-            text_start = line.index(b'"text":"') + len(b'"text":"')
-            text_end = line.index(b'","created_at":', text_start)
-            spaces = [i for i in range(text_start, text_end) if line[i] == 0x20]
+            encoded = self._encode(data, user_json, rules_json).encode()
+            text_start = encoded.index(b'"text":"') + len(b'"text":"')
+            text_end = encoded.index(b'","created_at":', text_start)
+            spaces = [i for i in range(text_start, text_end) if encoded[i] == 0x20]
             at = rng.choice(spaces) if spaces else text_start  # a character boundary
             bad = rng.choice(_BAD_UTF8)
-            return line[:at] + bad + line[at:]
+            return encoded[:at] + bad + encoded[at:]
         # not_object: a JSON value on the line that is not an object
         variant = rng.randrange(4)
         if variant == 0:
@@ -1232,7 +1232,7 @@ def write_sample(
     with path.open("wb") as raw:
         if path.name.endswith(".gz"):
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
-                _write_lines(gz, generator)
+                _write_lines(gz, generator)  # type: ignore[arg-type]  # GzipFile is a BinaryIO
         else:
             _write_lines(raw, generator)
     return generator.stats

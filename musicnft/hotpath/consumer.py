@@ -65,6 +65,7 @@ def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) ->
         if not isinstance(seq, str):
             # Without a sequence number Lambda cannot be told which record failed: fail loudly.
             raise ValueError("Kinesis record without kinesis.sequenceNumber")
+        assert isinstance(kinesis, Mapping)  # a str sequence number came from a Mapping
         try:
             post = decode_post(_b64(kinesis.get("data")))
         except RejectedRecord as exc:

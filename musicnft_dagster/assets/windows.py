@@ -1,6 +1,7 @@
 """The windowed assets: posts → aggregates and reconciliation, one 15-minute window per partition."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -13,7 +14,7 @@ from musicnft_dagster.resources import LakeResource, PipelineResource, Warehouse
 FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=20)
 )
-COMMON = {
+COMMON: dict[str, Any] = {
     "partitions_def": WINDOWS,
     "group_name": WINDOW_GROUP,
     "owners": ["team:data-engineering"],

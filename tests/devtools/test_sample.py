@@ -36,7 +36,7 @@ MIB = 1 << 20
 KINDS = {"truncated_json", "missing_id", "wrong_types", "huge_text", "invalid_utf8", "not_object"}
 RULE_TAGS = {"music-nft", "nft-general", "eth", "web3", "opensea"}
 TWITTER_EPOCH_MS = 1_288_834_974_657
-# Whole-word keyword match (as X and musicnft.keywords apply it): "#NFT" and "$ETH" count.
+# Whole-word keyword match (as X and musicnft.contract.keywords apply it): "#NFT" and "$ETH" count.
 KEYWORD = re.compile(r"(?<!\w)[#$]?(music|nft|eth|web3|opensea)(?!\w)", re.IGNORECASE)
 POSITIVE = re.compile(r"\b(love|amazing|great|incredible|proud|awesome|beautiful|congrats)", re.I)
 NEGATIVE = re.compile(r"\b(scam|hate|terrible|awful|brutal|disgusting|horrible|rug)", re.I)

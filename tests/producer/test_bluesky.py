@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from musicnft.adapters.local_stream import LocalStream
+from musicnft.adapters.local_stream import LocalStream, LocalStreamSink
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.schema import MAX_TEXT_CHARS, POST_COLUMNS
 from musicnft.hotpath.deadletter import DeadLetter, read_entries
@@ -31,7 +31,6 @@ from musicnft.settings import DEFAULT_KEYWORDS
 from producer.bluesky import JetstreamSource
 from producer.replay import Pacer
 from producer.runner import Producer
-from producer.sinks import LocalStreamSink
 from tests.support.fake_jetstream import (
     DID,
     OTHER_DID,

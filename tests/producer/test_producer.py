@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from musicnft.adapters.local_stream import LocalStream
+from musicnft.adapters.local_stream import LocalStream, LocalStreamSink
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.hotpath.deadletter import DeadLetter, read_entries
 from musicnft.settings import DEFAULT_KEYWORDS
 from producer.replay import Pacer, iter_lines, parse_speed
 from producer.runner import Producer
-from producer.sinks import LocalStreamSink
 from tests.support.paths import cli
 from tests.support.records import x_line
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from producer.kinesis_sink import MAX_BATCH_RECORDS, KinesisSink, batches, kinesis_client
-from producer.spool import Spool
+from musicnft.adapters.kinesis_sink import MAX_BATCH_RECORDS, KinesisSink, batches
+from musicnft.adapters.kinesis_stream import kinesis_client
+from musicnft.adapters.spool import Spool
 from tests.support.aws import Proxy, client, moto_server, read_stream
 
 STREAM = "musicnft-posts"
@@ -181,10 +182,9 @@ def test_outage_spools_to_disk_and_drains_in_order(
 
 def lake_and_reconcile(endpoint: str, stream: str, tmp_path: Path) -> set[str]:
     """Kinesis → delivery (Firehose's stand-in) → S3 → backfill; returns the ids in `posts`."""
-    from musicnft.s3_lake import S3Lake
-
     from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
     from musicnft.adapters.kinesis_stream import CheckpointStore, KinesisShardReader, list_shards
+    from musicnft.adapters.s3_lake import S3Lake
     from musicnft.batch.backfill import run_backfill
     from musicnft.local.delivery import DeliveryLoop
 

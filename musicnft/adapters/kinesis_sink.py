@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from producer.spool import Spool
+from musicnft.adapters.spool import Spool
 
 log = logging.getLogger("musicnft.kinesis")
 
@@ -39,17 +39,6 @@ class SinkMetrics:
     drained: int = 0
     calls: int = 0
     started: float = field(default_factory=time.monotonic)
-
-
-def kinesis_client(endpoint_url: str | None = None) -> Any:
-    """boto3 Kinesis client that notices an outage in seconds, not minutes."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}
-    )
-    return boto3.client("kinesis", endpoint_url=endpoint_url, config=config)
 
 
 def batches(entries: Sequence[tuple[str, bytes]]) -> list[list[int]]:
