@@ -6,7 +6,7 @@ import gzip
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -41,6 +41,11 @@ def parse_speed(value: str) -> float | None:
     return speed
 
 
+# The longest stretch of post time one gap between consecutive posts may take in a paced replay
+# (one window): lulls longer than this are shortened, outliers cannot stall the replay.
+MAX_GAP = timedelta(minutes=15)
+
+
 class Pacer:
     """Maps post time to wall time: at speed N, an hour of posts takes 60/N minutes.
 
@@ -59,18 +64,33 @@ class Pacer:
         self.clock = clock
         self._first_post: datetime | None = None
         self._first_wall = 0.0
+        self._previous: datetime | None = None  # the post time the schedule last advanced to
+        self._elapsed = 0.0  # post-time seconds the schedule has advanced, gaps clamped
         self._stamps: OrderedDict[str, datetime] = OrderedDict()
         self.max_remembered = 200_000
 
     def due_in(self, created_at: datetime) -> float:
-        """Seconds to wait before emitting a post created at `created_at` (0 when due)."""
+        """Seconds to wait before emitting a post created at `created_at` (0 when due).
+
+        The schedule advances by the gap between consecutive posts, each gap clamped to
+        `MAX_GAP`: one post stamped far in the future (or a first post from 1970) costs at most
+        one clamped gap instead of years of sleep, and a jump back by more than `MAX_GAP` rebases
+        the schedule rather than holding everything after it. Out-of-order posts within the
+        bound are emitted at once.
+        """
         if self._first_post is None:
-            self._first_post = created_at
+            self._first_post = self._previous = created_at
             self._first_wall = self.clock()
         if self.speed is None:
             return 0.0
-        offset = (created_at - self._first_post).total_seconds() / self.speed
-        return max(0.0, self._first_wall + offset - self.clock())
+        assert self._previous is not None
+        gap = (created_at - self._previous).total_seconds()
+        if gap < -MAX_GAP.total_seconds():
+            self._previous = created_at  # a jump back: rebase, no wait
+        elif gap > 0:
+            self._elapsed += min(gap, MAX_GAP.total_seconds())
+            self._previous = created_at
+        return max(0.0, self._first_wall + self._elapsed / self.speed - self.clock())
 
     def stamp(self, created_at: datetime, post_id: str) -> datetime:
         """The post's time, or with `restamp` the wall-clock time it is first emitted.

@@ -120,6 +120,10 @@ class Producer:
         except RejectedRecord as exc:
             self._reject(line, exc.reason, ref)
             return
+        except Exception as exc:
+            log.exception("%s: normalizing failed unexpectedly", ref)
+            self._reject(line, f"unexpected {type(exc).__name__}: {str(exc)[:200]}", ref)
+            return
         self._wait(pacer.due_in(post["created_at"]))
         post["created_at"] = pacer.stamp(post["created_at"], post["post_id"])
         data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")

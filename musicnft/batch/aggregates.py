@@ -13,6 +13,8 @@ from typing import Any
 
 from musicnft.hotpath.enrich import total_engagement
 
+INT64_MAX = 2**63 - 1
+
 Row = dict[str, Any]
 
 
@@ -49,7 +51,8 @@ def metrics_row(
         "positive_count": labels.get("positive", 0),
         "neutral_count": labels.get("neutral", 0),
         "negative_count": labels.get("negative", 0),
-        "total_engagement": sum(total_engagement(p) for p in posts),
+        # saturates at int64's maximum: counts near 2^62 are bogus, but must not fail the window
+        "total_engagement": min(sum(total_engagement(p) for p in posts), INT64_MAX),
         "avg_engagement_rate": _mean(rates),
         "repost_share": (sum(1 for p in posts if p.get("is_repost")) / n) if n else None,
         "updated_at": updated_at,

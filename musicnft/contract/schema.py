@@ -8,6 +8,7 @@ record that would break a Parquet file is caught (and dead-lettered) one record 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,6 +70,16 @@ _NON_EMPTY = frozenset({"post_id", "platform"})
 # cost grows quadratically with length (25k chars ≈ 1 s, 1 MB ≈ an hour), so it is rejected here,
 # at the one gate every record passes, before it could stall a consumer.
 MAX_TEXT_CHARS = 25_000
+# Every other string (ids, handles, locations, URLs, list items) and list length: far beyond any real
+# value, small enough that one record cannot balloon a batch.
+MAX_STRING_CHARS = 8_192
+MAX_LIST_ITEMS = 1_000
+# Timestamps outside this range are not posts of this world (X started in 2006; pyarrow's and
+# BigQuery's ranges end long before a year like 9999 would matter): such records are rejected with a
+# reason, so a post stamped 0001 or 2999 can neither crash a stage nor fan a backfill out to millions
+# of windows.
+MIN_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @cache
@@ -151,7 +162,15 @@ def parse_timestamp(value: Any) -> datetime:
         raise SchemaError(f"expected a timestamp string, got {type(value).__name__}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        dt = dt.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise SchemaError(f"timestamp out of range: {str(value)[:64]!r}") from None
+    if not MIN_TIMESTAMP <= dt < MAX_TIMESTAMP:
+        raise SchemaError(
+            f"timestamp {dt.isoformat()} outside {MIN_TIMESTAMP.year}..{MAX_TIMESTAMP.year}"
+        )
+    return dt
 
 
 def format_timestamp(value: datetime) -> str:
@@ -180,6 +199,10 @@ def _conform_value(f: Field, value: Any) -> Any:
                 raise SchemaError(f"field {f.name!r}: empty")
             if f.name == "text" and len(value) > MAX_TEXT_CHARS:
                 raise SchemaError(f"field 'text': too long ({len(value)} chars > {MAX_TEXT_CHARS})")
+            if f.name != "text" and len(value) > MAX_STRING_CHARS:
+                raise SchemaError(
+                    f"field {f.name!r}: too long ({len(value)} chars > {MAX_STRING_CHARS})"
+                )
             return value
     elif kind in ("int", "int32"):
         if isinstance(value, int) and not isinstance(value, bool):
@@ -192,7 +215,13 @@ def _conform_value(f: Field, value: Any) -> Any:
             return value
     elif kind == "float":
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                raise SchemaError(f"field {f.name!r}: out of range") from None
+            if not math.isfinite(number):
+                raise SchemaError(f"field {f.name!r}: {number} is not a finite number")
+            return number
     elif kind == "timestamp":
         try:
             return parse_timestamp(value)
@@ -200,8 +229,14 @@ def _conform_value(f: Field, value: Any) -> Any:
             raise SchemaError(f"field {f.name!r}: {exc}") from None
     elif kind == "list":
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            if len(value) > MAX_LIST_ITEMS:
+                raise SchemaError(f"field {f.name!r}: {len(value)} items > {MAX_LIST_ITEMS}")
             for v in value:
                 _check_utf8(f, v)
+                if len(v) > MAX_STRING_CHARS:
+                    raise SchemaError(
+                        f"field {f.name!r}: an item of {len(v)} chars > {MAX_STRING_CHARS}"
+                    )
             return value
         raise SchemaError(f"field {f.name!r}: expected a list of strings")
     raise SchemaError(f"field {f.name!r}: expected {kind}, got {type(value).__name__}")

@@ -38,6 +38,10 @@ class ControlMessage(Exception):
         self.detail = detail
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def decode_line(raw: bytes | str) -> dict[str, Any]:
     """One stream line → a JSON object. Raises RejectedRecord naming the fault."""
     if isinstance(raw, bytes):
@@ -48,11 +52,15 @@ def decode_line(raw: bytes | str) -> dict[str, Any]:
     else:
         text = raw
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise RejectedRecord(f"invalid JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:
         raise RejectedRecord("invalid JSON: nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses integers of more than 4,300 digits (int_max_str_digits), and NaN /
+        # Infinity are not JSON: either way a reason, never a crash of the stage reading it.
+        raise RejectedRecord(f"invalid JSON: {str(exc)[:120]}") from None
     if not isinstance(value, dict):
         raise RejectedRecord(f"not a JSON object (got {type(value).__name__})")
     return value

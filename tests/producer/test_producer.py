@@ -16,7 +16,7 @@ from musicnft.adapters.local_stream import LocalStream, LocalStreamSink
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.hotpath.deadletter import DeadLetter, read_entries
 from musicnft.settings import DEFAULT_KEYWORDS
-from producer.replay import Pacer, iter_lines, parse_speed
+from producer.replay import MAX_GAP, Pacer, iter_lines, parse_speed
 from producer.runner import Producer
 from tests.support.paths import cli
 from tests.support.records import x_line
@@ -43,7 +43,9 @@ def test_pacer_maps_post_time_to_wall_time_and_restamps() -> None:
     pacer = Pacer(speed=60, restamp=True, clock=clock)
     t0 = datetime(2021, 12, 1, tzinfo=UTC)
     assert pacer.due_in(t0) == 0
-    # One hour of posts at 60x takes one minute.
+    # One hour of posts (ten minutes apart) at 60x takes one minute.
+    for minutes in range(10, 60, 10):
+        pacer.due_in(t0 + timedelta(minutes=minutes))
     assert pacer.due_in(t0 + timedelta(hours=1)) == pytest.approx(60)
     clock.now += 60
     assert pacer.due_in(t0 + timedelta(hours=1)) == 0
@@ -55,6 +57,28 @@ def test_pacer_maps_post_time_to_wall_time_and_restamps() -> None:
     assert pacer.stamp(t0 + timedelta(hours=1), "x:2") == datetime.fromtimestamp(clock.now, UTC)
     assert Pacer(speed=None).due_in(t0 + timedelta(days=3)) == 0
     assert Pacer(speed=None).stamp(t0, "x:1") == t0
+
+
+def test_pacer_never_sleeps_for_an_outlier() -> None:
+    # GIVEN a paced replay at 60x whose posts include one stamped 800 years ahead, a first post
+    # from 1970, and a jump back in time
+    clock = FakeClock()
+    t0 = datetime(2021, 12, 1, tzinfo=UTC)
+    pacer = Pacer(speed=60, clock=clock)
+    assert pacer.due_in(datetime(1970, 1, 1, tzinfo=UTC)) == 0
+    # THEN the decades to the next post cost one clamped gap (15 minutes of post time = 15 s)
+    assert pacer.due_in(t0) == pytest.approx(MAX_GAP.total_seconds() / 60)
+    clock.now += 15
+    assert pacer.due_in(t0 + timedelta(minutes=1)) == pytest.approx(1)
+    clock.now += 1
+    # AND a post from the year 2821 costs at most one clamped gap too
+    assert pacer.due_in(t0 + timedelta(days=365 * 800)) <= MAX_GAP.total_seconds() / 60
+    clock.now += 15
+    # AND the posts after it are paced by their own gaps again (the jump back rebases)
+    assert pacer.due_in(t0 + timedelta(minutes=2)) == 0
+    assert pacer.due_in(t0 + timedelta(minutes=3)) == pytest.approx(1)
+    # AND slightly out-of-order posts go at once
+    assert pacer.due_in(t0 + timedelta(minutes=2, seconds=30)) <= 1
 
 
 def test_iter_lines_reads_plain_and_gzip_and_strips_crlf(tmp_path: Path) -> None:
