@@ -8,7 +8,6 @@ MUSICNFT_DASHBOARD_REFRESH_SECONDS (default 60, at most 900: the promise is "nev
 from __future__ import annotations
 
 import html
-import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,26 +18,24 @@ import streamlit as st
 
 from dashboard import queries as q
 from musicnft import wiring
+from musicnft.ports import Warehouse
 from musicnft.settings import Settings
 
 FRESH_MINUTES = 20  # the schedule refreshes every 15 minutes; allow one run's worth of slack
+SENTIMENTS = ["positive", "neutral", "negative"]
 
 
 def refresh_seconds() -> int:
-    raw = os.environ.get("MUSICNFT_DASHBOARD_REFRESH_SECONDS", "60")
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 60
-    return max(5, min(value, 900))
+    """MUSICNFT_DASHBOARD_REFRESH_SECONDS, kept within 5..900 (Settings; a non-number → 60)."""
+    return Settings.from_env().dashboard_refresh_seconds
 
 
 @st.cache_resource
-def _warehouse(data_dir: str) -> Any:  # the port's class depends on the profile
+def _warehouse(data_dir: str) -> Warehouse:  # the adapter depends on the profile
     return wiring.open_warehouse(Settings.from_env().with_data_dir(Path(data_dir)))
 
 
-def warehouse() -> Any:
+def warehouse() -> Warehouse:
     return _warehouse(str(Settings.from_env().data_dir))
 
 
@@ -73,6 +70,38 @@ def hashtag_cloud(rows: list[dict]) -> str:
     return '<div style="text-align:center">' + " ".join(spans) + "</div>"
 
 
+def picked_range(picked: object, default_start: date) -> tuple[datetime, datetime]:
+    """The date input's value (one day, a range, or a range still being picked) → [start, end)."""
+    start_day, end_day = (
+        picked if isinstance(picked, tuple) and len(picked) == 2 else (picked, picked)
+    )
+    if not isinstance(start_day, date):
+        start_day = default_start
+    if not isinstance(end_day, date):
+        end_day = start_day
+    start = datetime.combine(start_day, time(), UTC)
+    end = datetime.combine(end_day, time(), UTC) + timedelta(days=1)
+    return start, end
+
+
+def controls(fresh: q.Freshness) -> tuple[datetime, datetime, str]:
+    """The date range (default: the last two days with data) and keyword pickers."""
+    assert fresh.last_window is not None  # main() says there is no data instead
+    last_day = fresh.last_window.date()
+    first_day = fresh.first_window.date() if fresh.first_window else last_day
+    default_start = max(first_day, last_day - timedelta(days=1))
+    col_a, col_b = st.columns([2, 1])
+    picked = col_a.date_input(
+        "Date range (UTC)",
+        value=(default_start, last_day),
+        min_value=first_day,
+        max_value=last_day,
+    )
+    keyword = col_b.selectbox("Keyword", [q.ALL, *fresh.keywords], index=0)
+    start, end = picked_range(picked, default_start)
+    return start, end, keyword
+
+
 def main() -> None:
     st.set_page_config(
         page_title="musicnft · music NFT conversation", page_icon="🎵", layout="wide"
@@ -86,160 +115,175 @@ def main() -> None:
             "`make demo`, or materialize windows from the lake with `musicnft backfill`."
         )
         return
-    last_day = fresh.last_window.date()
-    first_day = fresh.first_window.date() if fresh.first_window else last_day
-    default_start = max(first_day, last_day - timedelta(days=1))
-    col_a, col_b = st.columns([2, 1])
-    picked = col_a.date_input(
-        "Date range (UTC)",
-        value=(default_start, last_day),
-        min_value=first_day,
-        max_value=last_day,
-    )
-    keyword = col_b.selectbox("Keyword", [q.ALL, *fresh.keywords], index=0)
-    start_day, end_day = (
-        picked if isinstance(picked, tuple) and len(picked) == 2 else (picked, picked)
-    )  # type: ignore[misc]
-    if not isinstance(start_day, date):
-        start_day = default_start
-    if not isinstance(end_day, date):
-        end_day = start_day
-    start = datetime.combine(start_day, time(), UTC)
-    end = datetime.combine(end_day, time(), UTC) + timedelta(days=1)
+    start, end, keyword = controls(fresh)
     panels(start, end, keyword)
 
 
-@st.fragment(run_every=timedelta(seconds=refresh_seconds()))
-def panels(start: datetime, end: datetime, keyword: str) -> None:
-    wh = warehouse()
-    now = datetime.now(UTC)
+def sentiment_color() -> alt.Color:
+    return alt.Color(
+        "sentiment:N",
+        scale=alt.Scale(domain=SENTIMENTS, range=["#2e7d32", "#9e9e9e", "#c62828"]),
+    )
+
+
+def freshness_banner(wh: Warehouse, now: datetime) -> None:
     fresh = q.freshness(wh)
-    if fresh.last_updated is not None:
-        age = now - fresh.last_updated
-        text = f"Last updated {fresh.last_updated:%Y-%m-%d %H:%M} UTC ({age_text(fresh.last_updated, now)})"
-        if age <= timedelta(minutes=FRESH_MINUTES):
-            st.success(f"● Fresh — {text}. Refreshes every {refresh_seconds()} s.")
-        else:
-            st.warning(
-                f"● Stale — {text}; aggregates refresh every 15 minutes when the pipeline runs."
-            )
-    s = q.summary(wh, start, end, keyword)
+    if fresh.last_updated is None:
+        return
+    age = now - fresh.last_updated
+    text = f"Last updated {fresh.last_updated:%Y-%m-%d %H:%M} UTC ({age_text(fresh.last_updated, now)})"
+    if age <= timedelta(minutes=FRESH_MINUTES):
+        st.success(f"● Fresh — {text}. Refreshes every {refresh_seconds()} s.")
+    else:
+        st.warning(f"● Stale — {text}; aggregates refresh every 15 minutes when the pipeline runs.")
+
+
+def summary_metrics(s: q.Summary) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Total posts tracked", fmt_int(s.total_posts))
     c2.metric("Posts per hour", fmt_float(s.posts_per_hour))
     c3.metric("Average followers per post", fmt_float(s.avg_followers, 0))
     c4.metric("Average sentiment", fmt_float(s.avg_sentiment, 3))
-    if s.total_posts == 0:
-        st.info("No posts in this range for this keyword.")
-        return
 
-    hourly = pd.DataFrame(q.hourly(wh, start, end, keyword))
+
+def sentiment_over_time(hourly: pd.DataFrame) -> None:
+    st.subheader("Sentiment over time")
+    melted = hourly.drop(columns="posts").melt("hour", SENTIMENTS, "sentiment", "posts")
+    st.altair_chart(
+        alt.Chart(melted)
+        .mark_area()
+        .encode(
+            x=alt.X("hour:T", title="hour (UTC)"),
+            y=alt.Y("posts:Q", stack=True),
+            color=sentiment_color(),
+        ),
+        width="stretch",
+    )
+
+
+def sentiment_breakdown(s: q.Summary) -> None:
+    st.subheader("Sentiment breakdown")
+    donut = pd.DataFrame({"sentiment": SENTIMENTS, "posts": [s.positive, s.neutral, s.negative]})
+    st.altair_chart(
+        alt.Chart(donut)
+        .mark_arc(innerRadius=60)
+        .encode(theta="posts:Q", color=sentiment_color(), tooltip=["sentiment", "posts"]),
+        width="stretch",
+    )
+    st.caption(
+        f"positive {fmt_int(s.positive)} · neutral {fmt_int(s.neutral)} · negative {fmt_int(s.negative)}"
+    )
+
+
+def posts_per_hour(hourly: pd.DataFrame) -> None:
+    st.subheader("Posts per hour")
+    st.altair_chart(
+        alt.Chart(hourly).mark_bar().encode(x=alt.X("hour:T", title="hour (UTC)"), y="posts:Q"),
+        width="stretch",
+    )
+
+
+def keyword_volume(wh: Warehouse, start: datetime, end: datetime) -> None:
+    st.subheader("Volume per keyword")
+    volume = pd.DataFrame(q.keyword_volume(wh, start, end))
+    if not volume.empty:
+        st.altair_chart(
+            alt.Chart(volume)
+            .mark_line(point=False)
+            .encode(x=alt.X("hour:T", title="hour (UTC)"), y="posts:Q", color="keyword:N"),
+            width="stretch",
+        )
+
+
+def hashtag_cloud_panel(tags: list[dict[str, Any]]) -> None:
+    st.subheader("Hashtag cloud")
+    st.markdown(hashtag_cloud(tags), unsafe_allow_html=True)
+    st.caption("All posts in the range (hashtag and location counts are not split by keyword).")
+
+
+def hashtag_ranking(tags: list[dict[str, Any]]) -> None:
+    st.subheader("Hashtag ranking")
+    st.dataframe(
+        pd.DataFrame(tags[:15], columns=["hashtag", "posts"]),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def top_locations(wh: Warehouse, start: datetime, end: datetime) -> None:
+    st.subheader("Top locations")
+    st.dataframe(
+        pd.DataFrame(q.top_locations(wh, start, end), columns=["location", "posts"]),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def top_posts(wh: Warehouse, start: datetime, end: datetime, keyword: str) -> None:
+    st.subheader("Top posts by engagement")
+    top = pd.DataFrame(q.top_posts(wh, start, end, keyword))
+    if top.empty:
+        st.write("(no posts)")
+        return
+    st.dataframe(
+        top[["url", "author_handle", "engagement", "sentiment_label", "text"]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "url": st.column_config.LinkColumn("post", display_text="open"),
+            "author_handle": "author",
+            "sentiment_label": "sentiment",
+        },
+    )
+
+
+def sentiment_row(hourly: pd.DataFrame, s: q.Summary) -> None:
     left, right = st.columns([2, 1])
     with left:
-        st.subheader("Sentiment over time")
-        melted = hourly.drop(columns="posts").melt(
-            "hour", ["positive", "neutral", "negative"], "sentiment", "posts"
-        )
-        st.altair_chart(
-            alt.Chart(melted)
-            .mark_area()
-            .encode(
-                x=alt.X("hour:T", title="hour (UTC)"),
-                y=alt.Y("posts:Q", stack=True),
-                color=alt.Color(
-                    "sentiment:N",
-                    scale=alt.Scale(
-                        domain=["positive", "neutral", "negative"],
-                        range=["#2e7d32", "#9e9e9e", "#c62828"],
-                    ),
-                ),
-            ),
-            width="stretch",
-        )
+        sentiment_over_time(hourly)
     with right:
-        st.subheader("Sentiment breakdown")
-        donut = pd.DataFrame(
-            {
-                "sentiment": ["positive", "neutral", "negative"],
-                "posts": [s.positive, s.neutral, s.negative],
-            }
-        )
-        st.altair_chart(
-            alt.Chart(donut)
-            .mark_arc(innerRadius=60)
-            .encode(
-                theta="posts:Q",
-                color=alt.Color(
-                    "sentiment:N",
-                    scale=alt.Scale(
-                        domain=["positive", "neutral", "negative"],
-                        range=["#2e7d32", "#9e9e9e", "#c62828"],
-                    ),
-                ),
-                tooltip=["sentiment", "posts"],
-            ),
-            width="stretch",
-        )
-        st.caption(
-            f"positive {fmt_int(s.positive)} · neutral {fmt_int(s.neutral)} · negative {fmt_int(s.negative)}"
-        )
+        sentiment_breakdown(s)
 
+
+def volume_row(wh: Warehouse, hourly: pd.DataFrame, start: datetime, end: datetime) -> None:
     left, right = st.columns(2)
     with left:
-        st.subheader("Posts per hour")
-        st.altair_chart(
-            alt.Chart(hourly).mark_bar().encode(x=alt.X("hour:T", title="hour (UTC)"), y="posts:Q"),
-            width="stretch",
-        )
+        posts_per_hour(hourly)
     with right:
-        st.subheader("Volume per keyword")
-        volume = pd.DataFrame(q.keyword_volume(wh, start, end))
-        if not volume.empty:
-            st.altair_chart(
-                alt.Chart(volume)
-                .mark_line(point=False)
-                .encode(x=alt.X("hour:T", title="hour (UTC)"), y="posts:Q", color="keyword:N"),
-                width="stretch",
-            )
+        keyword_volume(wh, start, end)
 
+
+def hashtag_row(wh: Warehouse, start: datetime, end: datetime) -> None:
     tags = q.top_hashtags(wh, start, end)
     left, right = st.columns(2)
     with left:
-        st.subheader("Hashtag cloud")
-        st.markdown(hashtag_cloud(tags), unsafe_allow_html=True)
-        st.caption("All posts in the range (hashtag and location counts are not split by keyword).")
+        hashtag_cloud_panel(tags)
     with right:
-        st.subheader("Hashtag ranking")
-        st.dataframe(
-            pd.DataFrame(tags[:15], columns=["hashtag", "posts"]),
-            hide_index=True,
-            width="stretch",
-        )
+        hashtag_ranking(tags)
 
+
+def locations_and_posts_row(wh: Warehouse, start: datetime, end: datetime, keyword: str) -> None:
     left, right = st.columns(2)
     with left:
-        st.subheader("Top locations")
-        st.dataframe(
-            pd.DataFrame(q.top_locations(wh, start, end), columns=["location", "posts"]),
-            hide_index=True,
-            width="stretch",
-        )
+        top_locations(wh, start, end)
     with right:
-        st.subheader("Top posts by engagement")
-        top = pd.DataFrame(q.top_posts(wh, start, end, keyword))
-        if top.empty:
-            st.write("(no posts)")
-        else:
-            st.dataframe(
-                top[["url", "author_handle", "engagement", "sentiment_label", "text"]],
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    "url": st.column_config.LinkColumn("post", display_text="open"),
-                    "author_handle": "author",
-                    "sentiment_label": "sentiment",
-                },
-            )
+        top_posts(wh, start, end, keyword)
+
+
+@st.fragment(run_every=timedelta(seconds=refresh_seconds()))
+def panels(start: datetime, end: datetime, keyword: str) -> None:
+    wh = warehouse()
+    freshness_banner(wh, datetime.now(UTC))
+    s = q.summary(wh, start, end, keyword)
+    summary_metrics(s)
+    if s.total_posts == 0:
+        st.info("No posts in this range for this keyword.")
+        return
+    hourly = pd.DataFrame(q.hourly(wh, start, end, keyword))
+    sentiment_row(hourly, s)
+    volume_row(wh, hourly, start, end)
+    hashtag_row(wh, start, end)
+    locations_and_posts_row(wh, start, end, keyword)
 
 
 main()
