@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 
-def setup_logging(level: str | None = None) -> None:
-    level = (level or os.environ.get("MUSICNFT_LOG_LEVEL") or "INFO").upper()
+def setup_logging(level: str = "INFO") -> None:
+    """Configure the root logger once per process; later calls only change the level.
+
+    The caller passes the level from its settings (`Settings.log_level`, from MUSICNFT_LOG_LEVEL);
+    this module never reads the environment.
+    """
+    level = (level or "INFO").upper()
     root = logging.getLogger()
     if getattr(root, "_musicnft_configured", False):
         root.setLevel(level)

@@ -2,60 +2,41 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Any
 
-import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from musicnft.adapters.local_stream import LocalStream
+from musicnft.batch.lake_index import read_table
 from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
 from musicnft.hotpath.deadletter import count_lines
+from musicnft.ports import Lake, Warehouse
 from musicnft.settings import Settings
 
 
-def lake_counts(lake_dir: Path) -> dict[str, int]:
-    raw = lake_dir / RAW_PREFIX
-    files = sorted(str(p) for p in raw.rglob("*.parquet") if not p.name.startswith("."))
-    out = {"lake": 0, "lake_unique": 0, "lake_files": len(files)}
-    if files:
-        con = duckdb.connect()
-        try:
-            n, unique = con.execute(
-                "SELECT count(*), count(DISTINCT post_id) FROM read_parquet(?)", [files]
-            ).fetchone()  # type: ignore[misc]
-        finally:
-            con.close()
-        out["lake"], out["lake_unique"] = int(n), int(unique)
-    errors = lake_dir / ERRORS_PREFIX
-    out["lake_errors"] = (
-        sum(count_lines(p) for p in errors.rglob("*") if p.is_file() and not p.name.startswith("."))
-        if errors.exists()
-        else 0
-    )
-    return out
+def _lines(data: bytes) -> int:
+    """Lines as reading the file line by line counts them (a last line without a newline too)."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
-def lake_counts_via_port(lake: Any) -> dict[str, int]:
-    """The same counts for a lake that is not a local directory (S3): read the post_id column."""
-    from musicnft.batch.lake_index import read_table
-
-    ids: list[str] = []
-    raw = [o for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")]
-    for obj in raw:
-        ids += read_table(lake, obj.key, columns=["post_id"]).column(0).to_pylist()
-    errors = sum(len(lake.get(o.key).splitlines()) for o in lake.list_objects(ERRORS_PREFIX))
-    return {
-        "lake": len(ids),
-        "lake_unique": len(set(ids)),
-        "lake_files": len(raw),
-        "lake_errors": errors,
-    }
+def lake_counts(lake: Lake) -> dict[str, int]:
+    """Rows, unique posts and files under raw/, and lines under errors/, read through the port."""
+    files = [o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")]
+    ids = [read_table(lake, key, columns=["post_id"]).column(0).cast(pa.string()) for key in files]
+    rows = sum(len(column) for column in ids)
+    chunks = [chunk for column in ids for chunk in column.chunks]
+    unique = pc.count_distinct(pa.chunked_array(chunks, pa.string())).as_py() if rows else 0
+    errors = sum(_lines(lake.get(o.key)) for o in lake.list_objects(ERRORS_PREFIX))
+    return {"lake": rows, "lake_unique": unique, "lake_files": len(files), "lake_errors": errors}
 
 
-def collect_status(settings: Settings) -> dict[str, Any]:
+def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict[str, Any]:
     """One dict with the integer counts `musicnft status --json` promises, plus details.
 
-    With a Kinesis stream, `produced` and `stream` are null: Kinesis does not count records.
+    The lake and the warehouse are the ports the caller opened (`musicnft.wiring`), whichever
+    profile they belong to. With a Kinesis stream, `produced` and `stream` are null: Kinesis does not count records.
     """
     status: dict[str, Any] = {
         "data_dir": str(settings.data_dir.resolve()),
@@ -76,15 +57,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             status["checkpoints"] = checkpoints
     else:
         status.update(produced=0, stream=0, delivery_lag=0, consumer_lag=0, checkpoints={})
-    if settings.lake_backend == "local":
-        status.update(lake_counts(settings.lake_dir))
-    else:
-        from musicnft.wiring import open_lake
-
-        status.update(lake_counts_via_port(open_lake(settings)))
-    from musicnft.wiring import open_warehouse
-
-    warehouse = open_warehouse(settings)
+    status.update(lake_counts(lake))
     row = warehouse.query(
         "SELECT count(*) AS n, count(DISTINCT post_id) AS u FROM posts_hot"
     ).to_pylist()[0]
@@ -98,8 +71,6 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     )
     usage = settings.data_dir / "x" / "x_usage.json"
     if usage.exists():
-        import json
-
         data = json.loads(usage.read_text())
         status["x_posts_read"] = int(data.get("posts_read", 0))
         status["x_estimated_spend_usd"] = float(data.get("estimated_spend_usd", 0.0))

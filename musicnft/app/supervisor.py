@@ -9,24 +9,33 @@ is restarted with backoff; the stream's checkpoints make the restart lose nothin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from musicnft import wiring
+from musicnft.app.processes import (
+    REPO_ROOT,
+    child_env,
+    dagster_dev_command,
+    dagster_env,
+    dashboard_command,
+    dashboard_env,
+    stage_command,
+)
 from musicnft.app.status import collect_status, format_status
 from musicnft.settings import Settings
 
 log = logging.getLogger("musicnft.run")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER_YAML = """\
 # Written by `musicnft run --dagster`. No internet here: telemetry off.
 telemetry:
@@ -44,9 +53,9 @@ run_queue:
 
 
 def dagster_home(settings: Settings) -> Path:
-    """The Dagster instance of the embedded profile (overridable with DAGSTER_HOME)."""
-    home = os.environ.get("DAGSTER_HOME")
-    path = Path(home) if home else settings.data_dir / "dagster"
+    """The Dagster instance of the embedded profile (overridable with DAGSTER_HOME, which the
+    settings carry), created with its dagster.yaml when new."""
+    path = settings.dagster_home or settings.data_dir / "dagster"
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     if not (path / "dagster.yaml").exists():
@@ -68,14 +77,7 @@ class Supervisor:
         self.checks_failed = False
 
     def _command(self, stage: str) -> list[str]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "musicnft",
-            stage,
-            "--data-dir",
-            str(self.settings.data_dir),
-        ]
+        cmd = stage_command(stage, "--data-dir", str(self.settings.data_dir))
         if stage == "produce":
             cmd += ["--speed", self.args.speed]
             if self.args.file:
@@ -85,7 +87,9 @@ class Supervisor:
         return cmd
 
     def _spawn(self, stage: str) -> None:
-        self.procs[stage] = subprocess.Popen(self._command(stage), start_new_session=True)
+        self.procs[stage] = subprocess.Popen(
+            self._command(stage), env=child_env(self.settings), start_new_session=True
+        )
         log.info("started %s (pid %d)", stage, self.procs[stage].pid)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -173,23 +177,19 @@ class Supervisor:
                 self.dashboard.wait(30)
         if self.args.dagster:
             self._final_windows()
-        print(format_status(collect_status(self.settings)), flush=True)
+        print(format_status(self._status()), flush=True)
         if self.checks_failed:
             return 1
         return 0 if self.producer_rc in (0, None) else 1
 
     def _start_dagster(self) -> None:
         home = dagster_home(self.settings)
-        os.environ["DAGSTER_HOME"] = str(home)
-        env = dict(
-            os.environ,
-            MUSICNFT_DATA_DIR=str(self.settings.data_dir.resolve()),
-            DAGSTER_DISABLE_TELEMETRY="1",
+        # From here on every child (and the final windows) uses this instance.
+        self.settings = dataclasses.replace(self.settings, dagster_home=home)
+        cmd = dagster_dev_command(self.args.dagster_host, self.args.dagster_port)
+        self.dagster = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=dagster_env(self.settings), start_new_session=True
         )
-        dagster = Path(sys.executable).parent / "dagster"
-        cmd = [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml")]
-        cmd += ["-h", self.args.dagster_host, "-p", str(self.args.dagster_port)]
-        self.dagster = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, start_new_session=True)
         log.info(
             "started dagster dev (pid %d): UI at http://%s:%d (instance %s)",
             self.dagster.pid,
@@ -199,15 +199,10 @@ class Supervisor:
         )
 
     def _start_dashboard(self) -> None:
-        from musicnft.app.cli import dashboard_command
-
-        env = dict(
-            os.environ,
-            MUSICNFT_DATA_DIR=str(self.settings.data_dir.resolve()),
-            STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-        )
         cmd = dashboard_command(self.args.dashboard_host, self.args.dashboard_port)
-        self.dashboard = subprocess.Popen(cmd, env=env, start_new_session=True)
+        self.dashboard = subprocess.Popen(
+            cmd, env=dashboard_env(self.settings), start_new_session=True
+        )
         log.info(
             "dashboard: http://%s:%d (refreshes itself; fills as windows are materialized)",
             self.args.dashboard_host,
@@ -230,32 +225,23 @@ class Supervisor:
     def _settle_runs(self, timeout: float = 120.0) -> None:
         """Runs already executing finish on their own (their workers outlive `dagster dev`): wait
         for them before the final windows, and cancel queued runs nothing will launch now."""
-        import dagster as dg
+        from musicnft_dagster.recording import settle_runs
 
-        instance = dg.DagsterInstance.get()
-        queued = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
-        for run in queued:
-            instance.report_run_canceled(run, message="demo stopped before the run was launched")
-        active = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-        deadline = time.monotonic() + timeout
-        while instance.get_runs_count(filters=dg.RunsFilter(statuses=active)):
-            if time.monotonic() > deadline:
-                log.warning("runs still executing after %.0fs; going on", timeout)
-                return
-            time.sleep(0.5)
+        assert self.settings.dagster_home is not None  # set by _start_dagster
+        if not settle_runs(self.settings.dagster_home, timeout):
+            log.warning("runs still executing after %.0fs; going on", timeout)
 
     def _final_windows(self) -> None:
         """Materialize every window this run's drops touched, so none is left half-done when the
         sensor had no tick left to see the last drops (same code and checks as the assets)."""
-        from musicnft import wiring
-        from musicnft.batch.backfill import dagster_recorder, run_backfill
-        from musicnft_dagster.partitions import WINDOWS
+        from musicnft.batch.backfill import run_backfill
+        from musicnft_dagster.recording import dagster_recorder
 
         report = run_backfill(
             wiring.open_lake(self.settings),
             wiring.open_warehouse(self.settings),
             [k.lower() for k in self.settings.keywords],
-            on_window=dagster_recorder(WINDOWS.start),
+            on_window=dagster_recorder(self.settings.dagster_home),
             files_since=self.started_at,
         )
         log.info(
@@ -266,9 +252,14 @@ class Supervisor:
         if report.failed:
             self.checks_failed = True
 
+    def _status(self) -> dict[str, Any]:
+        return collect_status(
+            self.settings, wiring.open_lake(self.settings), wiring.open_warehouse(self.settings)
+        )
+
     def _report(self) -> None:
         try:
-            s = collect_status(self.settings)
+            s = self._status()
         except Exception as exc:  # a report is best effort; never stop the pipeline for it
             log.warning("status unavailable: %s", exc)
             return

@@ -1,9 +1,10 @@
 """`musicnft backfill`: rebuild every window in a range from the lake, the same code the assets run.
 
 It first indexes lake files the drop sensor has not seen, then materializes each window (posts,
-aggregates, reconciliation) and evaluates the same checks as the Dagster assets. With a Dagster
-instance (`DAGSTER_HOME`), it records the materializations and check results there too, so the UI
-shows the backfilled partitions.
+aggregates, reconciliation) and evaluates the same checks as the Dagster assets. The caller may
+hand it a `WindowRecorder` called with each window's outcome: the app layer passes one that records
+it in the Dagster instance (built by the Dagster code location), so the UI shows the backfilled
+partitions; this module knows nothing of Dagster.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from musicnft.batch import window_pipeline as wp
 from musicnft.batch.lake_index import LakeIndex, read_file_stats
 from musicnft.contract.lake_layout import RAW_PREFIX
 from musicnft.contract.windows import window_key, window_start, windows_between
-from musicnft.ports import Lake
+from musicnft.ports import Lake, Warehouse
 
 log = logging.getLogger("musicnft.backfill")
 
@@ -47,7 +48,11 @@ class BackfillReport:
         return [w for w in self.windows if not w.passed]
 
 
-def index_lake(lake: Lake, warehouse: Any, chunk: int = 500) -> int:
+# Called with each window's outcome as soon as it is materialized (e.g. to record it elsewhere).
+WindowRecorder = Callable[[WindowOutcome], None]
+
+
+def index_lake(lake: Lake, warehouse: Warehouse, chunk: int = 500) -> int:
     """Index every raw/ file not yet in `lake_files`; returns how many were added."""
     index = LakeIndex(warehouse)
     known = index.known_keys()
@@ -67,7 +72,7 @@ def index_lake(lake: Lake, warehouse: Any, chunk: int = 500) -> int:
     return len(new)
 
 
-def windows_with_posts(warehouse: Any, files_since: datetime | None = None) -> list[datetime]:
+def windows_with_posts(warehouse: Warehouse, files_since: datetime | None = None) -> list[datetime]:
     windows: set[datetime] = set()
     for lo, hi in LakeIndex(warehouse).windows_with_posts(files_since):
         windows.update(windows_between(lo, hi))
@@ -75,7 +80,7 @@ def windows_with_posts(warehouse: Any, files_since: datetime | None = None) -> l
 
 
 def materialize_window(
-    lake: Lake, warehouse: Any, window: datetime, keywords: list[str]
+    lake: Lake, warehouse: Warehouse, window: datetime, keywords: list[str]
 ) -> WindowOutcome:
     posts = wp.build_posts(lake, warehouse, window)
     for table in wp.AGGREGATE_TABLES:
@@ -127,11 +132,11 @@ class Progress:
 
 def run_backfill(
     lake: Lake,
-    warehouse: Any,
+    warehouse: Warehouse,
     keywords: list[str],
     start: datetime | None = None,
     end: datetime | None = None,
-    on_window: Callable[[WindowOutcome], None] | None = None,
+    on_window: WindowRecorder | None = None,
     files_since: datetime | None = None,
 ) -> BackfillReport:
     report = BackfillReport(indexed_files=index_lake(lake, warehouse))
@@ -156,47 +161,6 @@ def run_backfill(
         progress.update(i, f"{window_key(window)} {len(report.failed)} failed")
         wp.compact_windowed_tables(warehouse)
     return report
-
-
-def dagster_recorder(valid_from: datetime) -> Callable[[WindowOutcome], None] | None:
-    """Records each window's materializations and checks in the Dagster instance at
-    DAGSTER_HOME (None when there is none), so backfills from the CLI show in the UI."""
-    import os
-
-    if not os.environ.get("DAGSTER_HOME"):
-        return None
-    import dagster as dg
-
-    instance = dg.DagsterInstance.get()
-
-    def record(outcome: WindowOutcome) -> None:
-        if outcome.window < valid_from:
-            return
-        key = window_key(outcome.window)
-        meta = {"posts": outcome.posts.unique_posts, "source": "musicnft backfill"}
-        for asset in (
-            "posts",
-            "window_metrics_15m",
-            "hashtag_counts_15m",
-            "location_counts_15m",
-            "reconciliation_15m",
-        ):
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(asset_key=asset, partition=key, metadata=meta)
-            )
-        for name, (ok, detail) in outcome.checks.items():
-            asset, check = name.split(".")
-            instance.report_runless_asset_event(
-                dg.AssetCheckEvaluation(
-                    asset_key=dg.AssetKey(asset),
-                    check_name=check,
-                    passed=ok,
-                    metadata={"detail": dg.MetadataValue.json(detail)},
-                    partition=key,
-                )
-            )
-
-    return record
 
 
 def parse_when(value: str) -> datetime:

@@ -13,10 +13,46 @@ window assets write the aggregate tables to BigQuery.
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
+import logging
+import signal
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
+from musicnft.app.processes import child_env, stage_command
 from musicnft.logs import setup_logging
+from musicnft.settings import Settings
+
+# moto accepts any credentials; these never leave this machine.
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def rehearsal_data_dir(settings: Settings) -> Path:
+    """The data directory: MUSICNFT_DATA_DIR when it names one; the default gets a `cloud/`
+    folder, so the rehearsal never mixes with `make demo`'s data."""
+    default = Settings().data_dir
+    return default / "cloud" if settings.data_dir == default else settings.data_dir
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> int:
+    """Run `cmd` in its own session and forward SIGINT/SIGTERM to it (so a first Ctrl-C stops it
+    in order and a second one at once, as if it were this process); returns its exit code."""
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    def forward(signum: int, _frame: Any) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = proc.wait()
+    return 130 if code == -signal.SIGINT else code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,43 +63,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dagster-port", type=int, default=3000)
     parser.add_argument("--dashboard-port", type=int, default=8501)
     args = parser.parse_args(argv)
-    setup_logging()
-    import logging
-
+    settings = Settings.from_env()
+    setup_logging(settings.log_level)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server's access log
 
     import boto3
     from moto.server import ThreadedMotoServer
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(key, value)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     stream, bucket = "musicnft-posts", "musicnft-lake"
-    boto3.client("kinesis", endpoint_url=endpoint).create_stream(
+    credentials = {
+        "region_name": AWS_TEST_ENV["AWS_DEFAULT_REGION"],
+        "aws_access_key_id": AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+    }
+    boto3.client("kinesis", endpoint_url=endpoint, **credentials).create_stream(
         StreamName=stream, ShardCount=args.shards
     )
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
-    os.environ.update(
-        MUSICNFT_PROFILE="cloud",
-        MUSICNFT_AWS_ENDPOINT_URL=endpoint,
-        MUSICNFT_S3_BUCKET=bucket,
-        MUSICNFT_STREAM_NAME=stream,
-        MUSICNFT_DATA_DIR=os.environ.get("MUSICNFT_DATA_DIR", "data/cloud"),
-    )
+    boto3.client("s3", endpoint_url=endpoint, **credentials).create_bucket(Bucket=bucket)
+    # The pipeline's environment, built here and handed to `musicnft run` (never written into
+    # this process's own).
+    settings = dataclasses.replace(settings, data_dir=rehearsal_data_dir(settings))
+    env = {
+        **AWS_TEST_ENV,
+        "MUSICNFT_PROFILE": "cloud",
+        "MUSICNFT_AWS_ENDPOINT_URL": endpoint,
+        "MUSICNFT_S3_BUCKET": bucket,
+        "MUSICNFT_STREAM_NAME": stream,
+    }
     print(
         f"moto server (Kinesis, S3) at {endpoint}; stream {stream}, bucket {bucket}",
         file=sys.stderr,
     )
-    from musicnft.app.cli import main as cli_main
-
-    run = ["run", "--fresh", "--speed", args.speed, "--restamp", "--dagster"]
+    run = ["--fresh", "--speed", args.speed, "--restamp", "--dagster"]
     run += [
         "--dagster-port",
         str(args.dagster_port),
@@ -81,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         with bigquery_emulator() as bq_endpoint:
             dataset = "musicnft"
             migrate(bigquery_client(PROJECT, endpoint=bq_endpoint), dataset)
-            os.environ.update(
+            env.update(
                 MUSICNFT_WAREHOUSE="bigquery",
                 MUSICNFT_BIGQUERY_PROJECT=PROJECT,
                 MUSICNFT_BIGQUERY_DATASET=dataset,
@@ -91,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"BigQuery emulator at {bq_endpoint}; dataset {PROJECT}.{dataset} migrated",
                 file=sys.stderr,
             )
-            return cli_main(run)
+            return run_child(stage_command("run", *run), child_env(settings, **env))
     finally:
         server.stop()
 

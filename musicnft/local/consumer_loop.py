@@ -20,9 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from musicnft.adapters.local_stream import LocalStream
 from musicnft.hotpath.deadletter import DeadLetter
-from musicnft.ports import StreamRecord
+from musicnft.ports import StreamReader, StreamRecord, Warehouse
 
 log = logging.getLogger("musicnft.consume")
 
@@ -38,6 +37,19 @@ def load_handler_module(path: Path = HANDLER_PATH) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_handler(warehouse: Warehouse, path: Path = HANDLER_PATH) -> Handler:
+    """The Lambda handler file's Kinesis handler, over `warehouse`.
+
+    In Lambda, the handler builds its warehouse from the function's environment. Run locally, the
+    caller already has its settings (with `--data-dir` and the rest applied) and opens the
+    warehouse itself (`musicnft.wiring`); the handler file's documented hook
+    `kinesis_handler_for(warehouse)` runs the same handler code over it, so nothing is passed
+    through the environment.
+    """
+    handler: Handler = load_handler_module(path).kinesis_handler_for(warehouse)
+    return handler
 
 
 def kinesis_event(
@@ -83,7 +95,7 @@ class LambdaContext:
 class ConsumerLoop:
     def __init__(
         self,
-        stream: LocalStream,
+        stream: StreamReader,
         handler: Handler,
         dead_letter: DeadLetter,
         stream_name: str,

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from musicnft.app.cli import SAMPLE_PATH
 from musicnft.contract.schema import POST_SCHEMA
+from musicnft.devtools.sample import SAMPLE_PATH
 from musicnft.hotpath.deadletter import read_entries
 from tests.support.expectations import Expected, expected_from
 from tests.support.paths import cli

@@ -8,7 +8,12 @@ from typing import Any
 
 from musicnft.adapters.local_stream import LocalStream
 from musicnft.hotpath.deadletter import DeadLetter, read_entries
-from musicnft.local.consumer_loop import ConsumerLoop, kinesis_event, load_handler_module
+from musicnft.local.consumer_loop import (
+    ConsumerLoop,
+    kinesis_event,
+    load_handler,
+    load_handler_module,
+)
 from tests.support.records import post_record
 
 
@@ -104,3 +109,19 @@ def test_real_handler_by_path_writes_posts_hot(tmp_path: Path, data_dir: Path) -
         assert EmbeddedWarehouse(data_dir / "warehouse").count("posts_hot", "post_id") == 20
     finally:
         module._warehouse.cache_clear()
+
+
+def test_real_handler_over_a_given_warehouse_needs_no_environment(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    # GIVEN a warehouse somewhere else than the environment's data directory (`--data-dir`)
+    from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
+
+    elsewhere = EmbeddedWarehouse(tmp_path / "elsewhere" / "warehouse")
+    # WHEN the loop runs the Lambda handler file's code over it
+    stream, loop, _ = _loop(tmp_path, load_handler(elsewhere), batch_size=7)
+    stream.put_records([(f"x:{i}", post_record(i)) for i in range(20)])
+    assert loop.run_once() == 20
+    # THEN the posts are in that warehouse, and nothing was built from the environment
+    assert elsewhere.count("posts_hot", "post_id") == 20
+    assert not (data_dir / "warehouse").exists()
