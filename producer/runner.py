@@ -127,10 +127,9 @@ class Producer:
         self._wait(pacer.due_in(post["created_at"]))
         post["created_at"] = pacer.stamp(post["created_at"], post["post_id"])
         data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")
-        if len(data) > self.max_record_bytes:
-            self._reject(
-                line, f"record too large ({len(data)} bytes > {self.max_record_bytes})", ref
-            )
+        size = len(data) + len(post["post_id"].encode("utf-8"))  # Kinesis counts the key too
+        if size > self.max_record_bytes:
+            self._reject(line, f"record too large ({size} bytes > {self.max_record_bytes})", ref)
             return
         with self._lock:
             if not self._batch:

@@ -14,6 +14,7 @@ lands after records that succeeded in the same call, as with any PutRecords clie
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -28,6 +29,17 @@ log = logging.getLogger("musicnft.kinesis")
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
+MAX_PARTITION_KEY_CHARS = 256
+
+
+def partition_key(post_id: str) -> str:
+    """The post id, or a stable digest of it when it is longer than Kinesis allows (a Bluesky
+    at:// id can reach 343 characters): one such key would otherwise fail the whole PutRecords
+    call, and with it every post in the batch and the spool behind it. The same id always maps to
+    the same key, so a post's copies still share a shard; readers take the id from the record."""
+    if len(post_id) <= MAX_PARTITION_KEY_CHARS:
+        return post_id
+    return "sha256:" + hashlib.sha256(post_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -47,7 +59,7 @@ def batches(entries: Sequence[tuple[str, bytes]]) -> list[list[int]]:
     current: list[int] = []
     size = 0
     for i, (key, data) in enumerate(entries):
-        rec = len(data) + len(key.encode())
+        rec = len(data) + len(partition_key(key).encode())
         if rec > MAX_RECORD_BYTES:
             raise ValueError(f"record {key} is {rec} bytes, over Kinesis' 1 MiB limit")
         if current and (len(current) >= MAX_BATCH_RECORDS or size + rec > MAX_BATCH_BYTES):
@@ -118,6 +130,7 @@ class KinesisSink:
                 self._drain_delay = 1.0
                 if sent_total:
                     log.info("spool drained (%d posts sent)", sent_total)
+                    self.spool.compact_if_empty()
                 return sent_total
             entries = [(k, d) for _, k, d in rows]
             unsent = set(self._send(entries, deadline))
@@ -172,7 +185,8 @@ class KinesisSink:
                     response = self.client.put_records(
                         StreamName=self.stream_name,
                         Records=[
-                            {"Data": entries[i][1], "PartitionKey": entries[i][0]} for i in pending
+                            {"Data": entries[i][1], "PartitionKey": partition_key(entries[i][0])}
+                            for i in pending
                         ],
                     )
                 except (ClientError, BotoCoreError) as exc:

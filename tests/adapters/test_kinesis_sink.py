@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from musicnft.adapters.kinesis_sink import MAX_BATCH_RECORDS, KinesisSink, batches
+from musicnft.adapters.kinesis_sink import MAX_BATCH_RECORDS, KinesisSink, batches, partition_key
 from musicnft.adapters.kinesis_stream import kinesis_client
 from musicnft.adapters.spool import Spool
 from tests.support.aws import Proxy, client, moto_server, read_stream
@@ -212,3 +212,51 @@ def test_spool_survives_a_restart(tmp_path: Path) -> None:
     assert [k for _, k, _ in again.peek(10)] == ["x:0", "x:1", "x:2"]
     again.remove([again.peek(1)[0][0]])
     assert again.depth() == 2
+
+
+def test_a_partition_key_longer_than_kinesis_allows_does_not_stall_the_batch(
+    endpoint: str, stream: str, tmp_path: Path
+) -> None:
+    # GIVEN a batch whose middle post has a Bluesky-length id (343 characters)
+    long_id = "bsky:at://did:plc:" + "a" * 300 + "/app.bsky.feed.post/3k"
+    assert len(long_id) > 256
+    batch = entries(3)
+    batch.insert(1, (long_id, json.dumps({"post_id": long_id}).encode()))
+    sink = KinesisSink(
+        kinesis_client(endpoint), stream, Spool(tmp_path / "spool.sqlite"), sleep=no_sleep
+    )
+    # WHEN it is put
+    sink.put_records(batch)
+    # THEN every record reached the stream (nothing spooled), the long one under a stable digest
+    assert sink.spool.depth() == 0
+    shards = read_stream(client("kinesis", endpoint), stream)
+    records = [(key, data) for shard in shards.values() for key, data in shard]
+    assert sorted(json.loads(d)["post_id"] for _, d in records) == sorted(k for k, _ in batch)
+    keys = {json.loads(d)["post_id"]: key for key, d in records}
+    assert keys[long_id] == partition_key(long_id) != long_id
+    assert len(keys[long_id]) <= 256
+    assert keys["x:0"] == "x:0"
+
+
+def test_a_corrupt_spool_is_quarantined_and_the_producer_starts(tmp_path: Path) -> None:
+    # GIVEN a spool file that is not a database (a torn disk, a stray copy)
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    # WHEN the sink's spool opens
+    spool = Spool(path)
+    # THEN the bad file is set aside whole, and an empty spool works
+    assert spool.quarantined is not None
+    assert spool.quarantined.read_bytes() == b"this is not sqlite" * 100
+    spool.append(entries(2))
+    assert spool.depth() == 2
+
+
+def test_an_empty_spool_gives_its_disk_back(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite")
+    big = [(f"x:{i}", b"z" * 10_000) for i in range(300)]
+    spool.append(big)
+    spool.remove([i for i, _, _ in spool.peek(1000)])
+    before = spool.disk_bytes()
+    assert before > 3_000_000
+    assert spool.compact_if_empty(min_bytes=1)
+    assert spool.disk_bytes() < before / 10
