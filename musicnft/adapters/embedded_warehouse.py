@@ -1,43 +1,73 @@
-"""The embedded warehouse: immutable Parquet files per table, queried by an in-process DuckDB.
+"""The embedded warehouse: DuckLake tables (a SQLite catalog + Parquet data files) under one root.
 
-Why files and not one DuckDB database: the hot path, Dagster and the dashboard run in separate
-processes at once, and a DuckDB file admits one writer process and blocks readers meanwhile. Here a
-write is "write a new file, then rename it into the table's folder", which never takes a lock, and a
-reader sees every file whose rename happened before it listed the folder. Compaction writes one
-file that names the files it supersedes (in its Parquet metadata) before those are removed, so a
-reader never counts a row twice; a file removed between a reader's listing and its read makes the
-read retry.
+`<root>/catalog.sqlite` is the DuckLake catalog (in WAL mode), `<root>/data/main/<table>/` holds
+the Parquet data files. Every change is one DuckLake transaction: a batch insert, a window
+replacement (delete the window's rows + insert the new ones), a duplicate removal, a merge of
+small files. Readers attach the catalog read-only and see the latest committed snapshot, or the
+snapshot current at a given time (`query(..., at=...)`). The hot path, Dagster, the dashboard,
+`status` and `sql` run in separate processes at once: a write that meets another one's commit
+(SQLite's lock, a DuckLake conflict) is retried with backoff and jitter, and a commit whose
+outcome is unknown is looked up (by the token in its commit message) before it is retried, so a
+batch lands once. See docs/warehouse.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
-import re
 import threading
-import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
-from io import BytesIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from musicnft.adapters.local_lake import write_atomic
+from musicnft.adapters.ducklake_catalog import (
+    ALIAS,
+    CATALOG_FILE,
+    META_SCHEMA,
+    RetryPolicy,
+    is_transient,
+    new_connection,
+    sqlite_attach_sql,
+)
 from musicnft.contract.tables import TABLES, WINDOWED_TABLES
+from musicnft.contract.windows import parse_window_key
 from musicnft.ports import InsertResult, ReadOnlyQueryError
 
 log = logging.getLogger(__name__)
 
-SUPERSEDES_KEY = b"musicnft.supersedes"
-_READ_RETRIES = 5
+T = TypeVar("T")
+
+# The windows ever written per windowed table (an empty window is written too), kept inline in
+# the catalog: `partition_schema` tells "never written" from "written with no rows".
+WINDOWS_TABLE = f"{META_SCHEMA}.windows"
+# Cleanup never deletes a file sooner than this after it was superseded, whatever the retention:
+# a reader that started on the previous snapshot may still be reading it.
+MIN_CLEANUP_GRACE = timedelta(minutes=10)
+
+_READY: set[str] = set()  # roots whose catalog this process has checked or created
+
+
+class LegacyWarehouseError(RuntimeError):
+    """The root holds tables in the pre-DuckLake layout (Parquet files under `<root>/<table>/`)."""
+
+
+def legacy_tables(root: Path) -> list[str]:
+    """The tables of `root` still stored the old way, as `<root>/<table>/*.parquet`."""
+    found = []
+    for table in TABLES:
+        folder = Path(root) / table
+        if folder.is_dir() and any(
+            p.suffix == ".parquet" and not p.name.startswith(".") for p in folder.iterdir()
+        ):
+            found.append(table)
+    return found
 
 
 class InsertIdCache:
@@ -57,14 +87,6 @@ class InsertIdCache:
             self._ids.popitem(last=False)
 
 
-def _safe_window(partition: str) -> str:
-    return "".join(c for c in partition if c.isalnum() or c == "-")
-
-
-def _part_name(prefix: str = "part") -> str:
-    return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"
-
-
 class DuckDBDialect:
     """The few SQL spellings that differ between warehouses; each adapter brings its own
     (BigQuery: `TIMESTAMP_TRUNC(x, HOUR)`, `? IN UNNEST(list)`), so shared queries stay shared."""
@@ -82,86 +104,271 @@ class DuckDBDialect:
         return f"{column} IN (SELECT unnest(?))"
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 class EmbeddedWarehouse:
-    """The warehouse port over `$MUSICNFT_DATA_DIR/warehouse/<table>/*.parquet`."""
+    """The warehouse port over DuckLake tables in `$MUSICNFT_DATA_DIR/warehouse/`.
+
+    `read_only=True` opens it for readers only (the dashboard, `status`, `sql`): every write
+    raises. Queries always run on a read-only attachment with file access confined to the root.
+    """
 
     dialect = DuckDBDialect()
 
-    def __init__(self, root: Path, recent_files_for_dedup: int = 50) -> None:
-        self.root = Path(root)
+    def __init__(
+        self,
+        root: Path,
+        read_only: bool = False,
+        recent_snapshots_for_dedup: int = 200,
+        retry: RetryPolicy | None = None,
+        *,
+        legacy_ok: bool = False,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.read_only = read_only
+        self.retry = retry or RetryPolicy()
+        self._recent_snapshots = recent_snapshots_for_dedup
         self._ids: InsertIdCache | None = None
-        self._recent_files = recent_files_for_dedup
-        self._lock = threading.Lock()
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.RLock()
+        self._writer_con: duckdb.DuckDBPyConnection | None = None
+        self._reader_con: duckdb.DuckDBPyConnection | None = None
+        if not legacy_ok and (legacy := legacy_tables(self.root)):
+            raise LegacyWarehouseError(
+                f"{self.root} holds tables in the old file-per-table layout ({', '.join(legacy)}): "
+                "convert them with `python -m musicnft.adapters.ducklake_migrate "
+                f"{self.root}` (see docs/warehouse.md, Migration)"
+            )
 
-    # ---- files ---------------------------------------------------------------------------
-    def table_dir(self, table: str) -> Path:
-        if table not in TABLES:
-            raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
-        return self.root / table
+    def close(self) -> None:
+        with self._lock:
+            for con in (self._writer_con, self._reader_con):
+                if con is not None:
+                    con.close()
+            self._writer_con = self._reader_con = None
 
-    def files(self, table: str) -> list[Path]:
-        """The table's live files: renamed in, not superseded by a compacted file, and for a
-        windowed table only the newest version of each window's file."""
-        folder = self.table_dir(table)
-        if not folder.exists():
-            return []
-        names = sorted(p.name for p in folder.iterdir() if p.suffix == ".parquet")
-        names = [n for n in names if not n.startswith(".")]
-        superseded: set[str] = set()
-        for name in names:
-            if name.startswith("compact-"):
-                try:
-                    meta = pq.read_schema(folder / name).metadata or {}
-                except FileNotFoundError:
-                    continue
-                superseded.update(json.loads(meta.get(SUPERSEDES_KEY, b"[]")))
-        live = [n for n in names if n not in superseded]
-        newest: dict[str, str] = {}
-        for name in live:
-            if name.startswith("w-"):
-                window = name.split("~", 1)[0]
-                newest[window] = max(newest.get(window, name), name)
-        keep = set(newest.values())
-        live = [n for n in live if not n.startswith("w-") or n in keep]
-        return [folder / n for n in live if (folder / n).exists()]
+    # ---- catalog and connections ----------------------------------------------------------
+    def _ensure_catalog(self) -> None:
+        """Create the catalog and every table once (under a file lock: many processes may open a
+        fresh root at once); add columns a newer contract has and the stored tables lack."""
+        key = str(self.root)
+        if key in _READY and (self.root / CATALOG_FILE).exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.root / ".catalog.lock"):
+            con = new_connection(self.root)
+            try:
+                self.retry.run("attach", lambda: con.execute(sqlite_attach_sql(self.root)))
+                self.retry.run("create tables", lambda: self._create_tables(con))
+            finally:
+                con.close()
+        _READY.add(key)
 
     @staticmethod
-    def _window_of(path: Path) -> datetime:
-        """The window of a `w-<YYYY-MM-DD-HHMM>~<version>.parquet` file, from its name."""
-        return datetime.strptime(path.name[2:].split("~", 1)[0], "%Y-%m-%d-%H%M").replace(
-            tzinfo=UTC
-        )
+    def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+        existing: dict[tuple[str, str], set[str]] = {}
+        for schema, table, column in con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            f"WHERE table_catalog = '{ALIAS}'"
+        ).fetchall():
+            existing.setdefault((schema, table), set()).add(column)
+        wanted_meta = (META_SCHEMA, "windows")
+        missing = [t for t in TABLES if ("main", t) not in existing]
+        new_columns = [
+            (t, f)
+            for t in TABLES
+            if ("main", t) in existing
+            for f in TABLES[t]
+            if f.name not in existing[("main", t)]
+        ]
+        if not missing and not new_columns and wanted_meta in existing:
+            return
+        con.execute("BEGIN")
+        try:
+            if not existing:  # a new catalog: every insert writes Parquet, none is inlined
+                con.execute(f"CALL ducklake_set_option('{ALIAS}', 'data_inlining_row_limit', 0)")
+            for table in missing:
+                con.register("_musicnft_empty", TABLES[table].empty_table())
+                con.execute(
+                    f"CREATE TABLE {ALIAS}.main.{_ident(table)} AS SELECT * FROM _musicnft_empty"
+                )
+                con.unregister("_musicnft_empty")
+            for table, field in new_columns:
+                con.register("_musicnft_empty", pa.schema([field]).empty_table())
+                sql_type = con.execute("SELECT * FROM _musicnft_empty").description[0][1]
+                con.unregister("_musicnft_empty")
+                con.execute(
+                    f"ALTER TABLE {ALIAS}.main.{_ident(table)} "
+                    f"ADD COLUMN {_ident(field.name)} {sql_type}"
+                )
+            if wanted_meta not in existing:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{META_SCHEMA}")
+                con.execute(
+                    f"CREATE TABLE {ALIAS}.{WINDOWS_TABLE} "
+                    "(table_name VARCHAR, window_start TIMESTAMPTZ, written_at TIMESTAMPTZ)"
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        if wanted_meta not in existing:
+            # A row per window write: inlined in the catalog rather than a tiny file each.
+            con.execute(
+                f"CALL ducklake_set_option('{ALIAS}', 'data_inlining_row_limit', 100000, "
+                f"schema => '{META_SCHEMA}', table_name => 'windows')"
+            )
 
-    def _write_file(
-        self, table: str, data: pa.Table, name: str, metadata: dict | None = None
-    ) -> Path:
+    def _writer(self) -> duckdb.DuckDBPyConnection:
+        if self.read_only:
+            raise PermissionError(f"this warehouse at {self.root} was opened read-only")
+        if self._writer_con is None:
+            self._ensure_catalog()
+            con = new_connection(self.root)
+            self.retry.run("attach", lambda: con.execute(sqlite_attach_sql(self.root)))
+            con.execute(f"USE {ALIAS}")
+            self._writer_con = con
+        return self._writer_con
+
+    def _locked_down(self, snapshot_time: datetime | None = None) -> duckdb.DuckDBPyConnection:
+        """A read-only attachment that may read the warehouse folder and nothing else."""
+        self._ensure_catalog()
+        con = new_connection(self.root)
+        try:
+            sql = sqlite_attach_sql(self.root, read_only=True, snapshot_time=snapshot_time)
+            self.retry.run("attach", lambda: con.execute(sql))
+            con.execute(f"USE {ALIAS}")
+            con.execute("SET allowed_directories=[?]", [str(self.root.resolve()) + "/"])
+            con.execute("SET enable_external_access=false")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        if self._reader_con is None:
+            self._reader_con = self._locked_down()
+        return self._reader_con
+
+    def _exec(
+        self, con: duckdb.DuckDBPyConnection, sql: str, params: Any = None
+    ) -> duckdb.DuckDBPyConnection:
+        """Every statement of a write goes through here (the crash tests stop a process at each)."""
+        return con.execute(sql, params)
+
+    def _read(self, what: str, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run a read on the reader connection; catalog-busy and vanished-file errors retry."""
+
+        def attempt() -> T:
+            with self._lock:
+                return fn(self._reader())
+
+        return self.retry.run(what, attempt)
+
+    # ---- transactions -----------------------------------------------------------------------
+    def _transaction(self, label: str, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `body` in one DuckLake transaction, retrying conflicts with backoff and jitter.
+
+        The commit carries a fresh token in its commit message; when COMMIT itself fails (the
+        outcome is unknown: the process may have lost the answer, not the write), the snapshots
+        are searched for the token before anything is retried, so a change never lands twice.
+        """
+        token = uuid.uuid4().hex
+
+        def attempt() -> T:
+            con = self._writer()
+            committing = False
+            try:
+                self._exec(con, "BEGIN")
+                self._exec(
+                    con,
+                    f"CALL ducklake_set_commit_message('{ALIAS}', 'musicnft', ?, extra_info => ?)",
+                    [label, token],
+                )
+                result = body(con)
+                committing = True
+                self._exec(con, "COMMIT")
+                return result
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                if committing and isinstance(exc, duckdb.Error) and self._committed(con, token):
+                    log.info("%s: commit reported %s but it landed", label, exc)
+                    return result
+                raise
+
+        with self._lock:
+            return self.retry.run(label, attempt)
+
+    def _committed(self, con: duckdb.DuckDBPyConnection, token: str) -> bool:
+        def look() -> bool:
+            row = con.execute(
+                f"SELECT count(*) FROM ducklake_snapshots('{ALIAS}') WHERE commit_extra_info = ?",
+                [token],
+            ).fetchone()
+            return bool(row and row[0])
+
+        return self.retry.run("look up a commit", look)
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> int:
         schema = TABLES[table]
         data = data.select(schema.names).cast(schema)
-        if metadata:
-            data = data.replace_schema_metadata({**(schema.metadata or {}), **metadata})
-        buf = BytesIO()
-        pq.write_table(data, buf, compression="zstd")
-        path = self.table_dir(table) / name
-        write_atomic(path, buf.getvalue())
-        return path
+        if data.num_rows == 0:
+            return 0
+        name = f"_musicnft_batch_{uuid.uuid4().hex[:8]}"
+        con.register(name, data)
+        try:
+            cols = ", ".join(_ident(c) for c in schema.names)
+            self._exec(con, f"INSERT INTO main.{_ident(table)} ({cols}) SELECT {cols} FROM {name}")
+        finally:
+            con.unregister(name)
+        return data.num_rows
 
     # ---- writes --------------------------------------------------------------------------
-    def append(self, table: str, data: pa.Table) -> Path | None:
-        """Add rows to a table as one new file (atomic, durable when this returns)."""
+    def append(self, table: str, data: pa.Table) -> int | None:
+        """Add rows to a table in one transaction (durable when this returns)."""
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
         if data.num_rows == 0:
             return None
-        return self._write_file(table, data, _part_name())
+        return self._transaction(f"append {table}", lambda con: self._insert(con, table, data))
 
     def _id_cache(self) -> InsertIdCache:
+        """This process's recent ids, warmed from the rows inserted by the latest snapshots."""
         if self._ids is None:
             cache = InsertIdCache()
-            for path in self.files("posts_hot")[-self._recent_files :]:
-                try:
-                    for pid in pq.read_table(path, columns=["post_id"]).column(0).to_pylist():
-                        cache.add(pid)
-                except (FileNotFoundError, OSError):
-                    continue
+
+            def recent(con: duckdb.DuckDBPyConnection) -> list[str]:
+                first, last = con.execute(
+                    f"SELECT min(snapshot_id), max(snapshot_id) FROM ducklake_snapshots('{ALIAS}')"
+                ).fetchone() or (None, None)
+                if last is None:
+                    return []
+                start = max(int(first), int(last) - self._recent_snapshots)
+                rows = con.execute(
+                    f"SELECT post_id FROM ducklake_table_insertions('{ALIAS}', 'main', "
+                    "'posts_hot', ?::BIGINT, ?::BIGINT)",
+                    [start, int(last)],
+                ).fetchall()
+                return [r[0] for r in rows]
+
+            try:
+                for pid in self._read("warm the insert ids", recent):
+                    cache.add(pid)
+            except duckdb.Error as exc:  # best effort, as BigQuery's insertId
+                log.warning("could not warm the insert-id cache: %s", exc)
             self._ids = cache
         return self._ids
 
@@ -171,7 +378,9 @@ class EmbeddedWarehouse:
         """Streaming insert with idempotency keys: a row whose id was inserted recently is skipped.
 
         Like BigQuery's insertId, this is best effort (the cache covers this process's recent
-        inserts and the table's newest files); reconciliation removes what slips through.
+        inserts and the rows of the latest snapshots); reconciliation removes what slips through.
+        The batch is one transaction, retried on conflicts; exhausted retries raise (an outage:
+        the caller retries the whole batch).
         """
         if len(rows) != len(row_ids):
             raise ValueError("rows and row_ids must have the same length")
@@ -185,237 +394,278 @@ class EmbeddedWarehouse:
                 seen.add(rid)
                 keep.append(row)
             if keep:
-                self.append(table, pa.Table.from_pylist(keep, schema=TABLES[table]))
+                data = pa.Table.from_pylist(keep, schema=TABLES[table])
+                self._transaction(f"insert {table}", lambda con: self._insert(con, table, data))
             for rid in seen:
                 cache.add(rid)
         return InsertResult(inserted=len(keep), skipped_duplicates=len(rows) - len(keep))
 
-    def compact(self, table: str, min_files: int = 32, max_rows: int = 2_000_000) -> int:
-        """Merge the table's small files into one; returns how many files it replaced.
-
-        The merged file lists its sources in its metadata before they are removed, so readers
-        never see a row twice. Run it from the one process that appends to the table.
-        """
-        with self._table_lock(table):
-            return self._compact(table, min_files, max_rows)
-
-    @contextlib.contextmanager
-    def _table_lock(self, table: str) -> Iterator[None]:
-        """Serializes the rewriters of one table (compaction, dedup) across processes.
-
-        Appends and reads never take it; two rewriters must not supersede the same file twice.
-        """
-        folder = self.table_dir(table)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".rewrite.lock", "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-    def _compact(self, table: str, min_files: int, max_rows: int) -> int:
-        files = self.files(table)
-        small = [p for p in files if not p.name.startswith(("compact-", "w-"))]
-        if len(small) < min_files:
-            return 0
-        tables = []
-        rows = 0
-        chosen: list[Path] = []
-        for path in small:
-            part = pq.read_table(path)
-            if rows + part.num_rows > max_rows and chosen:
-                break
-            tables.append(part)
-            chosen.append(path)
-            rows += part.num_rows
-        merged = pa.concat_tables(tables, promote_options="default")
-        sources = json.dumps([p.name for p in chosen]).encode()
-        self._write_file(table, merged, _part_name("compact"), {SUPERSEDES_KEY: sources})
-        for path in chosen:
-            path.unlink(missing_ok=True)
-        return len(chosen)
-
-    def replace_partition(self, table: str, partition: str, data: pa.Table) -> Path:
-        """Make `data` the whole content of one window of a windowed table, atomically.
-
-        Each write is a new version of the window's file (`w-<window>~<version>.parquet`);
-        readers take the newest version, which also overrides that window's rows in a compacted
-        file. So a reader sees the old rows or the new ones, and running a window twice leaves
-        the same table (idempotent). Writers of one table take its rewrite lock (milliseconds).
-        """
+    def replace_partition(self, table: str, partition: str, data: pa.Table) -> int:
+        """Make `data` the whole content of one window of a windowed table, in one transaction
+        (delete the window's rows, insert the new ones): readers see the old rows or the new
+        ones, and running a window twice leaves the same table. Returns the rows written."""
         if table not in WINDOWED_TABLES:
             raise ValueError(f"{table!r} is not replaced by window")
-        safe = _safe_window(partition)
-        with self._table_lock(table):
-            version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-            path = self._write_file(table, data, f"w-{safe}~{version}.parquet")
-            for old in self.table_dir(table).glob(f"w-{safe}~*.parquet"):
-                if old.name < path.name:
-                    old.unlink(missing_ok=True)
-        return path
+        window = parse_window_key(partition)
+
+        def body(con: duckdb.DuckDBPyConnection) -> int:
+            self._exec(con, f"DELETE FROM main.{_ident(table)} WHERE window_start = ?", [window])
+            n = self._insert(con, table, data)
+            self._exec(
+                con,
+                f"DELETE FROM {WINDOWS_TABLE} WHERE table_name = ? AND window_start = ?",
+                [table, window],
+            )
+            self._exec(con, f"INSERT INTO {WINDOWS_TABLE} VALUES (?, ?, now())", [table, window])
+            return n
+
+        return self._transaction(f"replace {table} {partition}", body)
 
     def partition_schema(self, table: str, partition: str) -> pa.Schema | None:
         """The stored schema of one window (None when the window has never been written)."""
-        safe = _safe_window(partition)
-        for path in self.files(table):
-            if path.name.startswith(f"w-{safe}~"):
-                return pq.read_schema(path)
-        for path in self.files(table):
-            if path.name.startswith("compact-"):
-                window = datetime.strptime(safe, "%Y-%m-%d-%H%M").replace(tzinfo=UTC)
-                column = pq.read_table(path, columns=["window_start"]).column(0)
-                if window in set(column.to_pylist()):
-                    return pq.read_schema(path)
-        return None
+        try:
+            window = parse_window_key(partition)
+        except ValueError:
+            return None
 
-    def compact_windows(self, table: str, min_files: int = 96) -> int:
-        """Merge a windowed table's window files (and earlier compacted files) into one file.
+        def look(con: duckdb.DuckDBPyConnection) -> pa.Schema | None:
+            hit = con.execute(
+                f"SELECT 1 FROM {WINDOWS_TABLE} WHERE table_name = ? AND window_start = ? LIMIT 1",
+                [table, window],
+            ).fetchall()
+            if not hit:
+                return None
+            return (
+                con.execute(f"SELECT * FROM main.{_ident(table)} LIMIT 0").to_arrow_table().schema
+            )
 
-        The newest version of each window wins over a compacted copy. Returns the number of
-        files merged (0 when there are fewer than `min_files` window files).
-        """
-        if table not in WINDOWED_TABLES:
-            raise ValueError(f"{table!r} is not a windowed table")
-        with self._table_lock(table):
-            files = self.files(table)
-            window_files = [p for p in files if p.name.startswith("w-")]
-            if len(window_files) < min_files:
-                return 0
-            compacted = [p for p in files if p.name.startswith("compact-")]
-            fresh = [pq.read_table(p) for p in window_files]
-            parts = fresh[:]
-            overridden = {self._window_of(p) for p in window_files}
-            for path in compacted:
-                old = pq.read_table(path)
-                keep = [w not in overridden for w in old.column("window_start").to_pylist()]
-                parts.append(old.filter(pa.array(keep, type=pa.bool_())))
-            merged = pa.concat_tables(parts, promote_options="default").sort_by("window_start")
-            sources = json.dumps([p.name for p in window_files + compacted]).encode()
-            self._write_file(table, merged, _part_name("compact"), {SUPERSEDES_KEY: sources})
-            for path in window_files + compacted:
-                path.unlink(missing_ok=True)
-            return len(window_files) + len(compacted)
+        return self._read("partition schema", look)
 
     def remove_duplicates(self, table: str, key: str, ids: Iterable[str]) -> int:
-        """Keep one row per `key` value among `ids`; returns how many rows were removed.
-
-        Rewrites only the files holding those ids, into one file that supersedes them.
-        """
+        """Keep one row per `key` value among `ids` (one DELETE); returns how many rows went."""
         wanted = sorted(set(ids))
         if not wanted:
             return 0
-        with self._table_lock(table):
-            files = self.files(table)
-            if not files:
-                return 0
-            con = duckdb.connect()
-            try:
-                hits = con.execute(
-                    f'SELECT DISTINCT filename FROM read_parquet(?, filename=true, union_by_name=true) WHERE "{key}" IN (SELECT unnest(?))',
-                    [[str(p) for p in files], wanted],
+        if table not in TABLES or key not in TABLES[table].names:
+            raise KeyError(f"unknown table or column {table}.{key}")
+
+        def body(con: duckdb.DuckDBPyConnection) -> int:
+            row = self._exec(
+                con,
+                f"DELETE FROM main.{_ident(table)} WHERE rowid IN ("
+                f" SELECT rowid FROM (SELECT rowid, row_number() OVER ("
+                f"  PARTITION BY {_ident(key)} ORDER BY rowid) AS n"
+                f"  FROM main.{_ident(table)} WHERE {_ident(key)} IN (SELECT unnest(?))"
+                ") WHERE n > 1)",
+                [wanted],
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._transaction(f"remove duplicates {table}", body)
+
+    # ---- maintenance ----------------------------------------------------------------------
+    def _merge(self, table: str | None) -> tuple[int, int]:
+        """DuckLake's merge of adjacent small files (one table or all): (files merged, written)."""
+
+        def body(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+            if table is None:
+                rows = self._exec(
+                    con, f"SELECT * FROM ducklake_merge_adjacent_files('{ALIAS}')"
                 ).fetchall()
-            finally:
-                con.close()
-            affected = [Path(h[0]) for h in hits]
-            if not affected:
-                return 0
-            merged = pa.concat_tables(
-                [pq.read_table(p) for p in affected], promote_options="default"
+            else:
+                rows = self._exec(
+                    con,
+                    f"SELECT * FROM ducklake_merge_adjacent_files('{ALIAS}', ?)",
+                    [table],
+                ).fetchall()
+            return sum(int(r[2]) for r in rows), sum(int(r[3]) for r in rows)
+
+        return self._transaction(f"merge {table or 'all tables'}", body)
+
+    def compact(self, table: str, min_files: int = 32, max_rows: int = 2_000_000) -> int:
+        """Merge the table's small files (DuckLake's `ducklake_merge_adjacent_files`) once it has
+        `min_files` of them; returns how many files were merged. Safe from any process at any
+        time; a merge that keeps meeting other commits gives up for now (returns 0)."""
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}")
+        if len(self.files(table)) < min_files:
+            return 0
+        try:
+            return self._merge(table)[0]
+        except duckdb.Error as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("merging %s's files deferred: %s", table, exc)
+            return 0
+
+    def compact_windows(self, table: str, min_files: int = 96) -> int:
+        """The same merge for a windowed table (a replaced window's old rows are already gone)."""
+        if table not in WINDOWED_TABLES:
+            raise ValueError(f"{table!r} is not a windowed table")
+        return self.compact(table, min_files=min_files)
+
+    def maintain(
+        self,
+        retention: timedelta = timedelta(hours=24),
+        orphan_grace: timedelta = timedelta(hours=1),
+    ) -> dict[str, int]:
+        """DuckLake's own maintenance: merge adjacent files of every table, expire snapshots older
+        than `retention` (time travel reaches back that far), delete the files no snapshot needs
+        any more, and files no commit ever referenced (a writer killed mid-write) once they are
+        `orphan_grace` old. Returns counts. Each step is its own transaction: a crash anywhere
+        leaves the tables as they were."""
+        now = datetime.now(UTC)
+        merged, written = self._merge(None)
+
+        def expire(con: duckdb.DuckDBPyConnection) -> int:
+            return len(
+                self._exec(
+                    con,
+                    f"SELECT * FROM ducklake_expire_snapshots('{ALIAS}', older_than => ?)",
+                    [now - retention],
+                ).fetchall()
             )
-            wanted_set = set(wanted)
-            seen: set[str] = set()
-            keep = []
-            for i, value in enumerate(merged.column(key).to_pylist()):
-                if value in wanted_set and value in seen:
-                    continue
-                seen.add(value)
-                keep.append(i)
-            removed = merged.num_rows - len(keep)
-            if removed == 0:
-                return 0
-            sources = json.dumps([p.name for p in affected]).encode()
-            self._write_file(
-                table, merged.take(keep), _part_name("compact"), {SUPERSEDES_KEY: sources}
+
+        expired = self._transaction("expire snapshots", expire)
+        grace = max(min(retention, MIN_CLEANUP_GRACE), timedelta(0))
+
+        def cleanup(con: duckdb.DuckDBPyConnection) -> int:
+            return len(
+                self._exec(
+                    con,
+                    f"SELECT * FROM ducklake_cleanup_old_files('{ALIAS}', older_than => ?)",
+                    [now - grace],
+                ).fetchall()
             )
-            for path in affected:
-                path.unlink(missing_ok=True)
-            return removed
+
+        deleted = self._transaction("clean up old files", cleanup)
+
+        def orphans(con: duckdb.DuckDBPyConnection) -> int:
+            return len(
+                self._exec(
+                    con,
+                    f"SELECT * FROM ducklake_delete_orphaned_files('{ALIAS}', older_than => ?)",
+                    [now - orphan_grace],
+                ).fetchall()
+            )
+
+        orphaned = self._transaction("delete orphaned files", orphans)
+        return {
+            "files_merged": merged,
+            "files_written": written,
+            "snapshots_expired": expired,
+            "files_deleted": deleted,
+            "orphans_deleted": orphaned,
+        }
 
     # ---- reads ---------------------------------------------------------------------------
-    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with one view per table over the files live right now."""
-        con = duckdb.connect(config={"threads": 2})
-        for table in TABLES if tables is None else tables:
-            files = [str(p) for p in self.files(table)]
-            if files:
-                rel = con.read_parquet(files, union_by_name=True)
-            else:
-                rel = con.from_arrow(TABLES[table].empty_table())
-            rel.create_view(table, replace=True)
-        return con
+    def files(self, table: str) -> list[Path]:
+        """The table's live data files (those its current snapshot reads)."""
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        rows = self._read(
+            "list files",
+            lambda con: con.execute(
+                f"SELECT data_file FROM ducklake_list_files('{ALIAS}', ?)", [table]
+            ).fetchall(),
+        )
+        return [Path(r[0]) for r in rows]
+
+    def table_stats(self) -> dict[str, dict[str, Any]]:
+        """Per table: rows, data files and bytes, delete files, snapshots that changed it (among
+        those kept) and when it last changed: for `status --json`."""
+
+        def collect(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+            info = {
+                r[0]: r
+                for r in con.execute(
+                    "SELECT table_name, table_id, file_count, file_size_bytes, delete_file_count "
+                    f"FROM ducklake_table_info('{ALIAS}')"
+                ).fetchall()
+            }
+            snaps = con.execute(
+                f"SELECT snapshot_time, changes FROM ducklake_snapshots('{ALIAS}') "
+                "ORDER BY snapshot_id"
+            ).fetchall()
+            out: dict[str, dict[str, Any]] = {}
+            for table in TABLES:
+                _, table_id, files, size, deletes = info.get(table, (table, None, 0, 0, 0))
+                touched = [
+                    when
+                    for when, changes in snaps
+                    if any(
+                        str(table_id) in values or f"main.{table}" in values
+                        for values in (changes or {}).values()
+                    )
+                ]
+                rows = con.execute(f"SELECT count(*) FROM main.{_ident(table)}").fetchone()
+                out[table] = {
+                    "rows": int(rows[0]) if rows else 0,
+                    "data_files": int(files or 0),
+                    "data_bytes": int(size or 0),
+                    "delete_files": int(deletes or 0),
+                    "snapshots": len(touched),
+                    "last_change": touched[-1].astimezone(UTC).isoformat() if touched else None,
+                }
+            return out
+
+        return self._read("table stats", collect)
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """The catalog's kept snapshots, oldest first (id, time, what changed, commit message)."""
+        return self._read(
+            "snapshots",
+            lambda con: (
+                con.execute(
+                    "SELECT snapshot_id, snapshot_time, changes, commit_message "
+                    f"FROM ducklake_snapshots('{ALIAS}') ORDER BY snapshot_id"
+                )
+                .to_arrow_table()
+                .to_pylist()
+            ),
+        )
 
     def query(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, read_only: bool = True
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        read_only: bool = True,
+        at: datetime | None = None,
     ) -> pa.Table:
-        """Run one SQL query over the tables (by their DESIGN.md names) → Arrow table."""
-        if read_only:
+        """Run one SQL query over the tables (by their DESIGN.md names) → Arrow table.
+
+        With `at`, the tables are read as they were at that time (the snapshot current then).
+        `read_only=False` runs any statement in one write transaction (trusted callers only).
+        """
+        if read_only or at is not None:
             self._check_read_only(sql)
-        # Views only for the tables the query names: listing and opening the others is waste.
-        tables = [t for t in TABLES if re.search(rf"\b{t}\b", sql)]
-        last_error: Exception | None = None
-        for attempt in range(_READ_RETRIES):
-            with self._lock:
-                try:
-                    con = self._reader()
-                    for table in tables:
-                        self._view(con, table)
-                    return con.execute(sql, params).to_arrow_table()
-                except duckdb.IOException as exc:  # a file vanished under a compaction: relist
-                    last_error = exc
-            time.sleep(0.05 * (attempt + 1))
-        raise RuntimeError(f"query failed after {_READ_RETRIES} attempts: {last_error}")
-
-    def _reader(self) -> duckdb.DuckDBPyConnection:
-        """This instance's query connection; it may read the warehouse folder and nothing else."""
-        if self._con is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(config={"threads": 2})
-            con.execute("SET allowed_directories=[?]", [str(self.root.resolve()) + "/"])
-            con.execute("SET enable_external_access=false")
-            self._con = con
-        return self._con
-
-    def _view(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
-        files = self.files(table)
-        if not files:
-            rel = con.from_arrow(TABLES[table].empty_table())
-        elif table in WINDOWED_TABLES:
-            rel = self._windowed_relation(con, table, files)
-        else:
-            rel = con.read_parquet([str(p) for p in files], union_by_name=True)
-        rel.create_view(table, replace=True)
-
-    def _windowed_relation(
-        self, con: duckdb.DuckDBPyConnection, table: str, files: list[Path]
-    ) -> duckdb.DuckDBPyRelation:
-        """Window files, plus compacted rows of every window that has no newer window file."""
-        names = TABLES[table].names
-        window_files = [p for p in files if p.name.startswith("w-")]
-        compacted = [str(p) for p in files if p.name.startswith("compact-")]
-        rel: duckdb.DuckDBPyRelation | None = None
-        if window_files:
-            rel = con.read_parquet([str(p) for p in window_files], union_by_name=True).select(
-                *names
+        if at is not None:
+            return self._query_at(sql, params, at)
+        if not read_only:
+            return self._transaction(
+                "sql", lambda con: self._exec(con, sql, params).to_arrow_table()
             )
-        if compacted:
-            old = con.read_parquet(compacted, union_by_name=True).select(*names)
-            if window_files:
-                windows = [duckdb.ConstantExpression(self._window_of(p)) for p in window_files]
-                old = old.filter(duckdb.ColumnExpression("window_start").isnotin(*windows))
-            rel = old if rel is None else rel.union(old)
-        assert rel is not None
-        return rel
+        return self._read("query", lambda con: con.execute(sql, params).to_arrow_table())
+
+    def _query_at(self, sql: str, params: Any, at: datetime) -> pa.Table:
+        if at.tzinfo is None:
+            raise ValueError("`at` must be timezone-aware (UTC)")
+
+        def attempt() -> pa.Table:
+            try:
+                con = self._locked_down(snapshot_time=at.astimezone(UTC))
+            except duckdb.Error as exc:
+                if "snapshot" in str(exc).lower() and not is_transient(exc):
+                    raise ValueError(
+                        f"no snapshot of the warehouse at {at.isoformat()}: {exc}"
+                    ) from None
+                raise
+            try:
+                return con.execute(sql, params).to_arrow_table()
+            finally:
+                con.close()
+
+        return self.retry.run("query at", attempt)
 
     def _check_read_only(self, sql: str) -> None:
         with self._lock:
@@ -425,5 +675,5 @@ class EmbeddedWarehouse:
             raise ReadOnlyQueryError("only a single SELECT query is allowed here")
 
     def count(self, table: str, distinct: str | None = None) -> int:
-        expr = f'count(DISTINCT "{distinct}")' if distinct else "count(*)"
-        return int(self.query(f'SELECT {expr} AS n FROM "{table}"').column(0)[0].as_py())
+        expr = f"count(DISTINCT {_ident(distinct)})" if distinct else "count(*)"
+        return int(self.query(f"SELECT {expr} AS n FROM {_ident(table)}").column(0)[0].as_py())
