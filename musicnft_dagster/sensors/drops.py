@@ -62,7 +62,10 @@ def _exact_windows(lake: Lake, s: FileStats) -> set[datetime]:
 
 def _plan(lake: Lake, stats: list[FileStats], pending: dict[str, list[str]]) -> RunPlan:
     """The runs for the windows that exist now; later windows stay pending (in `plan.future`)."""
-    last = parse_window_key(WINDOWS.get_last_partition_key() or WINDOWS.get_first_partition_key())
+    last_key = WINDOWS.get_last_partition_key() or WINDOWS.get_first_partition_key()
+    if last_key is None:  # only with MUSICNFT_PARTITIONS_START in the future; fail the tick loudly
+        raise ValueError(f"no window partition exists yet (they start {WINDOWS.start.isoformat()})")
+    last = parse_window_key(last_key)
     return plan_runs(stats, WINDOWS.start, last, pending, lambda s: _exact_windows(lake, s))
 
 

@@ -32,7 +32,7 @@ from musicnft.hotpath.normalize_x import normalize_x_message
 from musicnft.ports import LakeObject
 from musicnft.settings import DEFAULT_KEYWORDS
 from musicnft_dagster.jobs import WINDOW_TAG
-from musicnft_dagster.partitions import WINDOWS
+from musicnft_dagster.partitions import WINDOWS, windows_from
 from musicnft_dagster.resources import EmbeddedWarehouseResource, LocalLakeResource
 from musicnft_dagster.sensors.drops import lake_drop_sensor
 from tests.support.records import x_message
@@ -573,6 +573,18 @@ def test_a_drop_reaching_past_the_last_partition_runs_the_present_and_waits_for_
     }
     assert second.state.pending == {}
     assert tick(env, second.cursor).skipped
+
+
+def test_partitions_starting_in_the_future_fail_the_tick_with_a_reason(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN partitions that start in the future (MUSICNFT_PARTITIONS_START ahead of the clock):
+    # not one window exists, so there is no last window to plan runs against
+    monkeypatch.setattr(sensor_module, "WINDOWS", windows_from("2999-01-01-00:00"))
+    env.drop([T0], T0)
+    # WHEN the sensor ticks, THEN it fails saying why (not with a TypeError from deep inside)
+    with pytest.raises(ValueError, match="no window partition exists yet"):
+        tick(env, None)
 
 
 def test_posts_before_the_partitions_start_are_counted_not_requested(env: Env) -> None:
