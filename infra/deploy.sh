@@ -6,13 +6,20 @@
 #   optional: STACK (default musicnft), AWS_REGION / AWS_PROFILE (the AWS CLI's own),
 #             STREAM_NAME, GLUE_DATABASE, LAKE_VERSIONING, ERROR_RETENTION_DAYS,
 #             LOG_RETENTION_DAYS, LAMBDA_CODE_KEY, PRODUCER_PACKAGE_KEY, LAMBDA_RUNTIME,
-#             BIGQUERY_DATASET, INSTANCE_TYPE, AMI_SSM_PARAMETER, KEY_NAME,
-#             ENABLE_SESSION_MANAGER, ALARM_EMAIL, ITERATOR_AGE_ALARM_MS,
-#             DATA_FRESHNESS_ALARM_SECONDS
+#             BIGQUERY_DATASET, INSTANCE_TYPE, KEY_NAME, ENABLE_SESSION_MANAGER, ALARM_EMAIL,
+#             ITERATOR_AGE_ALARM_MS, DATA_FRESHNESS_ALARM_SECONDS
+#   producer image: UPGRADE_HOST=1 (move to the latest image: replaces the host),
+#             AMI_ID (an explicit ami-...), AMI_SSM_PARAMETER (where "latest" is read; default
+#             Amazon Linux 2023 x86_64)
 #
 # Unset optional variables are not passed, so CloudFormation keeps the template default (new
-# stack) or the value the stack already has (update). No secret is passed or printed here: the
-# secrets are set after deploy with `aws secretsmanager put-secret-value` (infra/README.md).
+# stack) or the value the stack already has (update). The producer image (ProducerAmiId) is always
+# passed: the stack's current one on an update, so that a deploy never replaces the host by
+# accident; the latest Amazon Linux 2023 image for a new stack or with UPGRADE_HOST=1.
+# Names are checked before anything is called: a name CloudFormation would only reject after the
+# stream exists (Lambda's <stack>-consumer, Firehose's <stream>-to-lake, both at most 64
+# characters) stops here. No secret is passed or printed here: the secrets are set after deploy
+# with `aws secretsmanager put-secret-value` (infra/README.md).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,6 +41,27 @@ if ((${#missing[@]})); then
     echo "  BIGQUERY_PROJECT Google Cloud project of the warehouse (the consumer writes posts_hot there)"
     echo "example: ARTIFACT_BUCKET=my-artifacts VPC_ID=vpc-0abc SUBNET_ID=subnet-0def BIGQUERY_PROJECT=my-project infra/deploy.sh"
   } >&2
+  exit 2
+fi
+
+# Names (before any call to AWS). The function is <stack>-consumer (64 characters at most), so the
+# stack name has at most 55; CloudFormation's own rule is a letter, then letters, digits, hyphens.
+if [[ ! "${stack}" =~ ^[A-Za-z][A-Za-z0-9-]{0,54}$ ]]; then
+  echo "deploy: STACK '${stack}' is not usable: 1-55 letters, digits or hyphens, starting with a letter (the Lambda function '<stack>-consumer' must fit in 64 characters)" >&2
+  exit 2
+fi
+# The delivery stream is <stream>-to-lake (64 characters at most): 56 for the stream name.
+if [[ -n "${STREAM_NAME:-}" && ! "${STREAM_NAME}" =~ ^[A-Za-z0-9_.-]{1,56}$ ]]; then
+  echo "deploy: STREAM_NAME '${STREAM_NAME}' is not usable: 1-56 letters, digits, '_', '.' or '-' (the Firehose stream '<stream>-to-lake' must fit in 64 characters)" >&2
+  exit 2
+fi
+if [[ -n "${AMI_ID:-}" && ! "${AMI_ID}" =~ ^ami-[0-9a-f]{8,17}$ ]]; then
+  echo "deploy: AMI_ID '${AMI_ID}' is not an image id (ami- and 8 or 17 hex digits)" >&2
+  exit 2
+fi
+upgrade_host="${UPGRADE_HOST:-0}"
+if [[ "${upgrade_host}" != 0 && "${upgrade_host}" != 1 ]]; then
+  echo "deploy: UPGRADE_HOST must be 0 or 1, not '${upgrade_host}'" >&2
   exit 2
 fi
 
@@ -60,7 +88,6 @@ optional=(
   LAMBDA_RUNTIME:LambdaRuntime
   BIGQUERY_DATASET:BigQueryDataset
   INSTANCE_TYPE:InstanceType
-  AMI_SSM_PARAMETER:LatestAmiId
   KEY_NAME:KeyName
   ENABLE_SESSION_MANAGER:EnableSessionManager
   ALARM_EMAIL:AlarmEmail
@@ -74,6 +101,59 @@ for pair in "${optional[@]}"; do
     overrides+=("${param}=${!var}")
   fi
 done
+
+# The producer image. CloudFormation would replace the host for any new ImageId, losing the old
+# host's running state and overlapping two producers on the X connection, so an update keeps the
+# image the stack already runs unless UPGRADE_HOST=1 (or AMI_ID) asks for another one.
+ami_parameter="${AMI_SSM_PARAMETER:-/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64}"
+stack_exists=0
+current_ami=""
+if described="$(aws cloudformation describe-stacks --stack-name "${stack}" \
+  --query 'Stacks[0].Parameters[].[ParameterKey,ParameterValue,ResolvedValue]' --output text 2>&1)"; then
+  stack_exists=1
+  # ProducerAmiId's value; a stack from before the pinned image has LatestAmiId, an SSM
+  # parameter name, whose ResolvedValue is the image its host runs.
+  current_ami="$(awk -F'\t' '$1 == "ProducerAmiId" { print $2 }' <<<"${described}")"
+  if [[ -z "${current_ami}" ]]; then
+    current_ami="$(awk -F'\t' '$1 == "LatestAmiId" { print $3 }' <<<"${described}")"
+  fi
+  if [[ ! "${current_ami}" =~ ^ami-[0-9a-f]+$ ]]; then
+    current_ami=""
+  fi
+elif [[ "${described}" != *"does not exist"* ]]; then
+  echo "deploy: cannot read stack ${stack}: ${described}" >&2
+  exit 1
+fi
+
+latest_ami() {
+  local ami
+  ami="$(aws ssm get-parameter --name "${ami_parameter}" --query Parameter.Value --output text)"
+  if [[ ! "${ami}" =~ ^ami-[0-9a-f]+$ ]]; then
+    echo "deploy: ${ami_parameter} did not resolve to an image id: '${ami}'" >&2
+    exit 1
+  fi
+  printf '%s\n' "${ami}"
+}
+
+if [[ -n "${AMI_ID:-}" ]]; then
+  ami="${AMI_ID}"
+  why="AMI_ID"
+elif ((stack_exists)) && [[ "${upgrade_host}" == 0 ]]; then
+  if [[ -z "${current_ami}" ]]; then
+    echo "deploy: cannot find the producer image of stack ${stack}; set AMI_ID=ami-... (the host's current image) or UPGRADE_HOST=1 (replaces the host)" >&2
+    exit 1
+  fi
+  ami="${current_ami}"
+  why="kept from the stack; UPGRADE_HOST=1 moves to the latest image"
+else
+  ami="$(latest_ami)"
+  why="latest from ${ami_parameter}"
+fi
+if ((stack_exists)) && [[ -n "${current_ami}" && "${ami}" != "${current_ami}" ]]; then
+  echo "deploy: the producer host will be REPLACED (image ${current_ami} -> ${ami}); stop it first so that it drains its spool (infra/README.md, Upgrading the producer host)"
+fi
+overrides+=("ProducerAmiId=${ami}")
+echo "deploy: producer image ${ami} (${why})"
 
 echo "deploy: stack ${stack} from ${template} (parameters: ${overrides[*]%%=*})"
 exec aws cloudformation deploy \

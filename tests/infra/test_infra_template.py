@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import inspect
 import io
 import json
 import os
@@ -455,6 +456,8 @@ def test_producer_role_grants(template) -> None:
             {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArtifactBucket}/${ProducerPackageKey}"}
         ],
     }
+    # No managed policy (AmazonSSMManagedInstanceCore allowed GetParameter(s) on every parameter).
+    assert "ManagedPolicyArns" not in props(template, "ProducerRole")
     (profile,) = resources(template, "AWS::IAM::InstanceProfile").values()
     assert profile["Properties"]["Roles"] == [ref("ProducerRole")]
     assert props(template, "ProducerInstance")["IamInstanceProfile"] == ref(
@@ -488,6 +491,8 @@ def test_firehose_role_grants(template) -> None:
         "s3:ListBucket": bucket,
         "s3:ListBucketMultipartUploads": bucket,
         "s3:PutObject": objects,
+        # AWS's documented S3 destination policy includes GetObject; on the two prefixes only.
+        "s3:GetObject": objects,
         "s3:AbortMultipartUpload": objects,
         "logs:PutLogEvents": [
             {
@@ -555,10 +560,35 @@ def test_alarms_watch_the_stream_the_consumer_and_delivery(template) -> None:
     silent = alarms[("AWS/Kinesis", "IncomingRecords")]
     assert silent["ComparisonOperator"] == "LessThanThreshold"
     assert silent["TreatMissingData"] == "breaching"
-    dlq = alarms[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
+    dlq = alarms[("AWS/SQS", "ApproximateAgeOfOldestMessage")]
     assert dlq["Dimensions"] == [
         {"Name": "QueueName", "Value": getatt("DeadLetterQueue", "QueueName")}
     ]
+    # Every alarm says when it clears, too.
+    for alarm in alarms.values():
+        assert alarm["OKActions"] == [ref("AlarmTopic")], alarm["MetricName"]
+
+
+def test_on_failure_queue_alarm_does_not_clear_while_messages_wait(template) -> None:
+    """SQS stops emitting metrics for a queue nobody calls, even with messages in it; the alarm
+    must not fall back to OK in that gap, nor clear when someone merely receives a message."""
+    (dlq,) = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/SQS"
+    ]
+    # The age of the oldest non-deleted message (in-flight included), not the visible count.
+    assert dlq["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert dlq["Statistic"] == "Maximum"
+    assert (dlq["ComparisonOperator"], dlq["Threshold"]) == ("GreaterThanThreshold", 0)
+    # A gap in the data keeps the current state (ALARM stays ALARM); "notBreaching" would turn
+    # OK silently. "breaching" would alarm forever on an idle empty queue: not used.
+    assert dlq["TreatMissingData"] == "ignore"
+    assert dlq["AlarmActions"] == [ref("AlarmTopic")]
+    assert dlq["OKActions"] == [ref("AlarmTopic")]
+    # The queue keeps a message longer than the records it names stay in the stream.
+    retention = props(template, "DeadLetterQueue")["MessageRetentionPeriod"]
+    assert retention == 14 * 24 * 3600
 
 
 # ------------------------------------------------------------------------------------- producer host
@@ -566,16 +596,11 @@ def test_alarms_watch_the_stream_the_consumer_and_delivery(template) -> None:
 
 def test_producer_host_ami_network_and_security_group(template) -> None:
     params = template["Parameters"]
-    assert params["LatestAmiId"]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
-    assert (
-        params["LatestAmiId"]["Default"]
-        == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-    )
     assert params["SubnetId"]["Type"] == "AWS::EC2::Subnet::Id"
     assert "Default" in params["InstanceType"]
     assert params["KeyName"]["Default"] == ""  # optional
     instance = props(template, "ProducerInstance")
-    assert instance["ImageId"] == ref("LatestAmiId")
+    assert instance["ImageId"] == ref("ProducerAmiId")
     assert instance["InstanceType"] == ref("InstanceType")
     assert instance["SubnetId"] == ref("SubnetId")
     assert instance["KeyName"] == {"Fn::If": ["HasKeyName", ref("KeyName"), ref("AWS::NoValue")]}
@@ -630,6 +655,173 @@ def test_producer_user_data_installs_a_restarting_systemd_unit(template) -> None
     }
 
 
+def test_producer_image_is_pinned_not_resolved_at_every_update(template) -> None:
+    """An SSM parameter type is re-resolved on every stack update, even when the previous value
+    is reused, and a new ImageId replaces the instance: the image is a plain id instead."""
+    params = template["Parameters"]
+    assert "LatestAmiId" not in params
+    for name, parameter in params.items():
+        assert not parameter["Type"].startswith("AWS::SSM::Parameter::Value"), name
+    ami = params["ProducerAmiId"]
+    assert ami["Type"] == "AWS::EC2::Image::Id"
+    assert "Default" not in ami  # deploy.sh always passes it (kept, or latest on request)
+    assert props(template, "ProducerInstance")["ImageId"] == ref("ProducerAmiId")
+    text = TEMPLATE.read_text()
+    assert "resolve:ssm" not in text and "ami-amazon-linux-latest" not in text
+
+
+def test_session_manager_is_off_by_default_and_never_reads_parameters(template) -> None:
+    params = template["Parameters"]
+    assert params["EnableSessionManager"]["Default"] == "false"
+    assert template["Conditions"]["UseSessionManager"] == {
+        "Fn::Equals": [ref("EnableSessionManager"), "true"]
+    }
+    # No AWS managed policy anywhere (AmazonSSMManagedInstanceCore allows ssm:GetParameter(s)
+    # and ssm:GetDocument on every parameter and document in the account).
+    for logical_id, resource in template["Resources"].items():
+        assert "ManagedPolicyArns" not in resource.get("Properties", {}), logical_id
+    assert "policy/AmazonSSMManagedInstanceCore" not in TEMPLATE.read_text()
+
+    policy = template["Resources"]["ProducerSessionManagerPolicy"]
+    assert policy["Type"] == "AWS::IAM::Policy"
+    assert policy["Condition"] == "UseSessionManager"
+    assert policy["Properties"]["Roles"] == [ref("ProducerRole")]
+    actions = set()
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions |= set(as_list(statement["Action"]))
+    # The agent's channel only: registration, Session Manager, Run Command messages.
+    assert actions == {
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+        "ec2messages:AcknowledgeMessage",
+        "ec2messages:DeleteMessage",
+        "ec2messages:FailMessage",
+        "ec2messages:GetEndpoint",
+        "ec2messages:GetMessages",
+        "ec2messages:SendReply",
+    }
+    # No Allow in any policy of the stack reads parameters, documents or KMS keys, or grants a
+    # service-wide wildcard action (the bucket policy's "s3:*" is a Deny).
+    for owner, document in policy_documents(template):
+        for statement in as_list(document["Statement"]):
+            if statement["Effect"] != "Allow":
+                continue
+            for action in as_list(statement.get("Action", [])):
+                assert not action.lower().startswith(("ssm:get", "ssm:describe", "kms:")), owner
+                assert not action.endswith(":*"), (owner, action)
+
+
+def _unit_text(script: str) -> list[str]:
+    unit = script.split("/etc/systemd/system/musicnft-producer.service <<'EOF'\n", 1)[1]
+    return unit.split("\nEOF\n", 1)[0].splitlines()
+
+
+def _directives(lines: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def test_producer_unit_drains_on_stop_and_keeps_the_spool_on_a_retained_volume(template) -> None:
+    """A stop (systemctl, instance stop, termination, replacement) lets the producer drain its
+    spool to the stream, and what it cannot send stays on a volume that outlives the host."""
+    from musicnft.adapters.kinesis_sink import KinesisSink
+
+    script = user_data_script(template)
+    unit = _directives(_unit_text(script))
+
+    # Where the spool is: MUSICNFT_DATA_DIR/spool/<stream>.sqlite.
+    env = dict(value.split("=", 1) for value in unit["Environment"])
+    data_dir = env["MUSICNFT_DATA_DIR"]
+    assert data_dir == "/var/lib/musicnft"
+    settings = Settings.from_env({**env, "MUSICNFT_STREAM_NAME": "musicnft-posts"})
+    assert settings.spool_path == Path(data_dir) / "spool" / "musicnft-posts.sqlite"
+    assert unit["StateDirectory"] == ["musicnft"]
+
+    # Stop = SIGTERM to the producer (its drain trigger), with time for the drain before SIGKILL.
+    assert unit["KillSignal"] == ["SIGTERM"]
+    assert unit["KillMode"] == ["mixed"]  # SIGTERM to the producer itself, SIGKILL for leftovers
+    drain_budget = inspect.signature(KinesisSink.close).parameters["drain_seconds"].default
+    (timeout,) = unit["TimeoutStopSec"]
+    assert int(timeout) >= drain_budget + 30, (timeout, drain_budget)
+    # No ExecStop: there is no drain subcommand; SIGTERM is the drain. If one is added, it must
+    # be a real command of the CLI.
+    for command in unit.get("ExecStop", []):
+        words = command.split()
+        assert words[0] == "/opt/musicnft/venv/bin/musicnft"
+        help_text = subprocess.run(
+            [str(Path(sys.executable).parent / "musicnft"), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert re.search(rf"^\s+{re.escape(words[1])}\s", help_text, re.MULTILINE), command
+    # The unit stops before the spool's file system is unmounted, and starts only once mounted.
+    assert unit["RequiresMountsFor"] == [data_dir]
+    assert "network-online.target" in unit["After"][0]  # the network is still up while draining
+
+    # The spool's volume: its own EBS device, kept when the instance goes away, tagged.
+    instance = props(template, "ProducerInstance")
+    mappings = {m["DeviceName"]: m["Ebs"] for m in instance["BlockDeviceMappings"]}
+    spool_device = "/dev/sdf"
+    assert mappings[spool_device]["DeleteOnTermination"] is False
+    assert mappings[spool_device]["Encrypted"] is True
+    assert mappings["/dev/xvda"]["DeleteOnTermination"] is True
+    assert instance["PropagateTagsToVolumeOnCreation"] is True
+    # ... mounted at the data dir by label, formatted only when it has no file system yet.
+    lines = script.splitlines()
+    assert f"spool_dev={spool_device}" in lines
+    blkid = next(i for i, line in enumerate(lines) if "blkid" in line)
+    mkfs = next(i for i, line in enumerate(lines) if "mkfs" in line)
+    assert lines[blkid].startswith("if ! blkid ") and blkid < mkfs
+    assert "-L musicnft-spool" in lines[mkfs]
+    fstab = next(line for line in lines if "/etc/fstab" in line)
+    assert f"LABEL=musicnft-spool {data_dir} xfs" in fstab and "nofail" in fstab
+    mount = lines.index(f"mount {data_dir}")
+    assert mount < lines.index("systemctl enable --now musicnft-producer.service")
+
+
+# ------------------------------------------------------------------------------------- names
+
+
+FIREHOSE_SUFFIX = "-to-lake"
+FUNCTION_SUFFIX = "-consumer"
+LAMBDA_NAME_MAX = 64  # a function *name* (the API also accepts ARNs, hence its larger max)
+
+
+def _firehose_name_max() -> int:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("firehose")
+    shape = model.operation_model("CreateDeliveryStream").input_shape
+    return shape.members["DeliveryStreamName"].metadata["max"]
+
+
+def test_names_derived_from_parameters_fit_their_services(template) -> None:
+    stream = template["Parameters"]["StreamName"]
+    assert props(template, "DeliveryStream")["DeliveryStreamName"] == {
+        "Fn::Sub": "${StreamName}" + FIREHOSE_SUFFIX
+    }
+    assert _firehose_name_max() == 64
+    assert stream["MaxLength"] + len(FIREHOSE_SUFFIX) <= _firehose_name_max()
+    # Firehose names allow what Kinesis names allow ([a-zA-Z0-9_.-]).
+    assert stream["AllowedPattern"] == "[a-zA-Z0-9_.-]+"
+    # The function name comes from the stack name, which deploy.sh checks (no parameter to
+    # constrain): 55 + len("-consumer") == 64.
+    assert props(template, "ConsumerFunction")["FunctionName"] == {
+        "Fn::Sub": "${AWS::StackName}" + FUNCTION_SUFFIX
+    }
+    assert re.search(r"\{0,54\}", DEPLOY_SH.read_text())
+    assert 55 + len(FUNCTION_SUFFIX) == LAMBDA_NAME_MAX
+
+
 # ------------------------------------------------------------------------------------- outputs
 
 
@@ -646,25 +838,83 @@ def test_outputs_name_only_resources_moto_creates(template) -> None:
 # ------------------------------------------------------------------------------------- deploy.sh
 
 
-def _stub_aws(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    record = tmp_path / "aws-args"
-    stub = bin_dir / "aws"
-    stub.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{record}"\n')
-    stub.chmod(0o755)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "STACK", "ARTIFACT_", "VPC_", "SUBNET_"))
-    }
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    return env, record
+LATEST_AMI = "ami-0aaaaaaaaaaaaaaaa"  # what the stub's SSM parameter resolves to
+CURRENT_AMI = "ami-0123456789abcdef0"  # what the stub's existing stack runs
+
+
+class StubAws:
+    """An `aws` on PATH that records every call and answers the two reads deploy.sh makes:
+    describe-stacks (from `stack_parameters`, or "does not exist") and ssm get-parameter."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        self.calls_file = tmp_path / "aws-calls"
+        self.deploy_file = tmp_path / "aws-deploy-args"
+        self.stack_file = tmp_path / "stack-parameters"
+        self.describe_error: str | None = None
+        stub = self.bin / "aws"
+        stub.write_text(
+            "#!/bin/bash\n"
+            f'printf "%s\\n" "$*" >> "{self.calls_file}"\n'
+            'case "$1 $2" in\n'
+            '  "cloudformation describe-stacks")\n'
+            f'    if [ -f "{self.stack_file}.error" ]; then cat "{self.stack_file}.error" >&2; exit 255; fi\n'
+            f'    if [ -f "{self.stack_file}" ]; then cat "{self.stack_file}"; exit 0; fi\n'
+            '    echo "An error occurred (ValidationError) when calling the DescribeStacks'
+            ' operation: Stack with id $4 does not exist" >&2\n'
+            "    exit 254 ;;\n"
+            f'  "ssm get-parameter") echo "{LATEST_AMI}" ;;\n'
+            f'  "cloudformation deploy") printf "%s\\n" "$@" > "{self.deploy_file}" ;;\n'
+            '  *) echo "stub aws: unexpected call: $*" >&2; exit 99 ;;\n'
+            "esac\n"
+        )
+        stub.chmod(0o755)
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "STACK", "ARTIFACT_", "VPC_", "SUBNET_", "AMI_"))
+            and k not in ("UPGRADE_HOST", "STREAM_NAME", "BIGQUERY_PROJECT")
+        }
+        self.env["PATH"] = f"{self.bin}{os.pathsep}{self.env.get('PATH', '')}"
+
+    def existing_stack(self, rows: list[tuple[str, str, str]]) -> None:
+        """describe-stacks' text output: ParameterKey, ParameterValue, ResolvedValue per line."""
+        self.stack_file.write_text("".join("\t".join(row) + "\n" for row in rows))
+
+    def failing_describe(self, message: str) -> None:
+        Path(f"{self.stack_file}.error").write_text(message + "\n")
+
+    @property
+    def calls(self) -> list[str]:
+        return self.calls_file.read_text().splitlines() if self.calls_file.exists() else []
+
+    @property
+    def deploy_args(self) -> list[str]:
+        return self.deploy_file.read_text().splitlines() if self.deploy_file.exists() else []
+
+    def overrides(self) -> dict[str, str]:
+        args = self.deploy_args
+        pairs = args[args.index("--parameter-overrides") + 1 :]
+        return dict(pair.split("=", 1) for pair in pairs)
+
+    def run(self, **variables: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **self.env,
+            "ARTIFACT_BUCKET": "my-artifacts",
+            "VPC_ID": "vpc-0abc",
+            "SUBNET_ID": "subnet-0def",
+            "BIGQUERY_PROJECT": "my-project",
+            **variables,
+        }
+        return subprocess.run(
+            ["bash", str(DEPLOY_SH)], env=env, capture_output=True, text=True, timeout=30
+        )
 
 
 def test_deploy_sh_refuses_to_run_without_required_parameters(tmp_path: Path) -> None:
-    env, record = _stub_aws(tmp_path)
-    env["VPC_ID"] = "vpc-0abc"
+    aws = StubAws(tmp_path)
+    env = {**aws.env, "VPC_ID": "vpc-0abc"}
     proc = subprocess.run(
         ["bash", str(DEPLOY_SH)], env=env, capture_output=True, text=True, timeout=30
     )
@@ -673,16 +923,12 @@ def test_deploy_sh_refuses_to_run_without_required_parameters(tmp_path: Path) ->
     assert "ARTIFACT_BUCKET" in first_line and "SUBNET_ID" in first_line
     assert "BIGQUERY_PROJECT" in first_line
     assert "VPC_ID" not in first_line
-    assert not record.exists(), "aws must not be called"
+    assert aws.calls == [], "aws must not be called"
 
 
 def test_deploy_sh_passes_parameters_and_never_prints_secrets(tmp_path: Path) -> None:
-    env, record = _stub_aws(tmp_path)
-    env.update(
-        ARTIFACT_BUCKET="my-artifacts",
-        VPC_ID="vpc-0abc",
-        SUBNET_ID="subnet-0def",
-        BIGQUERY_PROJECT="my-project",
+    aws = StubAws(tmp_path)
+    proc = aws.run(
         STACK="musicnft-test",
         INSTANCE_TYPE="t3.micro",
         KEY_NAME="",  # set but empty: not passed
@@ -690,11 +936,8 @@ def test_deploy_sh_passes_parameters_and_never_prints_secrets(tmp_path: Path) ->
         X_BEARER_TOKEN="not-a-real-token-123",
         MUSICNFT_X_BEARER_TOKEN="not-a-real-token-123",
     )
-    proc = subprocess.run(
-        ["bash", str(DEPLOY_SH)], env=env, capture_output=True, text=True, timeout=30
-    )
     assert proc.returncode == 0, proc.stderr
-    args = record.read_text().splitlines()
+    args = aws.deploy_args
     assert args[:2] == ["cloudformation", "deploy"]
     assert args[args.index("--template-file") + 1] == str(TEMPLATE)
     assert args[args.index("--stack-name") + 1] == "musicnft-test"
@@ -706,19 +949,193 @@ def test_deploy_sh_passes_parameters_and_never_prints_secrets(tmp_path: Path) ->
         "SubnetId=subnet-0def",
         "BigQueryProject=my-project",
         "InstanceType=t3.micro",
+        f"ProducerAmiId={LATEST_AMI}",  # a new stack: the latest image
     ]
-    assert "not-a-real-token" not in proc.stdout + proc.stderr + record.read_text()
+    assert "not-a-real-token" not in proc.stdout + proc.stderr + "\n".join(aws.calls)
+
+
+# ---- names: a name CloudFormation would reject only after the stream exists stops deploy.sh
+
+
+def _path_without_aws() -> str:
+    """PATH minus every directory holding an `aws` (this machine has one)."""
+    kept = [
+        d
+        for d in os.environ.get("PATH", "").split(os.pathsep)
+        if d and not (Path(d) / "aws").exists()
+    ]
+    return os.pathsep.join(kept)
+
+
+BAD_NAMES = [
+    pytest.param({"STACK": "s" * 56}, "STACK", id="stack-56-chars"),
+    pytest.param({"STACK": "9lives"}, "STACK", id="stack-starts-with-digit"),
+    pytest.param({"STACK": "my_stack"}, "STACK", id="stack-underscore"),
+    pytest.param({"STACK": ""}, None, id="stack-empty-means-default"),
+    pytest.param({"STREAM_NAME": "p" * 57}, "STREAM_NAME", id="stream-57-chars"),
+    pytest.param({"STREAM_NAME": "posts/raw"}, "STREAM_NAME", id="stream-slash"),
+    pytest.param({"AMI_ID": "ami-xyz"}, "AMI_ID", id="ami-not-hex"),
+    pytest.param({"UPGRADE_HOST": "yes"}, "UPGRADE_HOST", id="upgrade-not-0-or-1"),
+]
+
+
+@pytest.mark.parametrize(("variables", "named"), BAD_NAMES)
+def test_deploy_sh_rejects_bad_names_before_calling_aws(
+    tmp_path: Path, variables: dict[str, str], named: str | None
+) -> None:
+    aws = StubAws(tmp_path)
+    proc = aws.run(**variables)
+    if named is None:  # STACK="" falls back to the default name, which is fine
+        assert proc.returncode == 0, proc.stderr
+        assert aws.deploy_args[aws.deploy_args.index("--stack-name") + 1] == "musicnft"
+        return
+    assert proc.returncode == 2
+    assert aws.calls == [], "aws must not be called"
+    (line,) = proc.stderr.splitlines()  # one clear line
+    assert line.startswith(f"deploy: {named} ")
+    # Without any aws CLI at all, the name error still comes first (not "install the AWS CLI").
+    env = {**aws.env, "PATH": _path_without_aws(), "ARTIFACT_BUCKET": "a", "VPC_ID": "vpc-1"}
+    env.update(SUBNET_ID="subnet-1", BIGQUERY_PROJECT="my-project", **variables)
+    proc = subprocess.run(
+        ["bash", str(DEPLOY_SH)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"deploy: {named} ")
+
+
+def test_deploy_sh_accepts_the_longest_names(tmp_path: Path) -> None:
+    aws = StubAws(tmp_path)
+    stack = "m" + "-x" * 27  # 55 characters: "<stack>-consumer" is 64
+    stream = "s" * 56  # "<stream>-to-lake" is 64
+    proc = aws.run(STACK=stack, STREAM_NAME=stream)
+    assert proc.returncode == 0, proc.stderr
+    assert len(stack + FUNCTION_SUFFIX) == LAMBDA_NAME_MAX
+    assert len(stream + FIREHOSE_SUFFIX) == _firehose_name_max()
+    assert aws.overrides()["StreamName"] == stream
+
+
+def test_deploy_sh_without_aws_cli_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in StubAws(tmp_path).env.items()}
+    env.update(
+        PATH=_path_without_aws(),
+        ARTIFACT_BUCKET="a",
+        VPC_ID="vpc-1",
+        SUBNET_ID="subnet-1",
+        BIGQUERY_PROJECT="my-project",
+    )
+    proc = subprocess.run(
+        ["bash", str(DEPLOY_SH)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    assert "AWS CLI" in proc.stderr
+
+
+# ---- the producer image: pinned, so that an unrelated deploy never replaces the host
+
+
+def test_deploy_sh_new_stack_takes_the_latest_image(tmp_path: Path) -> None:
+    aws = StubAws(tmp_path)
+    proc = aws.run(AMI_SSM_PARAMETER="/my/own/ami-parameter")
+    assert proc.returncode == 0, proc.stderr
+    assert aws.overrides()["ProducerAmiId"] == LATEST_AMI
+    assert aws.calls[0].startswith("cloudformation describe-stacks --stack-name musicnft ")
+    assert aws.calls[1].startswith("ssm get-parameter --name /my/own/ami-parameter ")
+    assert "REPLACED" not in proc.stdout
+
+
+def test_deploy_sh_update_keeps_the_image_the_stack_runs(tmp_path: Path) -> None:
+    aws = StubAws(tmp_path)
+    aws.existing_stack(
+        [
+            ("ArtifactBucket", "my-artifacts", "None"),
+            ("ProducerAmiId", CURRENT_AMI, "None"),
+            ("StreamName", "musicnft-posts", "None"),
+        ]
+    )
+    proc = aws.run(INSTANCE_TYPE="t3.medium")
+    assert proc.returncode == 0, proc.stderr
+    assert aws.overrides()["ProducerAmiId"] == CURRENT_AMI
+    assert not any(call.startswith("ssm ") for call in aws.calls), "no lookup of the latest"
+    assert "REPLACED" not in proc.stdout
+    assert f"producer image {CURRENT_AMI} (kept" in proc.stdout
+
+
+def test_deploy_sh_update_from_the_ssm_typed_template_keeps_the_resolved_image(
+    tmp_path: Path,
+) -> None:
+    # A stack deployed before the image was pinned: LatestAmiId holds the SSM parameter name,
+    # and describe-stacks reports the image it resolved to (the host's) as ResolvedValue.
+    aws = StubAws(tmp_path)
+    aws.existing_stack(
+        [
+            (
+                "LatestAmiId",
+                "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+                CURRENT_AMI,
+            ),
+            ("VpcId", "vpc-0abc", "None"),
+        ]
+    )
+    proc = aws.run()
+    assert proc.returncode == 0, proc.stderr
+    overrides = aws.overrides()
+    assert overrides["ProducerAmiId"] == CURRENT_AMI
+    assert "LatestAmiId" not in overrides
+
+
+def test_deploy_sh_upgrade_host_moves_to_the_latest_image_and_warns(tmp_path: Path) -> None:
+    aws = StubAws(tmp_path)
+    aws.existing_stack([("ProducerAmiId", CURRENT_AMI, "None")])
+    proc = aws.run(UPGRADE_HOST="1")
+    assert proc.returncode == 0, proc.stderr
+    assert aws.overrides()["ProducerAmiId"] == LATEST_AMI
+    assert f"REPLACED (image {CURRENT_AMI} -> {LATEST_AMI})" in proc.stdout
+    assert "stop it first" in proc.stdout
+
+
+def test_deploy_sh_explicit_ami_id_wins(tmp_path: Path) -> None:
+    aws = StubAws(tmp_path)
+    aws.existing_stack([("ProducerAmiId", CURRENT_AMI, "None")])
+    proc = aws.run(AMI_ID="ami-0bbbbbbbbbbbbbbbb", UPGRADE_HOST="1")
+    assert proc.returncode == 0, proc.stderr
+    assert aws.overrides()["ProducerAmiId"] == "ami-0bbbbbbbbbbbbbbbb"
+    assert not any(call.startswith("ssm ") for call in aws.calls)
+    assert "REPLACED" in proc.stdout
+
+
+def test_deploy_sh_stops_when_the_current_image_is_unknown(tmp_path: Path) -> None:
+    # Never fall back to "latest" for an existing stack: that is the accidental replacement.
+    aws = StubAws(tmp_path)
+    aws.existing_stack([("VpcId", "vpc-0abc", "None")])
+    proc = aws.run()
+    assert proc.returncode == 1
+    assert "AMI_ID" in proc.stderr and "UPGRADE_HOST=1" in proc.stderr
+    assert aws.deploy_args == []
+
+
+def test_deploy_sh_stops_when_the_stack_cannot_be_read(tmp_path: Path) -> None:
+    # An error other than "does not exist" (credentials, throttling) is not a new stack.
+    aws = StubAws(tmp_path)
+    aws.failing_describe("Unable to locate credentials. You can configure credentials ...")
+    proc = aws.run()
+    assert proc.returncode == 1
+    assert "Unable to locate credentials" in proc.stderr
+    assert aws.deploy_args == []
+    assert not any(call.startswith("ssm ") for call in aws.calls)
 
 
 def test_deploy_sh_covers_every_template_parameter(template) -> None:
     text = DEPLOY_SH.read_text()
     mapped = set(re.findall(r"^\s+[A-Z_]+:([A-Za-z]+)$", text, re.MULTILINE))
     required = set(re.findall(r'^\s+"([A-Za-z]+)=\$\{[A-Z_]+\}"$', text, re.MULTILINE))
+    computed = set(re.findall(r'^overrides\+=\("([A-Za-z]+)=', text, re.MULTILINE))
     assert required == {"ArtifactBucket", "VpcId", "SubnetId", "BigQueryProject"}
-    assert mapped | required == set(template["Parameters"])
-    # Required here = no default in the template.
+    assert computed == {"ProducerAmiId"}
+    assert mapped | required | computed == set(template["Parameters"])
+    # Always passed here = no default in the template.
     no_default = {k for k, v in template["Parameters"].items() if "Default" not in v}
-    assert no_default == required
+    assert no_default == required | computed
 
 
 # ------------------------------------------------------------------------------------- moto deploy
@@ -782,11 +1199,16 @@ def _create_stack(stack: MotoStack) -> None:
     s3.put_object(Bucket="musicnft-artifacts", Key="musicnft/lambda.zip", Body=code.getvalue())
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+    # What deploy.sh passes for a new stack: the image the public SSM parameter names today.
+    ami = stack.client("ssm").get_parameter(
+        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    )["Parameter"]["Value"]
     stack.parameters = {
         "ArtifactBucket": "musicnft-artifacts",
         "VpcId": vpc,
         "SubnetId": subnet,
         "BigQueryProject": "musicnft-test",
+        "ProducerAmiId": ami,
     }
 
     # The YAML text itself, as `aws cloudformation deploy` sends it.
@@ -953,14 +1375,10 @@ def test_moto_queue_and_log_groups(moto_stack: MotoStack) -> None:
 
 def test_moto_producer_instance(moto_stack: MotoStack) -> None:
     ec2 = moto_stack.client("ec2")
-    ssm = moto_stack.client("ssm")
     instance_id = moto_stack.outputs["ProducerInstanceId"]
     (reservation,) = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     (instance,) = reservation["Instances"]
-    ami = ssm.get_parameter(
-        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-    )["Parameter"]["Value"]
-    assert instance["ImageId"] == ami
+    assert instance["ImageId"] == moto_stack.parameters["ProducerAmiId"]
     assert instance["InstanceType"] == "t3.small"
     assert instance["SubnetId"] == moto_stack.parameters["SubnetId"]
     assert moto_stack.physical["ProducerInstanceProfile"] in instance["IamInstanceProfile"]["Arn"]
@@ -989,6 +1407,16 @@ def test_moto_producer_instance(moto_stack: MotoStack) -> None:
     assert (settings.profile, settings.stream_backend) == ("cloud", "kinesis")
     assert settings.stream_name == "musicnft-posts"
     assert settings.s3_bucket == moto_stack.outputs["LakeBucketName"]
+    # The rendered unit drains on stop and keeps the spool on the mounted spool volume.
+    unit = _directives(_unit_text(script))
+    assert (unit["KillSignal"], unit["KillMode"]) == (["SIGTERM"], ["mixed"])
+    assert int(unit["TimeoutStopSec"][0]) >= 60
+    assert unit["RequiresMountsFor"] == [str(settings.data_dir)]
+    assert settings.spool_path.is_relative_to(settings.data_dir)
+    assert "mount /var/lib/musicnft\n" in script
+    # moto's CloudFormation creates only the root device; the structural test covers /dev/sdf.
+    devices = {m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])}
+    assert devices <= {"/dev/xvda", "/dev/sda1", "/dev/sdf"}, devices
 
 
 def _resolver(stack: MotoStack) -> dict[str, Any]:
