@@ -144,6 +144,10 @@ class Settings:
     # kept out of repr so a logged Settings never prints it.
     x_bearer_token: str = field(default="", repr=False)
     dagster_home: Path | None = None
+    # Embedded warehouse (DuckLake): how far back time travel reaches; older snapshots and the
+    # files only they used are removed by the maintenance job.
+    warehouse_retention_hours: float = 24.0
+    warehouse_maintenance_cron: str = "23 * * * *"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -238,6 +242,12 @@ class Settings:
                 env.get("X_BEARER_TOKEN") or env.get("MUSICNFT_X_BEARER_TOKEN") or ""
             ).strip(),
             dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
+            warehouse_retention_hours=_float(
+                env, "MUSICNFT_WAREHOUSE_RETENTION_HOURS", 24.0, 0, 24 * 365
+            ),
+            warehouse_maintenance_cron=(
+                env.get("MUSICNFT_WAREHOUSE_MAINTENANCE_CRON", "").strip() or "23 * * * *"
+            ),
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:

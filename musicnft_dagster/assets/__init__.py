@@ -1,8 +1,12 @@
-"""Windowed assets over the lake (posts, 15-minute aggregates, reconciliation)."""
+"""Windowed assets over the lake (posts, 15-minute aggregates, reconciliation), and the
+warehouse maintenance job with its schedule."""
 
 import dagster as dg
 
+from musicnft_dagster.assets.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from musicnft_dagster.assets.windows import WINDOW_ASSETS
 from musicnft_dagster.jobs import windows_job
 
-defs = dg.Definitions(assets=WINDOW_ASSETS, jobs=[windows_job])
+defs = dg.Definitions(
+    assets=WINDOW_ASSETS, jobs=[windows_job, *MAINTENANCE_JOBS], schedules=MAINTENANCE_SCHEDULES
+)
