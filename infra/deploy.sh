@@ -149,17 +149,36 @@ else
   ami="$(latest_ami)"
   why="latest from ${ami_parameter}"
 fi
-if ((stack_exists)) && [[ -n "${current_ami}" && "${ami}" != "${current_ami}" ]]; then
-  echo "deploy: the producer host will be REPLACED (image ${current_ami} -> ${ami}); stop it first so that it drains its spool (infra/README.md, Upgrading the producer host)"
-fi
 overrides+=("ProducerAmiId=${ami}")
 echo "deploy: producer image ${ami} (${why})"
 
+# A new image replaces the host, and CloudFormation starts the new host before it terminates the
+# old one: two producers would share the X connection. So the old host is stopped first; its
+# shutdown stops the producer, which drains its spool to the stream (what is left stays on the
+# kept spool volume).
+stopped_host=""
+if ((stack_exists)) && [[ -n "${current_ami}" && "${ami}" != "${current_ami}" ]]; then
+  echo "deploy: the producer host will be REPLACED (image ${current_ami} -> ${ami})"
+  old_host="$(aws cloudformation describe-stacks --stack-name "${stack}" \
+    --query "Stacks[0].Outputs[?OutputKey=='ProducerInstanceId'].OutputValue" --output text)"
+  if [[ "${old_host}" =~ ^i-[0-9a-f]+$ ]]; then
+    echo "deploy: stopping the old producer host ${old_host} first (it drains its spool on the way down)"
+    aws ec2 stop-instances --instance-ids "${old_host}" >/dev/null
+    aws ec2 wait instance-stopped --instance-ids "${old_host}"
+    stopped_host="${old_host}"
+  fi
+fi
+
 echo "deploy: stack ${stack} from ${template} (parameters: ${overrides[*]%%=*})"
-exec aws cloudformation deploy \
+status=0
+aws cloudformation deploy \
   --template-file "${template}" \
   --stack-name "${stack}" \
   --capabilities CAPABILITY_NAMED_IAM \
   --no-fail-on-empty-changeset \
   --tags project=musicnft \
-  --parameter-overrides "${overrides[@]}"
+  --parameter-overrides "${overrides[@]}" || status=$?
+if ((status)) && [[ -n "${stopped_host}" ]]; then
+  echo "deploy: the deploy failed and the old producer host ${stopped_host} is stopped; start it again with: aws ec2 start-instances --instance-ids ${stopped_host}" >&2
+fi
+exit "${status}"

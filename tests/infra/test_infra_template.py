@@ -781,11 +781,23 @@ def test_producer_unit_drains_on_stop_and_keeps_the_spool_on_a_retained_volume(t
     blkid = next(i for i, line in enumerate(lines) if "blkid" in line)
     mkfs = next(i for i, line in enumerate(lines) if "mkfs" in line)
     assert lines[blkid].startswith("if ! blkid ") and blkid < mkfs
-    assert "-L musicnft-spool" in lines[mkfs]
+    found = re.search(r"-L (\S+) ", lines[mkfs])
+    assert found
+    label = found.group(1)
+    assert len(label) <= 12  # XFS labels hold at most 12 characters
     fstab = next(line for line in lines if "/etc/fstab" in line)
-    assert f"LABEL=musicnft-spool {data_dir} xfs" in fstab and "nofail" in fstab
+    assert f"LABEL={label} {data_dir} xfs" in fstab and "nofail" in fstab
     mount = lines.index(f"mount {data_dir}")
     assert mount < lines.index("systemctl enable --now musicnft-producer.service")
+
+
+def test_producer_user_data_is_valid_bash(template) -> None:
+    script = user_data_script(template)
+    rendered = re.sub(r"\$\{([^!}][^}]*)\}", "x", script).replace("${!", "${")
+    proc = subprocess.run(
+        ["bash", "-n"], input=rendered, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 # ------------------------------------------------------------------------------------- names
@@ -842,9 +854,13 @@ LATEST_AMI = "ami-0aaaaaaaaaaaaaaaa"  # what the stub's SSM parameter resolves t
 CURRENT_AMI = "ami-0123456789abcdef0"  # what the stub's existing stack runs
 
 
+OLD_HOST = "i-0123456789abcdef0"  # the stub stack's ProducerInstanceId output
+
+
 class StubAws:
-    """An `aws` on PATH that records every call and answers the two reads deploy.sh makes:
-    describe-stacks (from `stack_parameters`, or "does not exist") and ssm get-parameter."""
+    """An `aws` on PATH that records every call and answers what deploy.sh asks: describe-stacks
+    (the parameters from `existing_stack`, the producer's instance id, or "does not exist"),
+    ssm get-parameter, ec2 stop-instances / wait, and cloudformation deploy (exit `deploy_exit`)."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.bin = tmp_path / "bin"
@@ -860,12 +876,15 @@ class StubAws:
             'case "$1 $2" in\n'
             '  "cloudformation describe-stacks")\n'
             f'    if [ -f "{self.stack_file}.error" ]; then cat "{self.stack_file}.error" >&2; exit 255; fi\n'
+            f'    case "$*" in *Outputs*) echo "{OLD_HOST}"; exit 0 ;; esac\n'
             f'    if [ -f "{self.stack_file}" ]; then cat "{self.stack_file}"; exit 0; fi\n'
             '    echo "An error occurred (ValidationError) when calling the DescribeStacks'
             ' operation: Stack with id $4 does not exist" >&2\n'
             "    exit 254 ;;\n"
             f'  "ssm get-parameter") echo "{LATEST_AMI}" ;;\n'
-            f'  "cloudformation deploy") printf "%s\\n" "$@" > "{self.deploy_file}" ;;\n'
+            f'  "cloudformation deploy") printf "%s\\n" "$@" > "{self.deploy_file}"\n'
+            f'    exit "$(cat "{self.deploy_file}.exit" 2>/dev/null || echo 0)" ;;\n'
+            '  "ec2 stop-instances" | "ec2 wait") ;;\n'
             '  *) echo "stub aws: unexpected call: $*" >&2; exit 99 ;;\n'
             "esac\n"
         )
@@ -881,6 +900,9 @@ class StubAws:
     def existing_stack(self, rows: list[tuple[str, str, str]]) -> None:
         """describe-stacks' text output: ParameterKey, ParameterValue, ResolvedValue per line."""
         self.stack_file.write_text("".join("\t".join(row) + "\n" for row in rows))
+
+    def failing_deploy(self) -> None:
+        Path(f"{self.deploy_file}.exit").write_text("255\n")
 
     def failing_describe(self, message: str) -> None:
         Path(f"{self.stack_file}.error").write_text(message + "\n")
@@ -1057,6 +1079,7 @@ def test_deploy_sh_update_keeps_the_image_the_stack_runs(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert aws.overrides()["ProducerAmiId"] == CURRENT_AMI
     assert not any(call.startswith("ssm ") for call in aws.calls), "no lookup of the latest"
+    assert not any(call.startswith("ec2 ") for call in aws.calls), "the host is left alone"
     assert "REPLACED" not in proc.stdout
     assert f"producer image {CURRENT_AMI} (kept" in proc.stdout
 
@@ -1084,14 +1107,49 @@ def test_deploy_sh_update_from_the_ssm_typed_template_keeps_the_resolved_image(
     assert "LatestAmiId" not in overrides
 
 
-def test_deploy_sh_upgrade_host_moves_to_the_latest_image_and_warns(tmp_path: Path) -> None:
+def test_deploy_sh_upgrade_host_stops_the_old_host_then_moves_to_the_latest_image(
+    tmp_path: Path,
+) -> None:
     aws = StubAws(tmp_path)
     aws.existing_stack([("ProducerAmiId", CURRENT_AMI, "None")])
     proc = aws.run(UPGRADE_HOST="1")
     assert proc.returncode == 0, proc.stderr
     assert aws.overrides()["ProducerAmiId"] == LATEST_AMI
     assert f"REPLACED (image {CURRENT_AMI} -> {LATEST_AMI})" in proc.stdout
-    assert "stop it first" in proc.stdout
+    # CloudFormation starts the new host before it terminates the old one: the old host is
+    # stopped (its producer drains the spool on the way down) before the stack is touched.
+    verbs = [" ".join(call.split()[:2]) for call in aws.calls]
+    assert verbs == [
+        "cloudformation describe-stacks",  # parameters: the current image
+        "ssm get-parameter",  # the latest image
+        "cloudformation describe-stacks",  # the producer's instance id
+        "ec2 stop-instances",
+        "ec2 wait",
+        "cloudformation deploy",
+    ]
+    assert f"--instance-ids {OLD_HOST}" in aws.calls[3]
+    assert aws.calls[4].startswith(f"ec2 wait instance-stopped --instance-ids {OLD_HOST}")
+
+
+def test_deploy_sh_failed_upgrade_says_how_to_restart_the_old_host(tmp_path: Path) -> None:
+    aws = StubAws(tmp_path)
+    aws.existing_stack([("ProducerAmiId", CURRENT_AMI, "None")])
+    aws.failing_deploy()
+    proc = aws.run(UPGRADE_HOST="1")
+    assert proc.returncode == 255
+    assert f"aws ec2 start-instances --instance-ids {OLD_HOST}" in proc.stderr
+
+
+def test_deploy_sh_upgrade_host_with_the_latest_image_already_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    aws = StubAws(tmp_path)
+    aws.existing_stack([("ProducerAmiId", LATEST_AMI, "None")])
+    proc = aws.run(UPGRADE_HOST="1")
+    assert proc.returncode == 0, proc.stderr
+    assert aws.overrides()["ProducerAmiId"] == LATEST_AMI
+    assert "REPLACED" not in proc.stdout
+    assert not any(call.startswith("ec2 ") for call in aws.calls)
 
 
 def test_deploy_sh_explicit_ami_id_wins(tmp_path: Path) -> None:
@@ -1102,6 +1160,7 @@ def test_deploy_sh_explicit_ami_id_wins(tmp_path: Path) -> None:
     assert aws.overrides()["ProducerAmiId"] == "ami-0bbbbbbbbbbbbbbbb"
     assert not any(call.startswith("ssm ") for call in aws.calls)
     assert "REPLACED" in proc.stdout
+    assert any(call.startswith("ec2 stop-instances") for call in aws.calls)
 
 
 def test_deploy_sh_stops_when_the_current_image_is_unknown(tmp_path: Path) -> None:
