@@ -1,4 +1,5 @@
-"""Bytes → a JSON object, and the three outcomes a source record can have besides a post.
+"""Bytes → a JSON object, the three outcomes a source record can have besides a post, and the
+hashtags, cashtags and mentions of a text for records that arrive without their entities.
 
 Shared by every normalizer (X, Bluesky) and by the stages that re-read stream records.
 """
@@ -6,6 +7,8 @@ Shared by every normalizer (X, Bluesky) and by the stages that re-read stream re
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from typing import Any
 
 Post = dict[str, Any]
@@ -64,3 +67,99 @@ def decode_line(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise RejectedRecord(f"not a JSON object (got {type(value).__name__})")
     return value
+
+
+# ---- entities from the text ---------------------------------------------------------------------
+# X's extraction rules (twitter-text), for payloads that come without `entities` (archives, other
+# clients) and Bluesky records without facets. They only run when the structured entities are
+# absent: when present, the source's own entities are authoritative.
+
+_HASH_SIGNS = "#\uff03"  # '#' and the full-width '＃'
+_AT_SIGNS = "@\uff20"  # '@' and the full-width '＠'
+_URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
+_ASCII_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_CASHTAG = re.compile(r"([A-Za-z]{1,6}(?:[._][A-Za-z]{1,2})?)(?![A-Za-z0-9_])")
+
+
+def _is_word_char(c: str) -> bool:
+    """A letter (any script), a combining mark, a decimal digit or '_': what a hashtag is made of."""
+    if c == "_":
+        return True
+    category = unicodedata.category(c)
+    return category[0] in "LM" or category == "Nd"
+
+
+def _url_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _URL.finditer(text)]
+
+
+def _in_spans(i: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start <= i < end for start, end in spans)
+
+
+def text_hashtags(text: str) -> list[str]:
+    """Hashtags in `text` by X's rule, as written (without '#'), in order, duplicates kept.
+
+    '#' then letters, marks, digits or '_' (any script), not all digits; not inside a word (no
+    letter, digit, '_' or '&' right before the '#', so `a#b` and `&#39;` are not tags), not followed
+    by another '#' or '://', and not inside a URL (`example.com/#anchor`)."""
+    out: list[str] = []
+    urls = _url_spans(text)
+    n = len(text)
+    for i, c in enumerate(text):
+        if c not in _HASH_SIGNS:
+            continue
+        if i > 0 and (_is_word_char(text[i - 1]) or text[i - 1] == "&"):
+            continue
+        j = i + 1
+        while j < n and _is_word_char(text[j]):
+            j += 1
+        tag = text[i + 1 : j]
+        if not tag or tag.isdigit() or all(ch.isdigit() or ch == "_" for ch in tag):
+            continue
+        if j < n and (text[j] in _HASH_SIGNS or text.startswith("://", j)):
+            continue
+        if _in_spans(i, urls):
+            continue
+        out.append(tag)
+    return out
+
+
+def text_cashtags(text: str) -> list[str]:
+    """Cashtags in `text` by X's rule, without '$': 1-6 letters (optionally `.xx` / `_xx`), with
+    a space, the start of the text or punctuation other than '$' before the '$'."""
+    out: list[str] = []
+    urls = _url_spans(text)
+    for i, c in enumerate(text):
+        if c != "$":
+            continue
+        if i > 0 and (_is_word_char(text[i - 1]) or text[i - 1] == "$"):
+            continue
+        m = _CASHTAG.match(text, i + 1)
+        if m is None or _in_spans(i, urls):
+            continue
+        out.append(m.group(1))
+    return out
+
+
+def text_mentions(text: str) -> list[str]:
+    """Mentions in `text` by X's rule, as written (without '@'): 1-15 ASCII letters, digits or
+    '_', not inside a word or an e-mail address (nothing of `[A-Za-z0-9_!#$%&*@]` right before
+    the '@'), and not running on into more name characters, another '@' or '://'."""
+    out: list[str] = []
+    n = len(text)
+    for i, c in enumerate(text):
+        if c not in _AT_SIGNS:
+            continue
+        if i > 0 and (text[i - 1] in _ASCII_WORD or text[i - 1] in "!#$%&*" + _AT_SIGNS):
+            continue
+        j = i + 1
+        while j < n and text[j] in _ASCII_WORD:
+            j += 1
+        name = text[i + 1 : j]
+        if not 1 <= len(name) <= 15:
+            continue
+        if j < n and (text[j] in _AT_SIGNS or _is_word_char(text[j]) or text.startswith("://", j)):
+            continue
+        out.append(name)
+    return out

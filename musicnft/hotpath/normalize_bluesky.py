@@ -17,7 +17,7 @@ from typing import Any
 
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.schema import SCHEMA_VERSION, SchemaError, conform, parse_timestamp
-from musicnft.hotpath.decode import Post, RejectedRecord, SkipRecord, decode_line
+from musicnft.hotpath.decode import Post, RejectedRecord, SkipRecord, decode_line, text_hashtags
 
 POST_COLLECTION = "app.bsky.feed.post"
 MATCHING_RULE = "jetstream"
@@ -127,10 +127,17 @@ def _feature_values(features: list[Mapping[str, Any]], type_: str, field: str) -
     ]
 
 
-def _hashtags(record: Mapping[str, Any], features: list[Mapping[str, Any]]) -> list[str]:
+def _hashtags(record: Mapping[str, Any], features: list[Mapping[str, Any]], text: str) -> list[str]:
     """Tag facets plus the record's `tags` (the lexicon's "additional hashtags" that are not in
-    the text), lower-case without '#', matching how X's hashtags are stored."""
-    tags = _feature_values(features, _FACET_TAG, "tag")
+    the text), lower-case without '#', matching how X's hashtags are stored.
+
+    A record without `facets` (a client that does not write them) has its hashtags read from the
+    text by the same rule as X's (`text_hashtags`); when facets are present they are authoritative.
+    """
+    if isinstance(record.get("facets"), list):
+        tags = _feature_values(features, _FACET_TAG, "tag")
+    else:
+        tags = text_hashtags(text)
     extra = record.get("tags")
     if isinstance(extra, list):
         tags.extend(t for t in extra if isinstance(t, str))
@@ -301,7 +308,7 @@ def normalize_jetstream_event(
     text = _text(record, uri)
     created_at = _created_at(record, time_us, ingested_at, uri)
     features = _facet_features(record)
-    hashtags = _hashtags(record, features)
+    hashtags = _hashtags(record, features, text)
     matched = matcher.match(text, hashtags)
     if not matched:
         raise SkipRecord("no tracked keyword")

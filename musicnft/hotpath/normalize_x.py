@@ -12,7 +12,15 @@ from typing import Any
 
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.schema import SCHEMA_VERSION, SchemaError, conform, parse_timestamp
-from musicnft.hotpath.decode import ControlMessage, Post, RejectedRecord, decode_line
+from musicnft.hotpath.decode import (
+    ControlMessage,
+    Post,
+    RejectedRecord,
+    decode_line,
+    text_cashtags,
+    text_hashtags,
+    text_mentions,
+)
 
 
 def _opt_int(value: Any) -> int | None:
@@ -140,12 +148,22 @@ def _engagement_counts(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _hashtags(entities: Mapping[str, Any]) -> list[str]:
-    return _dedupe([t.lower() for t in _entity_list(entities, "hashtags", "tag")])
+def _hashtags(tags: list[str]) -> list[str]:
+    return _dedupe([t.lower() for t in tags])
 
 
-def _mentions(entities: Mapping[str, Any]) -> list[str]:
-    return _dedupe(_entity_list(entities, "mentions", "username"))
+def _entities_or_text(data: Mapping[str, Any], text: str) -> tuple[list[str], list[str], list[str]]:
+    """(hashtags, cashtags, mentions) as written: from `entities` when X sent them (they are
+    authoritative, even when empty), else extracted from the text by X's own rules, so a payload
+    without `entities` (an archive, another client) still has its `#NFT`."""
+    entities = data.get("entities")
+    if isinstance(entities, Mapping):
+        return (
+            _entity_list(entities, "hashtags", "tag"),
+            _entity_list(entities, "cashtags", "tag"),
+            _entity_list(entities, "mentions", "username"),
+        )
+    return text_hashtags(text), text_cashtags(text), text_mentions(text)
 
 
 def _urls(entities: Mapping[str, Any]) -> list[str]:
@@ -186,7 +204,8 @@ def normalize_x_message(
 ) -> Post:
     """An X API v2 stream message (`data`, `includes.users`, `matching_rules`) → a post.
 
-    Accepts both `retweet_count` and `repost_count`. Optional fields of the wrong type become
+    Accepts both `retweet_count` and `repost_count`. Hashtags, cashtags and mentions come from
+    `entities`, or from the text when `entities` is absent. Optional fields of the wrong type become
     null rather than costing the post; a missing or mistyped id or text rejects it.
     """
     data = _data(message)
@@ -195,8 +214,8 @@ def normalize_x_message(
     created_at = _created_at(data, post_id, ingested_at)
     author_id = _author_id(data)
     entities = _mapping(data.get("entities"))
-    hashtags = _hashtags(entities)
-    cashtags = _entity_list(entities, "cashtags", "tag")
+    tags, cashtags, mentions = _entities_or_text(data, text)
+    hashtags = _hashtags(tags)
     post: Post = {
         "post_id": f"x:{post_id}",
         "platform": "x",
@@ -209,7 +228,7 @@ def normalize_x_message(
         "is_repost": _is_repost(data, text),
         **_engagement_counts(data),
         "hashtags": hashtags,
-        "mentions": _mentions(entities),
+        "mentions": _dedupe(mentions),
         "urls": _urls(entities),
         "matched_keywords": matcher.match(text, hashtags + cashtags),
         "matching_rules": _rule_tags(message),

@@ -359,9 +359,10 @@ WRONG_TYPED: list[tuple[str, Callable[[Message], None], dict[str, Any]]] = [
     ("lang-int", _set(("data", "lang"), 5), {"lang": None}),
     ("lang-empty", _set(("data", "lang"), ""), {"lang": None}),
     (
+        # unusable entities are as good as absent: the tags are read from the text instead
         "entities-string",
         _set(("data", "entities"), "#web3 #MusicNFT"),
-        {"hashtags": [], "mentions": [], "urls": []},
+        {"hashtags": ["web3", "musicnft"], "mentions": [], "urls": []},
     ),
     (
         "hashtags-not-a-list",
@@ -732,3 +733,61 @@ def test_text_longer_than_xs_limit_is_rejected_before_it_can_stall_vader() -> No
     huge = {"data": {"id": "2", "text": "music " * 300_000}}
     with pytest.raises(RejectedRecord, match=r"too long \(1800000 chars > 25000\)"):
         normalize_x_message(huge, matcher, datetime(2021, 12, 1, tzinfo=UTC))
+
+
+# ---- entities absent: hashtags, cashtags and mentions from the text (issue #12, item 5) ---------
+
+
+def test_without_entities_hashtags_cashtags_and_mentions_come_from_the_text() -> None:
+    # GIVEN a payload without `entities` (an archive, another client), tags only in the text
+    message = minimal_message(
+        text="gm @Sound_XYZ! New #NFT drop #MusicNFT #nft ＃音楽 $ETH, ask @sound_xyz #web3",
+    )
+
+    post = normalize(message)
+
+    # THEN they are read from the text the way the entities path stores them
+    assert post["hashtags"] == ["nft", "musicnft", "音楽", "web3"]
+    assert post["mentions"] == ["Sound_XYZ", "sound_xyz"]
+    # AND cashtags count for matching (as entities.cashtags do) without joining the hashtags
+    assert post["matched_keywords"] == ["nft", "eth", "web3"]
+
+
+@pytest.mark.parametrize(
+    ("text", "hashtags", "mentions"),
+    [
+        ("a#b c#NFT", [], []),  # inside a word
+        ("&#39;s great", [], []),  # an HTML entity, not a tag
+        ("#123 #1_2 #2024drop", ["2024drop"], []),  # all digits is not a tag
+        ("#x## #café_1 #über", ["café_1", "über"], []),
+        ("see https://example.com/#anchor", [], []),  # inside a URL
+        ("mail me@example.com or @ok_1: @abcdefghijklmnop", [], ["ok_1"]),  # e-mail; 16 chars
+        ("@a@b x@y @_", [], ["_"]),
+        ("RT @beats: #NFT", ["nft"], ["beats"]),
+    ],
+)
+def test_text_extraction_follows_xs_rules(
+    text: str, hashtags: list[str], mentions: list[str]
+) -> None:
+    post = normalize(minimal_message(text=text))
+
+    assert (post["hashtags"], post["mentions"]) == (hashtags, mentions)
+
+
+@pytest.mark.parametrize(
+    ("text", "cashtags"),
+    [("$ETH and $eth.x", ["ETH", "eth.x"]), ("a$BTC $TOOLONGX $$SOL $5", [])],
+)
+def test_cashtags_from_the_text_follow_xs_rules(text: str, cashtags: list[str]) -> None:
+    from musicnft.hotpath.decode import text_cashtags
+
+    assert text_cashtags(text) == cashtags
+
+
+def test_entities_when_present_are_authoritative_even_when_empty() -> None:
+    # GIVEN X's entities, which found no hashtag, and a text that looks like it has one
+    post = normalize(minimal_message(text="#NFT @beats", entities={"urls": []}))
+
+    # THEN the text is not second-guessed
+    assert post["hashtags"] == [] and post["mentions"] == []
+    assert post["matched_keywords"] == ["nft"]  # the word itself still matches

@@ -322,6 +322,25 @@ def test_keyword_matched_through_a_hashtag_facet_only() -> None:
         normalize_jetstream_event(raw(by_facet), MATCHER, INGESTED_AT)
 
 
+def test_without_facets_hashtags_come_from_the_text_by_xs_rule() -> None:
+    # GIVEN a record without facets (a client that does not write them), tags only in the text
+    event = post_event(
+        TIME_US,
+        "3l3qo2vutsw2g",
+        "gm #Web3 frens, a#b &#39; #2024 #Web3 #café",
+        tags=["NFT"],
+    )
+    # WHEN it is normalized
+    post = normalize_jetstream_event(raw(event), MATCHER, INGESTED_AT)
+    # THEN the hashtags are read from the text (X's rule), plus the record's extra tags
+    assert post["hashtags"] == ["web3", "café", "nft"]
+    assert post["matched_keywords"] == ["nft", "web3"]
+    # AND facets, when present, stay authoritative (here: they name no tag)
+    event["commit"]["record"]["facets"] = []
+    post = normalize_jetstream_event(raw(event), MATCHER, INGESTED_AT)
+    assert post["hashtags"] == ["nft"]
+
+
 def test_text_over_the_limit_is_rejected() -> None:
     # GIVEN a tracked post with text just over the contract's limit
     text = ("music " * (MAX_TEXT_CHARS // 6 + 1))[: MAX_TEXT_CHARS + 1]
