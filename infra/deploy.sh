@@ -152,13 +152,34 @@ fi
 overrides+=("ProducerAmiId=${ami}")
 echo "deploy: producer image ${ami} (${why})"
 
-# A new image replaces the host, and CloudFormation starts the new host before it terminates the
-# old one: two producers would share the X connection. So the old host is stopped first; its
-# shutdown stops the producer, which drains its spool to the stream (what is left stays on the
-# kept spool volume).
+# Changes that replace the host: a new image, another subnet or key pair, and the move from the
+# template version without the spool volume (a new block device replaces an instance).
+# CloudFormation starts the new host before it terminates the old one: two producers would share
+# the X connection. So the old host is stopped first; its shutdown stops the producer, which drains
+# its spool to the stream (what is left stays on the kept spool volume).
+stack_value() {
+  awk -F'\t' -v key="$1" '$1 == key { print $2 }' <<<"${described:-}"
+}
+replace_reasons=()
+if ((stack_exists)); then
+  if [[ -n "${current_ami}" && "${ami}" != "${current_ami}" ]]; then
+    replace_reasons+=("image ${current_ami} -> ${ami}")
+  fi
+  if [[ -n "$(stack_value LatestAmiId)" && -z "$(stack_value ProducerAmiId)" ]]; then
+    replace_reasons+=("this template version gives the producer its own spool volume")
+  fi
+  current_subnet="$(stack_value SubnetId)"
+  if [[ -n "${current_subnet}" && "${current_subnet}" != "${SUBNET_ID}" ]]; then
+    replace_reasons+=("subnet ${current_subnet} -> ${SUBNET_ID}")
+  fi
+  if [[ -n "${KEY_NAME:-}" && "$(stack_value KeyName)" != "${KEY_NAME}" ]]; then
+    replace_reasons+=("key pair")
+  fi
+fi
 stopped_host=""
-if ((stack_exists)) && [[ -n "${current_ami}" && "${ami}" != "${current_ami}" ]]; then
-  echo "deploy: the producer host will be REPLACED (image ${current_ami} -> ${ami})"
+if ((${#replace_reasons[@]})); then
+  reasons="$(printf '%s; ' "${replace_reasons[@]}")"
+  echo "deploy: the producer host will be REPLACED (${reasons%; })"
   old_host="$(aws cloudformation describe-stacks --stack-name "${stack}" \
     --query "Stacks[0].Outputs[?OutputKey=='ProducerInstanceId'].OutputValue" --output text)"
   if [[ "${old_host}" =~ ^i-[0-9a-f]+$ ]]; then
@@ -166,6 +187,8 @@ if ((stack_exists)) && [[ -n "${current_ami}" && "${ami}" != "${current_ami}" ]]
     aws ec2 stop-instances --instance-ids "${old_host}" >/dev/null
     aws ec2 wait instance-stopped --instance-ids "${old_host}"
     stopped_host="${old_host}"
+  else
+    echo "deploy: warning: no ProducerInstanceId output on stack ${stack}; stop the old host yourself before the new one starts" >&2
   fi
 fi
 

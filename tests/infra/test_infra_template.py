@@ -1073,9 +1073,11 @@ def test_deploy_sh_update_keeps_the_image_the_stack_runs(tmp_path: Path) -> None
             ("ArtifactBucket", "my-artifacts", "None"),
             ("ProducerAmiId", CURRENT_AMI, "None"),
             ("StreamName", "musicnft-posts", "None"),
+            ("SubnetId", "subnet-0def", "None"),
+            ("KeyName", "ops", "None"),
         ]
     )
-    proc = aws.run(INSTANCE_TYPE="t3.medium")
+    proc = aws.run(INSTANCE_TYPE="t3.medium", KEY_NAME="ops")
     assert proc.returncode == 0, proc.stderr
     assert aws.overrides()["ProducerAmiId"] == CURRENT_AMI
     assert not any(call.startswith("ssm ") for call in aws.calls), "no lookup of the latest"
@@ -1105,6 +1107,30 @@ def test_deploy_sh_update_from_the_ssm_typed_template_keeps_the_resolved_image(
     overrides = aws.overrides()
     assert overrides["ProducerAmiId"] == CURRENT_AMI
     assert "LatestAmiId" not in overrides
+    # Adding the spool volume (a new block device) replaces the host once: stopped first, so
+    # that it drains its spool (still on the root volume) before CloudFormation terminates it.
+    assert "REPLACED (this template version gives the producer its own spool volume)" in (
+        proc.stdout
+    )
+    stop = next(i for i, call in enumerate(aws.calls) if call.startswith("ec2 stop-instances"))
+    deploy = next(i for i, c in enumerate(aws.calls) if c.startswith("cloudformation deploy"))
+    assert stop < deploy
+
+
+def test_deploy_sh_other_replacing_changes_stop_the_old_host_too(tmp_path: Path) -> None:
+    aws = StubAws(tmp_path)
+    aws.existing_stack(
+        [
+            ("ProducerAmiId", CURRENT_AMI, "None"),
+            ("SubnetId", "subnet-0old", "None"),
+            ("KeyName", "", "None"),
+        ]
+    )
+    proc = aws.run(SUBNET_ID="subnet-0new", KEY_NAME="ops")
+    assert proc.returncode == 0, proc.stderr
+    assert "REPLACED (subnet subnet-0old -> subnet-0new; key pair)" in proc.stdout
+    assert any(call.startswith("ec2 stop-instances") for call in aws.calls)
+    assert aws.overrides()["ProducerAmiId"] == CURRENT_AMI  # the image is still kept
 
 
 def test_deploy_sh_upgrade_host_stops_the_old_host_then_moves_to_the_latest_image(
