@@ -56,7 +56,7 @@ if [[ -n "${STREAM_NAME:-}" && ! "${STREAM_NAME}" =~ ^[A-Za-z0-9_.-]{1,56}$ ]]; 
   exit 2
 fi
 if [[ -n "${AMI_ID:-}" && ! "${AMI_ID}" =~ ^ami-[0-9a-f]{8,17}$ ]]; then
-  echo "deploy: AMI_ID '${AMI_ID}' is not an image id (ami- and 8 or 17 hex digits)" >&2
+  echo "deploy: AMI_ID '${AMI_ID}' is not an image id (ami- and 8 to 17 hex digits)" >&2
   exit 2
 fi
 upgrade_host="${UPGRADE_HOST:-0}"
