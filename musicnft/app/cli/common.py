@@ -9,9 +9,12 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from musicnft.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from producer.x_stream import Secret
 
 log = logging.getLogger("musicnft.cli")
 
@@ -65,7 +68,7 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def x_token(settings: Settings, token_file: str | None = None) -> Any:
+def x_token(settings: Settings, token_file: str | None = None) -> Secret:
     """The bearer token from --bearer-token-file or the settings (X_BEARER_TOKEN; the EC2 unit
     fills it from Secrets Manager). Never a flag value: command lines are visible to every user of
     the host."""
