@@ -37,6 +37,10 @@ def main() -> None:
     parser.add_argument(
         "--skip-windows", action="store_true", help="skip the window-cost and dashboard benchmarks"
     )
+    parser.add_argument(
+        "--old-warehouse",
+        help="also measure this file's EmbeddedWarehouse (e.g. the pre-DuckLake one) for a before/after",
+    )
     args = parser.parse_args()
     now = datetime.now(UTC)
     lines = rate_lines = None
@@ -98,7 +102,7 @@ def main() -> None:
         f"enrich              {r_enrich:10,.0f} posts/s   ratio to bare VADER baseline ({r_vader:,.0f}/s): {r_enrich / r_vader:.2f}"
     )
     print(f"local stream put    {r_stream:10,.0f} records/s (batches of 500)")
-    print(f"posts_hot insert    {r_wh:10,.0f} rows/s    (batches of 100, one file each)")
+    print(f"posts_hot insert    {r_wh:10,.0f} rows/s    (batches of 100, one transaction each)")
     if not args.skip_windows:
         from benchmarks.window_cost import main as window_cost
 
@@ -106,6 +110,9 @@ def main() -> None:
         from benchmarks.dashboard_queries import main as dashboard_queries
 
         dashboard_queries()
+        from benchmarks.warehouse import main as warehouse
+
+        warehouse(days=30, old=args.old_warehouse)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from musicnft.contract.tables import (
     LOCATION_COUNTS_SCHEMA,
     WINDOW_METRICS_SCHEMA,
 )
-from musicnft.contract.windows import WINDOW, window_key
+from musicnft.contract.windows import WINDOW
 
 START = datetime(2021, 12, 1, tzinfo=UTC)
 KEYWORDS = ["all", "music", "nft", "eth", "web3", "opensea"]
@@ -26,7 +26,7 @@ TAGS = [f"tag{i}" for i in range(200)]
 PLACES = [f"place{i}" for i in range(80)]
 
 
-def _window(wh: EmbeddedWarehouse, rnd: random.Random, w: datetime) -> None:
+def _window_tables(rnd: random.Random, w: datetime) -> dict[str, pa.Table]:
     metrics = [
         {
             "window_start": w, "keyword": k, "post_count": rnd.randint(20, 90),
@@ -45,26 +45,21 @@ def _window(wh: EmbeddedWarehouse, rnd: random.Random, w: datetime) -> None:
         {"window_start": w, "location": p, "post_count": rnd.randint(1, 5)}
         for p in rnd.sample(PLACES, 25)
     ]
-    for table, rows, schema in (
-        ("window_metrics_15m", metrics, WINDOW_METRICS_SCHEMA),
-        ("hashtag_counts_15m", tags, HASHTAG_COUNTS_SCHEMA),
-        ("location_counts_15m", places, LOCATION_COUNTS_SCHEMA),
-    ):
-        wh.replace_partition(table, window_key(w), pa.Table.from_pylist(rows, schema=schema))
+    return {
+        "window_metrics_15m": pa.Table.from_pylist(metrics, schema=WINDOW_METRICS_SCHEMA),
+        "hashtag_counts_15m": pa.Table.from_pylist(tags, schema=HASHTAG_COUNTS_SCHEMA),
+        "location_counts_15m": pa.Table.from_pylist(places, schema=LOCATION_COUNTS_SCHEMA),
+    }
 
 
 def build(root: Path, days: int = 30) -> EmbeddedWarehouse:
-    """30 days of windows in the steady state the assets leave: older windows folded into one
-    compacted file per table, the last two hours still one file per window."""
-    rnd = random.Random(1)
+    """30 days of windows in the steady state the assets and the maintenance job leave: older
+    windows merged into few files per table, the last two hours one write per window. (Older
+    windows go in a day per transaction, as a backfill would, so building takes seconds.)"""
+    from benchmarks.warehouse import _load
+
     wh = EmbeddedWarehouse(root)
-    total = days * 96
-    for n in range(total - 8):
-        _window(wh, rnd, START + n * WINDOW)
-    for table in ("window_metrics_15m", "hashtag_counts_15m", "location_counts_15m"):
-        wh.compact_windows(table)
-    for n in range(total - 8, total):
-        _window(wh, rnd, START + n * WINDOW)
+    _load(wh, days)
     return wh
 
 
