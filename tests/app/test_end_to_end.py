@@ -56,10 +56,14 @@ def _lake_rows(data_dir: Path) -> list[dict]:
 
 
 def _posts_hot(data_dir: Path) -> list[dict]:
-    rows: list[dict] = []
-    for path in sorted((data_dir / "warehouse" / "posts_hot").glob("*.parquet")):
-        rows += pq.read_table(path).to_pylist()
-    return rows
+    """Every posts_hot row, read from the warehouse's own tables (DuckLake), read-only."""
+    from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
+
+    wh = EmbeddedWarehouse(data_dir / "warehouse", read_only=True)
+    try:
+        return wh.query("SELECT * FROM posts_hot").to_pylist()
+    finally:
+        wh.close()
 
 
 def test_every_valid_post_lands_in_the_lake_as_v1_parquet(
