@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -104,3 +108,130 @@ def format_status(status: dict[str, Any]) -> str:
     if "x_estimated_spend_usd" in status:
         lines.append(f"  estimated X API spend: ${status['x_estimated_spend_usd']:,.2f}")
     return "\n".join(lines)
+
+
+# ---- `musicnft status --check`: healthy or not, in one line ------------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What `status --check` tolerates (its flags; the defaults are documented in its --help)."""
+
+    max_lag: int = 10_000  # records not yet delivered to the lake, or not yet consumed
+    max_dead_letter_growth: int = 100  # new dead-letter entries within `dead_letter_window`
+    dead_letter_window: float = 3600.0
+    max_spool: int = 1_000  # records waiting in the producer's spool (stream unreachable)
+    max_quarantined: int = 0  # lake files set aside as unreadable (`lake_quarantined`)
+    max_age: float = 3600.0  # seconds since the newest 15-minute window started; 0 = off
+
+
+def spool_depth(settings: Settings) -> int:
+    """Records waiting in the producer's spool, read without writing (0 when there is none)."""
+    path = settings.spool_path
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(db.execute("SELECT count(*) FROM spool").fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return 0
+        raise
+    finally:
+        db.close()
+
+
+def _recent_entries(path: Path, since: datetime) -> int:
+    """Dead-letter entries in a JSON-lines file written at or after `since` (by their "at")."""
+    if not path.exists():
+        return 0
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                at = json.loads(line).get("at")
+                if at and datetime.fromisoformat(at.replace("Z", "+00:00")) >= since:
+                    n += 1
+            except (ValueError, AttributeError):
+                n += 1  # an unreadable entry counts as new: better a false alarm than none
+    return n
+
+
+def dead_letter_growth(settings: Settings, lake: Lake | None, window: float) -> int:
+    """New dead-letter entries in the last `window` seconds: the producer's and the consumer's
+    files (by each entry's time) and the lake's errors/ (lines of files written since)."""
+    since = datetime.now(UTC) - timedelta(seconds=window)
+    dl = settings.dead_letter_dir
+    n = _recent_entries(dl / "producer.jsonl", since)
+    n += _recent_entries(dl / "consumer.jsonl", since)
+    if lake is not None:
+        for obj in lake.list_objects(ERRORS_PREFIX):
+            if obj.last_modified.astimezone(UTC) >= since:
+                n += _lines(lake.get(obj.key))
+    return n
+
+
+def newest_window(warehouse: Warehouse) -> datetime | None:
+    """Start of the newest 15-minute window the batch path has materialized."""
+    value = warehouse.query("SELECT max(window_start) AS w FROM window_metrics_15m").column(0)[0]
+    start = value.as_py()
+    if start is None:
+        return None
+    return start if start.tzinfo else start.replace(tzinfo=UTC)
+
+
+def health_problems(
+    status: dict[str, Any], limits: Thresholds, now: datetime | None = None
+) -> list[str]:
+    """Why `status` (collect_status's dict plus `spool_depth`, `dead_letter_growth` and
+    `newest_window`, each optional) is unhealthy under `limits`; empty when healthy. A key that
+    is absent or None (a Kinesis stream keeps no lag here; a host without the warehouse) is not
+    checked, except `lake_quarantined`, which counts as 0."""
+    problems: list[str] = []
+    for key, label in (("delivery_lag", "delivery lag"), ("consumer_lag", "consumer lag")):
+        value = status.get(key)
+        if value is not None and value > limits.max_lag:
+            problems.append(f"{label} {value:,} > {limits.max_lag:,} records")
+    growth = status.get("dead_letter_growth")
+    if growth is not None and growth > limits.max_dead_letter_growth:
+        problems.append(
+            f"{growth:,} new dead-letter entries in the last {limits.dead_letter_window:.0f}s "
+            f"> {limits.max_dead_letter_growth:,}"
+        )
+    spool = status.get("spool_depth")
+    if spool is not None and spool > limits.max_spool:
+        problems.append(f"spool depth {spool:,} > {limits.max_spool:,} records")
+    quarantined = int(status.get("lake_quarantined") or 0)
+    if quarantined > limits.max_quarantined:
+        problems.append(f"{quarantined:,} quarantined lake files > {limits.max_quarantined:,}")
+    if limits.max_age > 0 and "newest_window" in status:
+        newest = status["newest_window"]
+        if newest is None:
+            problems.append("no 15-minute window materialized yet")
+        else:
+            start = datetime.fromisoformat(str(newest).replace("Z", "+00:00"))
+            age = ((now or datetime.now(UTC)) - start).total_seconds()
+            if age > limits.max_age:
+                problems.append(
+                    f"newest window {newest} is {age:,.0f}s old > {limits.max_age:,.0f}s"
+                )
+    return problems
+
+
+def health_line(status: dict[str, Any], problems: list[str]) -> str:
+    """The one line `status --check` prints."""
+    if problems:
+        return "unhealthy: " + "; ".join(problems)
+    parts = []
+    for key, label in (
+        ("delivery_lag", "delivery lag"),
+        ("consumer_lag", "consumer lag"),
+        ("dead_letter_growth", "new dead-letters"),
+        ("spool_depth", "spool"),
+    ):
+        if status.get(key) is not None:
+            parts.append(f"{label} {status[key]:,}")
+    parts.append(f"quarantined {int(status.get('lake_quarantined') or 0):,}")
+    if status.get("newest_window"):
+        parts.append(f"newest window {status['newest_window']}")
+    return "healthy: " + ", ".join(parts)
