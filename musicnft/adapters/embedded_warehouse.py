@@ -37,6 +37,7 @@ from musicnft.adapters.ducklake_catalog import (
     new_connection,
     sqlite_attach_sql,
 )
+from musicnft.adapters.sql_guard import check_read_only
 from musicnft.contract.tables import TABLES, WINDOWED_TABLES
 from musicnft.contract.windows import parse_window_key
 from musicnft.ports import InsertResult, ReadOnlyQueryError
@@ -663,6 +664,9 @@ class EmbeddedWarehouse:
         return self.retry.run("query at", attempt)
 
     def _check_read_only(self, sql: str) -> None:
+        # DuckDB's parse tree first (no EXPLAIN ANALYZE COPY, no maintenance functions inside a
+        # SELECT), then the statement type on this connection; the attachment is read-only too.
+        check_read_only(sql)
         with self._lock:
             statements = self._reader().extract_statements(sql)
         allowed = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)

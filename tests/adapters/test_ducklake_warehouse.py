@@ -381,3 +381,19 @@ def test_a_migration_interrupted_before_moving_the_files_never_doubles(
     # WHEN it runs again, THEN the rows are not inserted a second time
     assert migrate_legacy(root) == {"posts_hot": 13, "window_metrics_15m": 3}
     assert EmbeddedWarehouse(root).count("posts_hot") == 13
+
+
+def test_queries_cannot_write_files_or_run_maintenance(tmp_path: Path) -> None:
+    wh = EmbeddedWarehouse(tmp_path)
+    _insert(wh, range(3))
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "catalog" not in p.name)
+    for sql in (
+        f"EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{tmp_path}/x.parquet'",
+        "SELECT * FROM ducklake_expire_snapshots('wh', older_than => now())",
+        "SELECT * FROM ducklake_merge_adjacent_files('wh')",
+    ):
+        with pytest.raises(ReadOnlyQueryError):
+            wh.query(sql)
+    after = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "catalog" not in p.name)
+    assert after == before
+    assert wh.query("SELECT count(*) AS n FROM posts_hot AT (VERSION => 2)").num_rows == 1
