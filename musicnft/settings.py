@@ -87,6 +87,16 @@ def _log_level(env: Mapping[str, str]) -> str:
     return level
 
 
+def _third_party_log_level(env: Mapping[str, str]) -> str:
+    """MUSICNFT_THIRD_PARTY_LOG_LEVEL: empty (= WARNING) unless explicitly set."""
+    raw = (env.get("MUSICNFT_THIRD_PARTY_LOG_LEVEL") or "").strip().upper()
+    if raw and raw not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"MUSICNFT_THIRD_PARTY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw!r}"
+        )
+    return raw
+
+
 def parse_keywords(raw: str) -> tuple[str, ...]:
     """Comma-separated keywords; blanks dropped, duplicates (case-insensitive) removed."""
     seen: set[str] = set()
@@ -148,6 +158,9 @@ class Settings:
     # files only they used are removed by the maintenance job.
     warehouse_retention_hours: float = 24.0
     warehouse_maintenance_cron: str = "23 * * * *"
+    # Third-party loggers (botocore, urllib3, google, ...) stay at WARNING or above unless this
+    # explicitly lowers them (they can log request and response bodies, secrets included).
+    third_party_log_level: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -248,6 +261,7 @@ class Settings:
             warehouse_maintenance_cron=(
                 env.get("MUSICNFT_WAREHOUSE_MAINTENANCE_CRON", "").strip() or "23 * * * *"
             ),
+            third_party_log_level=_third_party_log_level(env),
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:
