@@ -10,7 +10,7 @@ DAGSTER_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo demo-cloud test lint format bench lock clean browser lambda-zip deploy
+.PHONY: install demo demo-cloud test lint format bench lock clean browser postgres lambda-zip deploy
 
 install: $(STAMP)
 
@@ -35,7 +35,7 @@ demo: $(STAMP)
 demo-cloud: $(STAMP)
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/python -m musicnft.devtools.cloud_rehearsal --speed $(DEMO_SPEED) --dagster-port $(DAGSTER_PORT) --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser build).
@@ -43,6 +43,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The DuckLake catalog test on PostgreSQL starts Debian's postgresql on 127.0.0.1 in a temp dir.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the DuckLake catalog test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # ruff for style, mypy for types (strict on the contract and the ports: see pyproject.toml).
 lint: $(STAMP)

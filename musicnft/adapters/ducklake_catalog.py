@@ -55,7 +55,9 @@ def extension_path(name: str) -> Path:
     return path
 
 
-def new_connection(private_dir: Path, extensions: tuple[str, ...] = ("ducklake", "sqlite_scanner")):
+def new_connection(
+    private_dir: Path, extensions: tuple[str, ...] = ("ducklake", "sqlite_scanner")
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the DuckLake extensions loaded from the venv; its extension
     directory is a private folder that stays empty (nothing is installed, nothing autoloads)."""
     con = duckdb.connect(
@@ -72,29 +74,52 @@ def new_connection(private_dir: Path, extensions: tuple[str, ...] = ("ducklake",
     return con
 
 
-def sqlite_attach_sql(
+def extensions_for(catalog: str | None) -> tuple[str, ...]:
+    """The extensions a catalog needs: SQLite's scanner by default, PostgreSQL's for `postgres:`."""
+    if catalog and catalog.startswith("postgres:"):
+        return ("ducklake", "postgres_scanner")
+    return ("ducklake", "sqlite_scanner")
+
+
+def attach_sql(
     root: Path,
+    catalog: str | None = None,
+    data_path: str | None = None,
     alias: str = ALIAS,
     read_only: bool = False,
     snapshot_time: datetime | None = None,
 ) -> str:
-    """ATTACH for the SQLite catalog in WAL mode (readers never block the writer, nor it them)."""
-    catalog = (root / CATALOG_FILE).as_posix()
+    """The ATTACH of the warehouse's DuckLake.
+
+    By default the catalog is `<root>/catalog.sqlite` in WAL mode (readers never block the
+    writer, nor it them) and the data `<root>/data/`. `catalog="postgres:<libpq string>"` puts
+    the catalog in PostgreSQL (`data_path` may then be another folder or an `s3://` URL).
+    """
+    data = data_path or f"{(root / DATA_DIR).as_posix()}/"
     # The data path follows the root (the catalog stores file paths relative to it), so a
     # warehouse folder can be moved or copied whole.
-    options = [
-        f"DATA_PATH '{(root / DATA_DIR).as_posix()}/'",
-        "OVERRIDE_DATA_PATH TRUE",
-        "META_JOURNAL_MODE 'WAL'",
-    ]
+    options = [f"DATA_PATH '{data}'", "OVERRIDE_DATA_PATH TRUE"]
+    if catalog is None:
+        target = f"sqlite:{(root / CATALOG_FILE).as_posix()}"
+        options.append("META_JOURNAL_MODE 'WAL'")
+    elif catalog.startswith("postgres:"):
+        target = catalog
+    else:
+        raise ValueError(f"unsupported DuckLake catalog {catalog!r} (sqlite by default, postgres:)")
     if read_only:
         options.append("READ_ONLY")
     if snapshot_time is not None:
         options.append(f"SNAPSHOT_TIME '{snapshot_time.isoformat()}'")
-    for text in (catalog, alias):
+    for text in (target, data, alias):
         if "'" in text:
-            raise ValueError(f"quote in a catalog path or alias: {text!r}")
-    return f"ATTACH 'ducklake:sqlite:{catalog}' AS {alias} ({', '.join(options)})"
+            raise ValueError(f"quote in a catalog string, data path or alias: {text!r}")
+    return f"ATTACH 'ducklake:{target}' AS {alias} ({', '.join(options)})"
+
+
+def sqlite_attach_sql(
+    root: Path, alias: str = ALIAS, read_only: bool = False, snapshot_time: datetime | None = None
+) -> str:
+    return attach_sql(root, None, None, alias, read_only, snapshot_time)
 
 
 # ---- retries -----------------------------------------------------------------------------------
@@ -112,6 +137,9 @@ _TRANSIENT = (
     "no such file",
     "cannot open file",
     "failed to open",
+    "deadlock detected",
+    "could not obtain lock",
+    "duplicate key value",  # two commits took the same snapshot id (PostgreSQL catalog)
 )
 
 

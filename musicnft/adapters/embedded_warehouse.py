@@ -33,9 +33,10 @@ from musicnft.adapters.ducklake_catalog import (
     CATALOG_FILE,
     META_SCHEMA,
     RetryPolicy,
+    attach_sql,
+    extensions_for,
     is_transient,
     new_connection,
-    sqlite_attach_sql,
 )
 from musicnft.adapters.sql_guard import check_read_only
 from musicnft.contract.tables import TABLES, WINDOWED_TABLES
@@ -133,9 +134,15 @@ class EmbeddedWarehouse:
         recent_snapshots_for_dedup: int = 200,
         retry: RetryPolicy | None = None,
         *,
+        catalog: str | None = None,
+        data_path: str | None = None,
         legacy_ok: bool = False,
     ) -> None:
         self.root = Path(root).absolute()
+        # None: `<root>/catalog.sqlite`; "postgres:<libpq string>": a PostgreSQL catalog
+        # (docs/warehouse.md, Beyond one laptop); data in `data_path`, else `<root>/data/`.
+        self.catalog = catalog
+        self.data_path = data_path
         self.read_only = read_only
         self.retry = retry or RetryPolicy()
         self._recent_snapshots = recent_snapshots_for_dedup
@@ -161,14 +168,14 @@ class EmbeddedWarehouse:
     def _ensure_catalog(self) -> None:
         """Create the catalog and every table once (under a file lock: many processes may open a
         fresh root at once); add columns a newer contract has and the stored tables lack."""
-        key = str(self.root)
-        if key in _READY and (self.root / CATALOG_FILE).exists():
+        key = f"{self.root}|{self.catalog}|{self.data_path}"
+        if key in _READY and (self.catalog or (self.root / CATALOG_FILE).exists()):
             return
         self.root.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.root / ".catalog.lock"):
-            con = new_connection(self.root)
+            con = self._connection()
             try:
-                self.retry.run("attach", lambda: con.execute(sqlite_attach_sql(self.root)))
+                self.retry.run("attach", lambda: con.execute(self._attach_sql()))
                 self.retry.run("create tables", lambda: self._create_tables(con))
             finally:
                 con.close()
@@ -200,7 +207,8 @@ class EmbeddedWarehouse:
             for table in missing:
                 con.register("_musicnft_empty", TABLES[table].empty_table())
                 con.execute(
-                    f"CREATE TABLE {ALIAS}.main.{_ident(table)} AS SELECT * FROM _musicnft_empty"
+                    f"CREATE TABLE IF NOT EXISTS {ALIAS}.main.{_ident(table)} AS "
+                    "SELECT * FROM _musicnft_empty"
                 )
                 con.unregister("_musicnft_empty")
             for table, field in new_columns:
@@ -214,7 +222,7 @@ class EmbeddedWarehouse:
             if wanted_meta not in existing:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{META_SCHEMA}")
                 con.execute(
-                    f"CREATE TABLE {ALIAS}.{WINDOWS_TABLE} "
+                    f"CREATE TABLE IF NOT EXISTS {ALIAS}.{WINDOWS_TABLE} "
                     "(table_name VARCHAR, window_start TIMESTAMPTZ, written_at TIMESTAMPTZ)"
                 )
             con.execute("COMMIT")
@@ -229,13 +237,25 @@ class EmbeddedWarehouse:
                 f"schema => '{META_SCHEMA}', table_name => 'windows')"
             )
 
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        return new_connection(self.root, extensions_for(self.catalog))
+
+    def _attach_sql(self, read_only: bool = False, snapshot_time: datetime | None = None) -> str:
+        return attach_sql(
+            self.root,
+            self.catalog,
+            self.data_path,
+            read_only=read_only,
+            snapshot_time=snapshot_time,
+        )
+
     def _writer(self) -> duckdb.DuckDBPyConnection:
         if self.read_only:
             raise PermissionError(f"this warehouse at {self.root} was opened read-only")
         if self._writer_con is None:
             self._ensure_catalog()
-            con = new_connection(self.root)
-            self.retry.run("attach", lambda: con.execute(sqlite_attach_sql(self.root)))
+            con = self._connection()
+            self.retry.run("attach", lambda: con.execute(self._attach_sql()))
             con.execute(f"USE {ALIAS}")
             self._writer_con = con
         return self._writer_con
@@ -243,12 +263,15 @@ class EmbeddedWarehouse:
     def _locked_down(self, snapshot_time: datetime | None = None) -> duckdb.DuckDBPyConnection:
         """A read-only attachment that may read the warehouse folder and nothing else."""
         self._ensure_catalog()
-        con = new_connection(self.root)
+        con = self._connection()
         try:
-            sql = sqlite_attach_sql(self.root, read_only=True, snapshot_time=snapshot_time)
+            sql = self._attach_sql(read_only=True, snapshot_time=snapshot_time)
             self.retry.run("attach", lambda: con.execute(sql))
             con.execute(f"USE {ALIAS}")
-            con.execute("SET allowed_directories=[?]", [str(self.root.resolve()) + "/"])
+            allowed = [str(self.root.resolve()) + "/"]
+            if self.data_path:
+                allowed.append(self.data_path)
+            con.execute("SET allowed_directories=?", [allowed])
             con.execute("SET enable_external_access=false")
         except BaseException:
             con.close()
