@@ -7,10 +7,12 @@ they got: the local directory and the embedded warehouse, or S3 and BigQuery in 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from dagster_gcp import BigQueryResource
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
@@ -35,16 +37,17 @@ class LocalLakeResource(LakeResource):
         return LocalLake(Path(self.root))
 
 
-class S3LakeResource(LakeResource):
-    """The lake in an S3 bucket (cloud profile); `endpoint_url` points at moto server in tests."""
+class S3LakeResource(S3Resource, LakeResource):
+    """The lake in an S3 bucket (cloud profile), built on dagster-aws's `S3Resource`: its client
+    settings (`region_name`, `endpoint_url` (moto server in tests), `max_attempts`, a profile
+    or keys, best as `EnvVar`s) show in the UI; the port's behaviour is `S3Lake`'s."""
 
     bucket: str
-    endpoint_url: str | None = None
 
     def lake(self) -> Lake:
         from musicnft.adapters.s3_lake import S3Lake
 
-        return S3Lake(self.bucket, endpoint_url=self.endpoint_url)
+        return S3Lake(self.bucket, client=self.get_client())
 
 
 class WarehouseResource(dg.ConfigurableResource, ABC):
@@ -140,3 +143,21 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "warehouse": WAREHOUSE_RESOURCES[settings.warehouse_backend](settings),
         "pipeline": PipelineResource(keywords=[k.lower() for k in settings.keywords]),
     }
+
+
+@dataclass(frozen=True)
+class AssetKinds:
+    """The kinds the UI shows on the window assets, from the backends in use."""
+
+    tables: set[str]  # the aggregates: where they are stored
+    posts: set[str]  # posts: read from the lake, stored in the warehouse
+
+
+WAREHOUSE_KINDS: dict[str, set[str]] = {"embedded": {"duckdb", "parquet"}, "bigquery": {"bigquery"}}
+LAKE_KINDS: dict[str, set[str]] = {"local": {"parquet"}, "s3": {"s3"}}
+
+
+def kinds_for(settings: Settings) -> AssetKinds:
+    """Kinds for these settings' backends (duckdb never shows on BigQuery)."""
+    tables = WAREHOUSE_KINDS.get(settings.warehouse_backend, set())
+    return AssetKinds(tables=set(tables), posts=tables | LAKE_KINDS.get(settings.lake_backend, set()))

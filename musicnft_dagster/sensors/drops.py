@@ -1,6 +1,10 @@
-"""The drop sensor: new Parquet files in the lake → one run per window they touch."""
+"""The drop sensor: new Parquet files in the lake → one run per day, naming the 15-minute
+windows they touch."""
 
-from datetime import datetime
+import hashlib
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -9,11 +13,17 @@ from musicnft.batch.lake_index import FileStats, LakeIndex, read_file_stats, rea
 from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
 from musicnft.contract.windows import parse_window_key, window_start
 from musicnft.ports import Lake, LakeObject
-from musicnft_dagster.jobs import WINDOW_TAG, windows_job
-from musicnft_dagster.partitions import WINDOWS
+from musicnft_dagster.jobs import TRIGGER_TAG, WINDOWS_TAG, windows_job
+from musicnft_dagster.partitions import DAYS, WINDOWS, day_key
 from musicnft_dagster.resources import LakeResource, WarehouseResource
+from musicnft_dagster.windows import WindowSelectionError, select_windows, windows_tag
 
 MAX_FILES_PER_TICK = 500
+# The last asset of a window's chain: its materialization means the whole window was rebuilt.
+LAST_ASSET = dg.AssetKey("reconciliation_15m")
+# The sensor ticks every 10 s: a drop becomes aggregates within seconds of landing (a tick is
+# a listing of recent hour folders and a footer read per new file).
+INTERVAL_SECONDS = 10
 
 
 def _read_cursor(context: dg.SensorEvaluationContext) -> DropCursor:
@@ -90,20 +100,91 @@ def _log_plan(context: dg.SensorEvaluationContext, plan: RunPlan) -> None:
         )
 
 
+def day_run_key(day: str, windows: dict[str, list[str]]) -> str:
+    """Deterministic: the same windows of a day with the same new files are the same run."""
+    per_window = "\n".join(run_key(w, files) for w, files in sorted(windows.items()))
+    return f"drops:{day}:{hashlib.sha1(per_window.encode()).hexdigest()[:16]}"
+
+
+def by_day(runs: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
+    """Window runs (window key → its new files) grouped by their day partition."""
+    days: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for window, files in runs.items():
+        days[day_key(parse_window_key(window))][window] = files
+    return dict(days)
+
+
 def _run_requests(plan: RunPlan) -> list[dg.RunRequest]:
-    """One run per window, keyed by the window and its new files."""
+    """One run per day, naming its windows, keyed by the windows and their new files."""
     return [
         dg.RunRequest(
-            run_key=run_key(window, files),
-            partition_key=window,
+            run_key=day_run_key(day, windows),
+            partition_key=day,
             tags={
-                WINDOW_TAG: window,
-                "musicnft/trigger": "drop",
-                "musicnft/new_files": str(len(files)),
+                WINDOWS_TAG: windows_tag(windows),
+                TRIGGER_TAG: "drop",
+                "musicnft/new_files": str(len({f for fs in windows.values() for f in fs})),
             },
         )
-        for window, files in plan.runs.items()
+        for day, windows in sorted(by_day(plan.runs).items())
     ]
+
+
+def _first_indexed(warehouse: Any, keys: list[str]) -> dict[str, datetime]:
+    """When each of these files was first indexed (by a backfill or an earlier tick), if ever."""
+    if not keys:
+        return {}
+    result = warehouse.query(
+        "SELECT key, min(indexed_at) AS at FROM lake_files "
+        f"WHERE {warehouse.dialect.in_list_param('key')} GROUP BY key",
+        [keys],
+    )
+    return {
+        k: (t if t.tzinfo else t.replace(tzinfo=UTC))
+        for k, t in zip(result.column(0).to_pylist(), result.column(1).to_pylist(), strict=True)
+    }
+
+
+def _covering_run(instance: dg.DagsterInstance, window: str, since: datetime) -> str | None:
+    """A run that rebuilt `window` after `since` (it started after its files were indexed, so it
+    read them): a backfill's, or one the UI launched. None when there is none."""
+    day = day_key(parse_window_key(window))
+    span = DAYS.time_window_for_partition_key(day)
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=LAST_ASSET, asset_partitions=[day], after_timestamp=since.timestamp()
+        ),
+        limit=20,
+    ).records
+    for record in records:
+        run = instance.get_run_record_by_id(record.run_id) if record.run_id else None
+        if run is None or run.start_time is None or run.start_time <= since.timestamp():
+            continue
+        started = datetime.fromtimestamp(run.start_time, UTC)
+        try:
+            done = select_windows(span.start, span.end, run.dagster_run.tags, WINDOWS.start, started)
+        except (WindowSelectionError, ValueError):
+            continue
+        if parse_window_key(window) in done:
+            return run.dagster_run.run_id
+    return None
+
+
+def _drop_covered(
+    context: dg.SensorEvaluationContext, plan: RunPlan, indexed: dict[str, datetime]
+) -> int:
+    """Windows whose new files were all indexed before a run that rebuilt them (`musicnft
+    backfill`, a Materialize in the UI) need no run: drop them from the plan."""
+    covered = 0
+    for window, files in list(plan.runs.items()):
+        if not files or not all(f in indexed for f in files):
+            continue  # a file indexed only now: no earlier run can have read it
+        run_id = _covering_run(context.instance, window, max(indexed[f] for f in files))
+        if run_id is not None:
+            context.log.info("window %s: already rebuilt with its files by run %s", window, run_id)
+            del plan.runs[window]
+            covered += 1
+    return covered
 
 
 def _tick_result(
@@ -115,6 +196,7 @@ def _tick_result(
     new_files: list[LakeObject],
     more: bool,
     plan: RunPlan,
+    covered: int = 0,
 ) -> dg.SensorResult | dg.SkipReason:
     """The tick's runs and next cursor, or why there are none (no cursor change without news)."""
     requests = _run_requests(plan)
@@ -126,8 +208,9 @@ def _tick_result(
             )
         return dg.SensorResult(
             skip_reason=dg.SkipReason(
-                f"{len(new_files)} new file(s) touch no window that exists yet "
-                f"(future: {len(plan.future)}, before start: {plan.before_start})"
+                f"{len(new_files)} new file(s) touch no window that exists yet or that a run "
+                f"has not rebuilt with them already (future: {len(plan.future)}, before start: "
+                f"{plan.before_start}, already rebuilt: {covered})"
             ),
             cursor=next_cursor.to_json(),
         )
@@ -142,13 +225,14 @@ def _tick_result(
 
 @dg.sensor(
     job=windows_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Watches raw/ for new Parquet drops (late ones in earlier hour folders too), reads each "
-        "file's created_at range from its footer, and requests one run per window touched, "
-        "keyed by the window and its new files so a repeated or restarted tick never runs "
-        "the same work twice."
+        "file's created_at range from its footer, and requests one run per day naming the "
+        "15-minute windows touched, keyed by the windows and their new files so a repeated or "
+        "restarted tick never runs the same work twice; windows a backfill already rebuilt "
+        "with those files are not run again."
     ),
 )
 def lake_drop_sensor(
@@ -160,10 +244,13 @@ def lake_drop_sensor(
     new_files, next_cursor, more = select_new_files(cursor, listing, MAX_FILES_PER_TICK)
     _warn_about_errors(context, the_lake, cursor)
     stats = _read_stats(context, the_lake, new_files)
-    LakeIndex(warehouse.warehouse()).record(stats)
+    wh = warehouse.warehouse()
+    indexed = _first_indexed(wh, [s.key for s in stats])
+    LakeIndex(wh).record(stats)
     plan = _plan(the_lake, stats, next_cursor.pending)
     next_cursor.pending = plan.future
     _log_plan(context, plan)
+    covered = _drop_covered(context, plan, indexed) if indexed else 0
     return _tick_result(
         context,
         cursor=cursor,
@@ -172,4 +259,5 @@ def lake_drop_sensor(
         new_files=new_files,
         more=more,
         plan=plan,
+        covered=covered,
     )

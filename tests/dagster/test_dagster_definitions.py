@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from musicnft_dagster.definitions import defs
-from musicnft_dagster.partitions import WINDOWS
+from musicnft_dagster.partitions import DAYS, WINDOWS
 from musicnft_dagster.resources import EmbeddedWarehouseResource, LocalLakeResource
 
 ASSETS = {
@@ -27,13 +27,22 @@ def test_definitions_load_with_everything() -> None:
     graph = repo.asset_graph
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == CHECKS
-    assert [s.name for s in repo.sensor_defs] == ["lake_drop_sensor"]
-    assert [s.name for s in repo.schedule_defs] == ["refresh_latest_windows"]
+    assert sorted(s.name for s in repo.sensor_defs) == ["failed_windows_sensor", "lake_drop_sensor"]
+    assert "refresh_latest_windows" in {s.name for s in repo.schedule_defs}
     assert "window_refresh" in {j.name for j in repo.get_all_jobs()}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.partitions_def == WINDOWS
+        assert node.partitions_def == DAYS
         assert node.freshness_policy is not None
+        assert node.backfill_policy is not None
+        assert node.backfill_policy.max_partitions_per_run == 31
+        assert node.owners == ["team:data-engineering"]
+        assert node.description
+        # kinds follow the warehouse in use (embedded here): never a stale "duckdb" on BigQuery
+        assert {"duckdb", "parquet"} <= set(node.kinds)
+    # every job, the implicit one of backfills included, runs its steps in the run's process
+    for job in repo.get_all_jobs():
+        assert job.executor_def.name == "in_process", job.name
     resources = defs.resources or {}
     assert isinstance(resources["lake"], LocalLakeResource)
     assert isinstance(resources["warehouse"], EmbeddedWarehouseResource)
@@ -51,7 +60,29 @@ def test_blocking_checks_are_blocking() -> None:
     assert specs[("reconciliation_15m", "lake_matches_warehouse")].blocking
 
 
-def test_windows_are_15_minute_utc_from_2021() -> None:
+def test_partitions_are_utc_days_within_dagsters_guidance() -> None:
+    assert DAYS.get_first_partition_key() == "2021-11-01"
+    assert DAYS.timezone == "UTC"
+    # at most 100,000 partitions per asset, now and after five more years (15-minute
+    # partitions were 178,090 in November 2026)
+    now = len(DAYS.get_partition_keys())
+    assert 1_800 < now < 2_500
+    assert now + 5 * 366 < 100_000
+
+
+def test_kinds_follow_the_backends() -> None:
+    from musicnft.settings import Settings
+    from musicnft_dagster.resources import kinds_for
+
+    bigquery = kinds_for(Settings.from_env(
+        {"MUSICNFT_PROFILE": "cloud", "MUSICNFT_S3_BUCKET": "b", "MUSICNFT_BIGQUERY_PROJECT": "p"}
+    ))
+    assert bigquery.tables == {"bigquery"} and bigquery.posts == {"bigquery", "s3"}
+    local = kinds_for(Settings.from_env({}))
+    assert local.tables == {"duckdb", "parquet"}
+
+
+def test_the_window_calendar_is_15_minute_utc_from_2021() -> None:
     assert WINDOWS.get_first_partition_key() == "2021-11-01-00:00"
     assert WINDOWS.timezone == "UTC"
     keys = WINDOWS.get_partition_keys_in_range(
@@ -74,7 +105,14 @@ def test_schedule_refreshes_the_closed_and_the_open_window() -> None:
     ctx = dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 1, 2, 10, 15, tzinfo=UTC)
     )
+    [request] = refresh_latest_windows(ctx)
+    assert request.partition_key == "2026-01-02"
+    assert request.tags["musicnft/windows"] == "2026-01-02-10:00,2026-01-02-10:15"
+    # at midnight the two windows are in two day partitions: one run each
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 1, 2, tzinfo=UTC))
     requests = refresh_latest_windows(ctx)
-    assert [r.partition_key for r in requests] == ["2026-01-02-10:00", "2026-01-02-10:15"]
+    assert [(r.partition_key, r.tags["musicnft/windows"]) for r in requests] == [
+        ("2026-01-01", "2026-01-01-23:45"),
+        ("2026-01-02", "2026-01-02-00:00"),
+    ]
     assert len({r.run_key for r in requests}) == 2
-    assert all(r.tags["musicnft/window"] == r.partition_key for r in requests)

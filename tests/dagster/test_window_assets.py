@@ -26,11 +26,13 @@ from musicnft.batch import window_pipeline as wp
 from musicnft.contract.tables import POSTS_HOT_SCHEMA, WINDOWED_TABLES
 from musicnft.contract.windows import WINDOW, parse_window_key
 from musicnft_dagster.assets.windows import WINDOW_ASSETS
+from musicnft_dagster.partitions import day_key
 from musicnft_dagster.resources import (
     EmbeddedWarehouseResource,
     LocalLakeResource,
     PipelineResource,
 )
+from musicnft_dagster.windows import window_run
 from tests.support.sample_lake import (
     ASSET_NAMES,
     CHECKS,
@@ -47,6 +49,8 @@ from tests.support.sample_lake import (
 )
 
 pytestmark = pytest.mark.slow
+# Per-day metadata every window asset adds to its materializations (rows written, windows run).
+DAY_KEYS = {"dagster/row_count", "rows", "windows"}
 
 
 @pytest.fixture
@@ -67,9 +71,10 @@ def resources(lake: Lake, warehouse: Path) -> dict[str, object]:
 def materialize(
     lake: Lake, warehouse: Path, key: str = KEY, raise_on_error: bool = True
 ) -> dg.ExecuteInProcessResult:
+    """A run of the window's day partition, narrowed to the window (as the sensor asks)."""
     return dg.materialize(
         WINDOW_ASSETS,
-        partition_key=key,
+        **window_run(key),
         resources=resources(lake, warehouse),
         raise_on_error=raise_on_error,
     )
@@ -185,7 +190,7 @@ def test_every_asset_materializes_and_every_check_passes(sample_lake: Lake, run:
     assert set(evaluations) == CHECKS
     assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(CHECKS, True)
     for evaluation in evaluations.values():
-        assert evaluation.partition == KEY
+        assert evaluation.partition == day_key(WINDOW_START)
 
     # posts: row counts and files read, against the lake files themselves
     expected = expected_posts(sample_lake)
@@ -201,7 +206,11 @@ def test_every_asset_materializes_and_every_check_passes(sample_lake: Lake, run:
     assert posts_meta["duplicates_in_lake"] == len(lake_rows) - len(expected) > 0
     assert posts_meta["files_read"] == len(files)
     assert sorted(posts_meta["files"]) == sorted(files)
-    assert meta(evaluations["posts.post_id_unique"]) == {"duplicate_rows": 0}
+    assert meta(evaluations["posts.post_id_unique"]) == {
+        "duplicate_rows": 0,
+        "failed_windows": 0,
+        "failures": [],
+    }
 
     # aggregates: row counts
     tags = {t for p in expected.values() for t in p["hashtags"]}
@@ -211,7 +220,7 @@ def test_every_asset_materializes_and_every_check_passes(sample_lake: Lake, run:
     assert mats["location_counts_15m"]["rows"] == len(locations) > 0
 
     # reconciliation: posts_hot was empty, so every lake post was missing and got inserted
-    recon = mats["reconciliation_15m"]
+    recon = {k: v for k, v in mats["reconciliation_15m"].items() if k not in DAY_KEYS}
     n = len(expected)
     assert recon == {
         "lake_count": n,
@@ -468,7 +477,10 @@ def test_a_failed_uniqueness_check_blocks_the_downstream_assets(
     # THEN the check fails and nothing downstream of posts materializes in that run
     check = checks(result)["posts.post_id_unique"]
     assert check.passed is False
-    assert meta(check) == {"duplicate_rows": 3}
+    assert meta(check)["duplicate_rows"] == 3
+    assert meta(check)["failures"] == [
+        {"window": KEY, "duplicate_rows": 3, "reason": f"{KEY}: 3 dup"}
+    ]
     assert not result.success
     # (posts itself is written, then its step fails on the blocking check)
     assert set(materialized(result)) == {"posts"}
