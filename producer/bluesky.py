@@ -5,15 +5,25 @@ leans on that: it remembers the `time_us` of the last message it handed over, pe
 every (re)connect asks for a few seconds *before* it. Posts seen twice are harmless (post ids are
 stable and the reconciliation is unique by post id); posts never seen are not, so every choice
 here trades duplicates for gaps.
+
+With `durable_acks=True` (the producer's wiring) the cursor it persists is only that of the newest
+message whose every predecessor its consumer has acknowledged as durable (`acknowledge(n)`: on
+the stream, dead-lettered or skipped), so a kill -9 while a batch is still in memory replays that
+batch instead of losing it. No frame can stop the source: a broken one is handed over like any
+other (the producer dead-letters it) and the cursor moves on with the next good one; a frame the
+producer has already dead-lettered (`dead_lettered`) is not handed over again when a rewind or a
+restart replays it, so it is dead-lettered once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -28,7 +38,12 @@ DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 
 # A time_us this far past our clock is not a real cursor (Jetstream stamps messages itself);
 # persisting it would make every later resume wait for a future that delivers nothing.
-_MAX_FUTURE_US = 3600 * 1_000_000
+_MAX_FUTURE_US = 300 * 1_000_000
+# Before any cursor, a time_us this far before our clock is not real either (it would make the
+# next resume replay Jetstream's whole retention).
+_MAX_PAST_US = 24 * 3600 * 1_000_000
+# Dead-lettered frames are remembered this long past the rewind window, to recognise replays.
+_DEAD_LETTER_MEMORY_US = 60 * 1_000_000
 
 
 class Connection(Protocol):
@@ -76,6 +91,7 @@ class JetstreamSource:
         poll_seconds: float = 0.2,
         stats_seconds: float = 30.0,
         persist_seconds: float = 1.0,
+        durable_acks: bool = False,
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss"):
@@ -96,14 +112,25 @@ class JetstreamSource:
         self.poll_seconds = poll_seconds
         self.stats_seconds = stats_seconds
         self.persist_seconds = persist_seconds
+        self.durable_acks = durable_acks
 
         self.cursor: int | None = self._load_cursor()  # time_us of the last message handed over
+        # time_us of the newest message whose predecessors are all durable: what is persisted
+        self.durable_cursor: int | None = self.cursor
         self.messages = 0  # frames received, all connections
         self.connects = 0  # successful connections
         self.disconnects = 0
+        self.replayed_dead_letters = 0  # frames not handed over again (already dead-lettered)
         self._saved: int | None = self.cursor
         self._live_since_us: int | None = None
         self._frames_without_cursor = 0
+        # The usable time_us (or None) of each message handed over and not yet durable, in order.
+        self._pending: deque[int | None] = deque()
+        self._handed = 0  # messages handed over
+        self._settled = 0  # of which known durable (popped from _pending)
+        self._acked = 0  # acknowledged by the consumer (any thread)
+        self._dead_path = self.cursor_path.with_name(self.cursor_path.name + ".dead-lettered")
+        self._dead: dict[str, int] = self._load_dead_lettered()  # digest → position (time_us)
 
     # -- cursor ------------------------------------------------------------------------------
 
@@ -130,25 +157,66 @@ class JetstreamSource:
             return None
         return value if value >= 0 else None
 
+    def acknowledge(self, durable: int) -> None:
+        """The consumer's word that the first `durable` messages handed over are durable (on
+        the stream, dead-lettered or needing nothing). Cheap and safe from any thread; the cursor
+        is moved and persisted by the source's own thread."""
+        if durable > self._acked:
+            self._acked = durable
+
+    def dead_lettered(self, ref: str, data: bytes) -> None:
+        """The consumer dead-lettered this frame (durably): a replay of it is not handed over."""
+        position = jetstream_cursor(data)
+        if position is None:
+            position = self.cursor if self.cursor is not None else 0
+        self._dead[_digest(data)] = position
+        # Now, not with the next cursor: a kill -9 after the dead-letter's fsync must not make
+        # the restart's replay dead-letter the frame again. Dead letters are rare.
+        self._save_dead_lettered()
+
+    def _settle(self) -> None:
+        """Move the durable cursor over every message acknowledged so far."""
+        acked = min(self._acked, self._handed)
+        while self._settled < acked:
+            time_us = self._pending.popleft()
+            self._settled += 1
+            if time_us is not None and (
+                self.durable_cursor is None or time_us > self.durable_cursor
+            ):
+                self.durable_cursor = time_us
+
     def save_cursor(self) -> None:
-        """Write the cursor atomically (temp file, fsync, rename), so a crash at any moment
-        leaves the old cursor or the new one, never a torn file that would cost the resume."""
-        value = self.cursor
+        """Write the durable cursor atomically (temp file, fsync, rename), so a crash at any
+        moment leaves the old cursor or the new one, never a torn file that would cost the
+        resume."""
+        self._settle()
+        value = self.durable_cursor
         if value is None or value == self._saved:
             return
-        directory = self.cursor_path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.cursor_path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(f"{value}\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.cursor_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomically(self.cursor_path, f"{value}\n")
         self._saved = value
+
+    def close(self) -> None:
+        """Persist what became durable after iteration ended (the producer's final flush)."""
+        self.save_cursor()
+
+    def _load_dead_lettered(self) -> dict[str, int]:
+        try:
+            lines = self._dead_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return {}
+        out: dict[str, int] = {}
+        for line in lines:
+            position, _, digest = line.partition(" ")
+            if position.isdigit() and digest:
+                out[digest] = int(position)
+        return out
+
+    def _save_dead_lettered(self) -> None:
+        horizon = (self.durable_cursor or 0) - self.rewind_us - _DEAD_LETTER_MEMORY_US
+        self._dead = {d: p for d, p in self._dead.items() if p >= horizon}
+        text = "".join(f"{p} {d}\n" for d, p in self._dead.items())
+        _write_atomically(self._dead_path, text)
 
     def resume_cursor(self) -> int | None:
         """The `cursor` to ask for: `rewind_seconds` before the last message handed over.
@@ -176,18 +244,42 @@ class JetstreamSource:
             query.append(("cursor", str(cursor)))
         return urlunsplit(parts._replace(query=urlencode(query)))
 
-    def _advance(self, time_us: int | None) -> None:
+    def _usable(self, time_us: int | None) -> int | None:
+        """`time_us` if it can be a cursor; None for an absurd one (the frame still goes on)."""
         if time_us is None:
-            return
+            return None
         now_us = int(self.clock() * 1_000_000)
         if time_us > now_us + _MAX_FUTURE_US:
             log.warning(
                 "ignoring time_us %d: %.0f s in the future", time_us, (time_us - now_us) / 1e6
             )
-            return
+            return None
+        if self.cursor is None and time_us < now_us - _MAX_PAST_US:
+            log.warning(
+                "ignoring time_us %d: %.0f s in the past", time_us, (now_us - time_us) / 1e6
+            )
+            return None
+        return time_us
+
+    def _advance(self, time_us: int | None) -> None:
         # max: after a rewind the replayed messages are older than what was already handed over.
-        if self.cursor is None or time_us > self.cursor:
+        if time_us is not None and (self.cursor is None or time_us > self.cursor):
             self.cursor = time_us
+
+    def _hand_over(self, data: bytes) -> tuple[str, bytes] | None:
+        """(ref, data) for a received frame, or None for one not to hand over again; never
+        raises, whatever the frame holds."""
+        if self._dead and _digest(data) in self._dead:
+            self.replayed_dead_letters += 1
+            log.info("skipping a replayed frame that is already in the dead-letter")
+            return None
+        time_us = self._usable(jetstream_cursor(data))
+        self._advance(time_us)
+        self._pending.append(time_us)
+        self._handed += 1
+        if not self.durable_acks:
+            self._acked = self._handed  # handed over = done with, for a plain iterator
+        return self._ref(time_us), data
 
     # -- iteration ---------------------------------------------------------------------------
 
@@ -210,6 +302,11 @@ class JetstreamSource:
                     # A fresh start joins live; should this first connection fail before any
                     # message, the next one resumes from here rather than from "live" again.
                     self._live_since_us = int(self.clock() * 1_000_000)
+                    if self.durable_acks and self.durable_cursor is None:
+                        # Nothing before this moment is ours to deliver: a restart (even after
+                        # a kill -9 before the first batch) resumes from here, not from "live".
+                        self.durable_cursor = self._live_since_us
+                        self.save_cursor()
                 try:
                     session = self._connect(url)
                     conn = session.__enter__()
@@ -238,12 +335,10 @@ class JetstreamSource:
                         now = self.clock()
                         if frame is not None:
                             delay = 1.0  # a healthy message: the next failure starts over
-                            data = frame.encode("utf-8") if isinstance(frame, str) else bytes(frame)
                             self.messages += 1
-                            time_us = jetstream_cursor(data)
-                            self._advance(time_us)
-                            yield self._ref(time_us), data
-                            # Resumed: the consumer is done with everything handed over so far.
+                            item = self._hand_over(_frame_bytes(frame))
+                            if item is not None:
+                                yield item
                             now = self.clock()
                         if now - last_saved_at >= self.persist_seconds:
                             self.save_cursor()
@@ -292,3 +387,31 @@ class JetstreamSource:
             self.cursor,
             lag,
         )
+
+
+def _frame_bytes(frame: str | bytes) -> bytes:
+    """A frame as bytes; a str with lone surrogates keeps them (as invalid UTF-8 the normalizer
+    rejects with a reason) instead of raising here."""
+    if isinstance(frame, str):
+        return frame.encode("utf-8", "surrogatepass")
+    return bytes(frame)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Temp file, fsync, rename: a crash at any moment leaves the old file or the new one."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

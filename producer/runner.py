@@ -22,6 +22,13 @@ log = logging.getLogger("musicnft.produce")
 
 Normalizer = Callable[[bytes, KeywordMatcher, datetime], dict]
 
+# `on_durable(n)`: the first n lines taken from the source in this run are durable: each one is on
+# the stream (its batch was put), dead-lettered (written and fsync'd) or needed nothing (skipped,
+# a keep-alive, a control message). Called with growing n, from the thread that made them durable.
+DurableCallback = Callable[[int], None]
+# `on_dead_letter(ref, line)`: this source line was dead-lettered (durably) by the normalizer.
+DeadLetterCallback = Callable[[str, bytes], None]
+
 
 @dataclass
 class ProducerStats:
@@ -47,6 +54,8 @@ class Producer:
         progress_seconds: float = 5.0,
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
+        on_durable: DurableCallback | None = None,
+        on_dead_letter: DeadLetterCallback | None = None,
     ) -> None:
         self.sink = sink
         self.matcher = matcher
@@ -59,6 +68,14 @@ class Producer:
         self.clock = clock
         self.stats = ProducerStats()
         self._batch: list[tuple[str, bytes]] = []
+        # Sources that persist a resume position (Jetstream's cursor, X's last id) must persist
+        # only what is durable, or a kill -9 between "accepted" and "put" loses the batch.
+        self.on_durable = on_durable
+        self.on_dead_letter = on_dead_letter
+        self._taken = 0  # lines taken from the source (this run)
+        self._handled = 0  # of which processed to the end (in the batch, dead-lettered, ...)
+        self._batch_first = 0  # the line number of the batch's first record (when there is one)
+        self._acked = 0
         self._lock = threading.RLock()  # the batch is shared with the linger ticker
         self._normalize: Normalizer = normalize_x_line
         self._batch_started = 0.0
@@ -75,6 +92,7 @@ class Producer:
 
         `normalize` turns one raw record of the source into a post (X lines by default)."""
         self._normalize = normalize
+        self._taken = self._handled = self._acked = 0
         ticker_stop = threading.Event()
         ticker = threading.Thread(target=self._linger_loop, args=(ticker_stop,), daemon=True)
         ticker.start()
@@ -83,13 +101,19 @@ class Producer:
                 if self.stop.is_set():
                     log.info("stop requested: flushing and exiting")
                     break
+                self._taken += 1
                 self._process(ref, line, pacer)
+                # Only now: a linger flush while this line is being normalized must not count
+                # it as durable before its post is even in the batch.
+                self._handled = self._taken
+                self._ack()
                 self._maybe_progress()
         finally:
             ticker_stop.set()
             ticker.join()
             self.flush(final=True)
             self.dead_letter.flush()
+            self._ack()
             self._progress(final=True)
         return self.stats
 
@@ -118,30 +142,47 @@ class Producer:
             log.warning("%s: stream message %s", ref, msg)
             return
         except RejectedRecord as exc:
-            self._reject(line, exc.reason, ref)
+            self._reject(line, exc.reason, ref, source_line=True)
             return
         except Exception as exc:
             log.exception("%s: normalizing failed unexpectedly", ref)
-            self._reject(line, f"unexpected {type(exc).__name__}: {str(exc)[:200]}", ref)
+            reason = f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
+            self._reject(line, reason, ref, source_line=True)
             return
         self._wait(pacer.due_in(post["created_at"]))
         post["created_at"] = pacer.stamp(post["created_at"], post["post_id"])
         data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")
         size = len(data) + len(post["post_id"].encode("utf-8"))  # Kinesis counts the key too
         if size > self.max_record_bytes:
-            self._reject(line, f"record too large ({size} bytes > {self.max_record_bytes})", ref)
+            reason = f"record too large ({size} bytes > {self.max_record_bytes})"
+            self._reject(line, reason, ref, source_line=True)
             return
         with self._lock:
             if not self._batch:
                 self._batch_started = self.clock()
+                self._batch_first = self._taken
             self._batch.append((post["post_id"], data))
             if len(self._batch) >= self.batch_records:
                 self.flush()
 
-    def _reject(self, line: bytes, reason: str, ref: str) -> None:
+    def _reject(self, line: bytes, reason: str, ref: str, source_line: bool = False) -> None:
         self.stats.dead_letter += 1
         log.warning("%s: dead-lettered: %s", ref, reason)
-        self.dead_letter.write(line, reason, ref)
+        self.dead_letter.write(line, reason, ref)  # durable when it returns (fsync'd)
+        if source_line and self.on_dead_letter is not None:
+            self.on_dead_letter(ref, line)
+
+    def _ack(self) -> None:
+        """Tell the source how many of its lines are durable: all of them up to the first one
+        whose post still waits in the batch."""
+        if self.on_durable is None:
+            return
+        with self._lock:
+            durable = self._batch_first - 1 if self._batch else self._handled
+            if durable <= self._acked:
+                return
+            self._acked = durable
+            self.on_durable(durable)
 
     def _wait(self, seconds: float) -> None:
         """Sleep for pacing, flushing a lingering batch and waking at once on stop."""
@@ -181,6 +222,7 @@ class Producer:
                     self.stats.dead_letter += len(self._batch)
                     log.error("stream unavailable; %d posts dead-lettered", len(self._batch))
                     self._batch = []
+                    self._ack()
                     return
                 log.error("stream put failed (%s); retrying in %.1fs", exc, delay)
                 time.sleep(delay)
@@ -188,6 +230,7 @@ class Producer:
         self.stats.produced += len(self._batch)
         self.stats.batches += 1
         self._batch = []
+        self._ack()
 
     def _maybe_progress(self) -> None:
         if self.clock() - self._last_progress >= self.progress_seconds:

@@ -14,11 +14,14 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +140,18 @@ class XApi:
         return self._json("POST", "/2/tweets/search/stream/rules", json={"delete": {"ids": ids}})
 
     def search_recent(
-        self, query: str, since_id: str, next_token: str | None = None
+        self,
+        query: str,
+        since_id: str | None,
+        next_token: str | None = None,
+        start_time: datetime | None = None,
     ) -> dict[str, Any]:
-        params = dict(STREAM_PARAMS, query=query, since_id=since_id, max_results="100")
+        """One page of recent search: posts after `since_id`, or else from `start_time` on."""
+        params = dict(STREAM_PARAMS, query=query, max_results="100")
+        if since_id is not None:
+            params["since_id"] = since_id
+        elif start_time is not None:
+            params["start_time"] = start_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if next_token:
             params["next_token"] = next_token
         return self._json("GET", "/2/tweets/search/recent", params=params)
@@ -207,8 +219,14 @@ class XStreamSource:
     """Yields `(ref, line)` for each message line of the filtered stream, reconnecting forever.
 
     Keep-alives are swallowed; `operational-disconnect` ends the connection and reconnects; every
-    disconnect is logged with its cause and recorded as a gap (start = last byte, end = next
-    data), which the recent-search catch-up fills when enabled.
+    disconnect is logged with its cause and recorded as a gap (start = last byte, end = the next
+    connection), which the recent-search catch-up fills when enabled, as soon as the stream is
+    back (everything after that comes on the stream).
+
+    The newest post id whose line and every line before it are durable (acknowledged by the
+    producer with `acknowledge(n)` when `durable_acks`, else as soon as the next line is asked
+    for) is persisted in `x_state.json`, with the gaps in `x_gaps.jsonl`: after a restart, even a
+    kill -9, the time the producer was down is a gap like any other, filled from that id.
     """
 
     def __init__(
@@ -221,6 +239,7 @@ class XStreamSource:
         price_per_post: float = 0.005,
         sleep: Callable[[float], Any] | None = None,
         clock: Callable[[], float] = time.time,
+        durable_acks: bool = False,
     ) -> None:
         self.api = api
         self.state_dir = state_dir
@@ -233,13 +252,80 @@ class XStreamSource:
         self.backoff = Backoff()
         self.delays: list[float] = []
         self.posts_read = 0
-        self.last_id: str | None = None
+        self.durable_acks = durable_acks
+        self._state_lock = threading.Lock()
+        self._pending: deque[str | None] = deque()  # post id per line handed over, not durable
+        self._handed = 0
+        self._settled = 0
         self._gap_start: datetime | None = None
         self._gap_cause = ""
+        # the newest post id whose line and all before it are durable, and when it was saved;
+        # before the first post, the moment the first producer connected (from then on, posts
+        # are ours to deliver)
+        self.durable_last_id, saved_at, self.since = self._load_state()
+        self.last_id: str | None = self.durable_last_id  # the newest handed over
+        if self.durable_last_id is not None or self.since is not None:
+            # Down since (at the latest) the last save: a gap the catch-up fills like any other.
+            self._gap_start = saved_at or self._now()
+            self._gap_cause = "producer restart"
 
     # ---- bookkeeping ------------------------------------------------------------------------
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _load_state(self) -> tuple[str | None, datetime | None, datetime | None]:
+        """(last_id, saved_at, since) from x_state.json; Nones when there is none."""
+        try:
+            state = json.loads((self.state_dir / "x_state.json").read_text(encoding="utf-8"))
+            last_id = state.get("last_id")
+            saved_at = _utc(datetime.fromisoformat(state["saved_at"]))
+            since = _utc(datetime.fromisoformat(state["since"])) if state.get("since") else None
+        except FileNotFoundError:
+            return None, None, None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.error("cannot read x_state.json (%s): no catch-up of the time we were down", exc)
+            return None, None, None
+        if not (isinstance(last_id, str) and last_id.isdigit()):
+            last_id = None
+        return last_id, saved_at, since
+
+    def _save_state(self) -> None:
+        """Write x_state.json atomically (temp file, fsync, rename)."""
+        since = self.since.isoformat() if self.since is not None else None
+        text = json.dumps(
+            {"last_id": self.durable_last_id, "saved_at": self._now().isoformat(), "since": since}
+        )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".x_state.json.", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.state_dir / "x_state.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def acknowledge(self, durable: int) -> None:
+        """The consumer's word that the first `durable` lines handed over are durable (on the
+        stream, dead-lettered or needing nothing); persists the newest post id among them."""
+        with self._state_lock:
+            newest = self.durable_last_id
+            while self._settled < min(durable, self._handed):
+                post_id = self._pending.popleft()
+                self._settled += 1
+                if post_id is not None and (newest is None or int(post_id) > int(newest)):
+                    newest = post_id
+            if newest != self.durable_last_id:
+                self.durable_last_id = newest
+                self._save_state()
+
+    def _hand_over(self, post_id: str | None) -> None:
+        self._pending.append(post_id)
+        self._handed += 1
+        if not self.durable_acks:
+            self.acknowledge(self._handed)
 
     def _record_gap(self, end: datetime) -> Gap | None:
         if self._gap_start is None:
@@ -249,6 +335,8 @@ class XStreamSource:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.state_dir / "x_gaps.jsonl", "a") as fh:
             fh.write(gap.to_json() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         log.warning(
             "stream gap %s → %s (%s)", gap.start.isoformat(), gap.end.isoformat(), gap.cause
         )
@@ -277,6 +365,12 @@ class XStreamSource:
 
     # ---- the stream -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        if self.durable_acks and self.last_id is None and self.since is None:
+            # A first start: should it die before its first post is durable, the restart
+            # catches up from now (by time, there is no id yet) instead of losing those posts.
+            self.since = self._now()
+            with self._state_lock:
+                self._save_state()
         while not self.stop.is_set():
             try:
                 resp = self.api.open_stream(self.stall_seconds)
@@ -290,6 +384,10 @@ class XStreamSource:
                 self._disconnected(f"HTTP {resp.status_code} {body}".strip(), kind)
                 continue
             log.info("X stream connected")
+            # From here on the stream carries every new post: fill the gap before it now, while
+            # the stream waits, even if no new post comes for a long time.
+            if self._record_gap(self._now()) is not None:
+                yield from self._catch_up()
             yield from self._read(resp)
 
     def _read(self, resp: requests.Response) -> Iterator[tuple[str, bytes]]:
@@ -310,10 +408,7 @@ class XStreamSource:
                     if not got_data:
                         got_data = True
                         self.backoff.reset()
-                        gap = self._record_gap(self._now())
-                        if gap is not None:
-                            yield from self._catch_up()
-                    self._note_id(line)
+                    self._hand_over(self._note_id(line))
                     yield f"x:{self.posts_read}", line
             self._disconnected("stream closed by server", "network")
         except (requests.RequestException, ConnectionError) as exc:
@@ -326,32 +421,53 @@ class XStreamSource:
         finally:
             resp.close()
 
-    def _note_id(self, line: bytes) -> None:
+    def _note_id(self, line: bytes) -> str | None:
+        """Count a post read; its id if it is a usable one (digits), which may be the newest."""
         try:
             post_id = json.loads(line).get("data", {}).get("id")
-        except (ValueError, AttributeError):
-            return
-        if isinstance(post_id, str):
-            self.posts_read += 1
-            if self.last_id is None or (post_id.isdigit() and int(post_id) > int(self.last_id)):
-                self.last_id = post_id
-            if self.posts_read % 100 == 0:
-                self._save_usage()
+        except (ValueError, AttributeError, RecursionError):
+            return None
+        if not isinstance(post_id, str):
+            return None
+        self.posts_read += 1
+        if self.posts_read % 100 == 0:
+            self._save_usage()
+        return self._newest(post_id)
+
+    def _newest(self, post_id: str) -> str | None:
+        if not (post_id.isdigit() and len(post_id) <= 30):
+            return None
+        if self.last_id is None or int(post_id) > int(self.last_id):
+            self.last_id = post_id
+        return post_id
 
     def _catch_up(self) -> Iterator[tuple[str, bytes]]:
-        """Fill the last gap from recent search (since the newest id seen), when enabled."""
-        if not self.catch_up_query or self.last_id is None:
+        """Fill the last gap from recent search (since the newest id seen), when enabled.
+
+        Search pages run newest first, so no catch-up line moves the durable id on its own: the
+        newest id fetched rides on the last line of the last page, durable only once every line
+        of the catch-up is (a kill -9 half-way through repeats the catch-up, it skips nothing)."""
+        if not self.catch_up_query or (self.last_id is None and self.since is None):
             return
+        since_id = self.last_id
+        # Without an id yet: by time, a little early for clocks that differ (never more than
+        # recent search's 7 days back).
+        start_time = None
+        if since_id is None and self.since is not None:
+            start_time = max(self.since - timedelta(seconds=30), self._now() - timedelta(days=7))
         token = None
         fetched = 0
+        newest: str | None = None
         while True:
             try:
-                page = self.api.search_recent(self.catch_up_query, self.last_id, token)
+                page = self.api.search_recent(self.catch_up_query, since_id, token, start_time)
             except XError as exc:
                 log.error("catch-up search failed: %s", exc)
                 return
             users = (page.get("includes") or {}).get("users", [])
-            for tweet in page.get("data") or []:
+            token = (page.get("meta") or {}).get("next_token")
+            tweets = [t for t in page.get("data") or [] if isinstance(t, dict)]
+            for i, tweet in enumerate(tweets):
                 message = {
                     "data": tweet,
                     "includes": {"users": users},
@@ -359,11 +475,23 @@ class XStreamSource:
                 }
                 fetched += 1
                 self.posts_read += 1
-                yield f"x-catch-up:{tweet.get('id')}", json.dumps(message).encode()
-            token = (page.get("meta") or {}).get("next_token")
+                post_id = tweet.get("id")
+                usable = self._newest(post_id) if isinstance(post_id, str) else None
+                if usable is not None and (newest is None or int(usable) > int(newest)):
+                    newest = usable
+                last = not token and i == len(tweets) - 1
+                self._hand_over(newest if last else None)
+                yield f"x-catch-up:{post_id}", json.dumps(message).encode()
             if not token:
                 log.info("catch-up: %d post(s) from recent search filled the gap", fetched)
                 return
 
     def close(self) -> None:
         self._save_usage()
+        with self._state_lock:
+            if self.durable_last_id is not None or self.since is not None:
+                self._save_state()
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -146,6 +146,86 @@ def test_stop_flushes_the_open_batch(tmp_path: Path) -> None:
     assert stats.produced == 10 and stream.total_appended() == 10
 
 
+class RecordingSink:
+    """A sink that records each put, and what the source had been told was durable by then."""
+
+    def __init__(self, acks: list[int]) -> None:
+        self.acks = acks
+        self.puts: list[tuple[list[str], int]] = []
+
+    def put_records(self, entries: list[tuple[str, bytes]]) -> None:
+        self.puts.append(([key for key, _ in entries], self.acks[-1] if self.acks else 0))
+
+    def close(self) -> None:
+        return None
+
+
+def test_on_durable_counts_only_lines_whose_posts_are_put(tmp_path: Path) -> None:
+    # GIVEN a producer that tells its source which lines are durable, in batches of 2
+    acks: list[int] = []
+    dead: list[str] = []
+    sink = RecordingSink(acks)
+    producer = Producer(
+        sink,
+        KeywordMatcher(DEFAULT_KEYWORDS),
+        DeadLetter(tmp_path / "dl", "producer"),
+        batch_records=2,
+        linger_seconds=3600,
+        on_durable=acks.append,
+        on_dead_letter=lambda ref, line: dead.append(ref),
+    )
+    seen: list[int] = []
+
+    def lines():
+        for i, line in enumerate(
+            [x_line(1), b"", b"{broken", x_line(4), x_line(5), b"{broken again", x_line(7)], 1
+        ):
+            seen.append(acks[-1] if acks else 0)
+            yield f"f:{i}", line
+
+    # WHEN it runs to the end
+    producer.run(lines(), Pacer(None))
+    # THEN a line is acknowledged only once it and every line before it is durable: the keep-
+    # alive and the broken line after post 1 wait for post 1's batch (put with post 4), the
+    # broken line after post 5 for post 5's
+    assert seen == [0, 0, 0, 0, 4, 4, 4]
+    assert sink.puts == [(["x:1466000000000000001", "x:1466000000000000004"], 0), (
+        ["x:1466000000000000005", "x:1466000000000000007"], 4
+    )]  # fmt: skip
+    assert acks == [3, 4, 6, 7]
+    assert dead == ["f:3", "f:6"]
+
+
+def test_a_linger_flush_during_normalizing_does_not_acknowledge_that_line(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a producer whose batch is flushed (as the linger ticker does) while the next line
+    # is still being normalized
+    from musicnft.hotpath.normalize_x import normalize_x_line
+
+    acks: list[int] = []
+    producer = Producer(
+        RecordingSink(acks),
+        KeywordMatcher(DEFAULT_KEYWORDS),
+        DeadLetter(tmp_path / "dl", "producer"),
+        linger_seconds=3600,
+        on_durable=acks.append,
+    )
+    during: list[int] = []
+
+    def normalize(line: bytes, matcher: KeywordMatcher, now: datetime) -> dict:
+        post = normalize_x_line(line, matcher, now)
+        if post["post_id"].endswith("2"):
+            producer.flush()  # post 1 goes out while post 2 is not in the batch yet
+            during.append(acks[-1])
+        return post
+
+    producer.run(iter([("f:1", x_line(1)), ("f:2", x_line(2))]), Pacer(None), normalize)
+    # THEN that flush makes line 1 durable, not line 2 (a kill -9 now would lose it)
+    assert during == [1]
+    assert acks == [1, 2]
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_paced_replay_cleanly(tmp_path: Path, cli_env: dict[str, str]) -> None:
     # GIVEN a real-time replay whose posts are an hour apart (it would run for days)

@@ -78,8 +78,11 @@ def cmd_produce(args: argparse.Namespace) -> int:
             stall_seconds=args.stall_seconds,
             catch_up_query=query if args.catch_up else None,
             price_per_post=settings.x_price_per_post,
+            durable_acks=True,
         )
-        closing += [source, guard]
+        # The newest post id is persisted only once its batch is on the stream.
+        producer.on_durable = source.acknowledge
+        closing = [source, *closing, guard]
         pacer = Pacer(None)
         log.info("following the X filtered stream at %s", settings.x_api_base)
     else:
@@ -87,8 +90,16 @@ def cmd_produce(args: argparse.Namespace) -> int:
         from producer.bluesky import JetstreamSource
 
         source = JetstreamSource(
-            settings.jetstream_url, settings.data_dir / "bluesky" / "cursor", stop
+            settings.jetstream_url,
+            settings.data_dir / "bluesky" / "cursor",
+            stop,
+            durable_acks=True,
         )
+        # The cursor is persisted only once its messages are on the stream (or dead-lettered),
+        # and a replayed frame that is already dead-lettered is not dead-lettered again.
+        producer.on_durable = source.acknowledge
+        producer.on_dead_letter = source.dead_lettered
+        closing = [source, *closing]
         normalize = normalize_jetstream_event
         pacer = Pacer(None)
         log.info("following Bluesky Jetstream at %s", settings.jetstream_url)
