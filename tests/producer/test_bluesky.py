@@ -8,6 +8,7 @@ over real sockets; only backoff waits are injected, so nothing here sleeps for r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -860,3 +861,141 @@ def test_jetstream_through_the_producer_into_the_local_stream(
     source.close()
     assert (tmp_path / "cursor").read_text().strip() == str(at(15))
     stream.close()
+
+
+# -- hostile frames and durable cursors (issue #12 items 3 and 13) ----------------------------------
+
+
+class ScriptedConnection:
+    """A connection that hands out scripted frames (str or bytes), then idles."""
+
+    def __init__(self, frames: list[str | bytes]) -> None:
+        self.frames = list(frames)
+
+    def __enter__(self) -> ScriptedConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> str | bytes:
+        if not self.frames:
+            time.sleep(timeout or 0)
+            raise TimeoutError
+        return self.frames.pop(0)
+
+
+def test_no_frame_raises_out_of_the_source_and_absurd_time_us_never_become_the_cursor(
+    tmp_path: Path, base_us: int
+) -> None:
+    # GIVEN frames a websocket library could hand over: a str with a lone surrogate, time_us
+    # from far in the future or the past, not an int, out of range, and huge or deep JSON
+    def future(k: int) -> Event:
+        return post_event(base_us + 86_400 * SECOND, f"3l3qofut{k:05d}", "music NFT")
+
+    frames: list[str | bytes] = [
+        '{"did": "\ud800", "time_us": 5}',
+        raw(future(1)),
+        raw(post_event(12345, "3l3qopast0001", "music NFT from 1970")),
+        raw(post_event(base_us, "3l3qo00000001", "music NFT")),
+        raw({**post_event(base_us, "3l3qo00000002", "x"), "time_us": str(base_us + SECOND)}),
+        raw({**post_event(base_us, "3l3qo00000003", "x"), "time_us": 2**64}),
+        b'{"time_us": ' + b"9" * 5000 + b"}",
+        b"[" * 100_000,
+        raw(post_event(base_us + 2 * SECOND, "3l3qo00000004", "music NFT")),
+    ]
+    stop = threading.Event()
+    source = JetstreamSource(
+        "ws://127.0.0.1:9/subscribe",
+        tmp_path / "cursor",
+        stop,
+        connect=lambda url: ScriptedConnection(frames),
+    )
+    # WHEN it reads them all
+    items = []
+    for item in source:
+        items.append(item)
+        if len(items) == len(frames):
+            stop.set()
+    # THEN every frame was handed over as bytes (the normalizer judges them) and only the
+    # plausible time_us moved the cursor
+    assert [data for _, data in items[1:]] == frames[1:]
+    assert items[0][1] == b'{"did": "\xed\xa0\x80", "time_us": 5}'  # kept, not a crash
+    assert source.cursor == base_us + 2 * SECOND
+    assert (tmp_path / "cursor").read_text().strip() == str(base_us + 2 * SECOND)
+    # AND each of them through the producer is a post or a dead-letter, never an exception
+    for ref, data in items:
+        with contextlib.suppress(RejectedRecord, SkipRecord):
+            normalize_jetstream_event(data, MATCHER, INGESTED_AT)
+        assert ref.startswith("jetstream:")
+
+
+def test_with_durable_acks_the_cursor_waits_for_the_consumer(
+    new_stop: NewStop, tmp_path: Path, base_us: int
+) -> None:
+    cursor_file = tmp_path / "cursor"
+    frames: list[str | bytes] = [raw(e) for e in posts(base_us, 1, 3)]
+    stop = new_stop()
+    clock = FakeClock(base_us / SECOND - 5)
+    source = JetstreamSource(
+        "ws://127.0.0.1:9/subscribe",
+        cursor_file,
+        stop,
+        clock=clock,
+        connect=lambda url: ScriptedConnection(frames),
+        durable_acks=True,
+    )
+    items = iter(source)
+    # GIVEN a fresh start: the moment it connected is saved at once as where to resume from
+    next(items)
+    assert cursor_file.read_text().strip() == str(base_us - 5 * SECOND)
+    next(items)
+    next(items)
+    # WHEN nothing handed over is acknowledged yet THEN the cursor on disk does not move
+    clock.now += 10
+    source.save_cursor()
+    assert cursor_file.read_text().strip() == str(base_us - 5 * SECOND)
+    assert source.cursor == base_us + 3 * SECOND  # (a reconnect resumes from what it has)
+    # WHEN the first two are durable THEN the cursor is the second's, never the third's
+    source.acknowledge(2)
+    source.save_cursor()
+    assert cursor_file.read_text().strip() == str(base_us + 2 * SECOND)
+    # AND what becomes durable after iteration (the producer's final flush) is saved on close
+    source.acknowledge(3)
+    source.close()
+    assert cursor_file.read_text().strip() == str(base_us + 3 * SECOND)
+
+
+def test_a_replayed_frame_already_dead_lettered_is_not_handed_over_again(
+    new_stop: NewStop, tmp_path: Path, base_us: int
+) -> None:
+    broken = b'{"did": "did:plc:broken", "kind": "commit", "commit": '
+    good = raw(posts(base_us, 1, 1)[0])
+    # GIVEN a source that handed over a broken frame the producer dead-lettered, then stopped
+    first = JetstreamSource(
+        "ws://127.0.0.1:9/subscribe",
+        tmp_path / "cursor",
+        new_stop(),
+        connect=lambda url: ScriptedConnection([good, broken]),
+        durable_acks=True,
+    )
+    items = iter(first)
+    assert next(items)[1] == good
+    ref, data = next(items)
+    first.dead_lettered(ref, data)
+    # WHEN a new source (a restart) is sent the same frames again by the rewind
+    stop = new_stop()
+    second = JetstreamSource(
+        "ws://127.0.0.1:9/subscribe",
+        tmp_path / "cursor",
+        stop,
+        connect=lambda url: ScriptedConnection([good, broken, good]),
+    )
+    got = []
+    for _, data in second:
+        got.append(data)
+        if len(got) == 2:
+            stop.set()
+    # THEN the good post comes again (duplicates are harmless) and the broken frame does not
+    assert got == [good, good]
+    assert second.replayed_dead_letters == 1
