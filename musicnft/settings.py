@@ -51,6 +51,16 @@ def _float(
     return value
 
 
+def _warehouse_catalog(env: Mapping[str, str]) -> str:
+    value = env.get("MUSICNFT_WAREHOUSE_CATALOG", "").strip()
+    if value and not value.startswith("postgres:"):
+        raise ConfigError(
+            "MUSICNFT_WAREHOUSE_CATALOG must be empty (SQLite under the warehouse dir) or "
+            "postgres:<libpq connection string>"
+        )
+    return value
+
+
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = (env.get(name) or default).strip()
     if not value.startswith(schemes):
@@ -161,6 +171,10 @@ class Settings:
     # Third-party loggers (botocore, urllib3, google, ...) stay at WARNING or above unless this
     # explicitly lowers them (they can log request and response bodies, secrets included).
     third_party_log_level: str = ""
+    # "" = `<warehouse_dir>/catalog.sqlite`; "postgres:<libpq string>" = a PostgreSQL catalog
+    # shared by several machines (docs/warehouse.md); data in warehouse_data_path if set.
+    warehouse_catalog: str = field(default="", repr=False)
+    warehouse_data_path: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -262,6 +276,8 @@ class Settings:
                 env.get("MUSICNFT_WAREHOUSE_MAINTENANCE_CRON", "").strip() or "23 * * * *"
             ),
             third_party_log_level=_third_party_log_level(env),
+            warehouse_catalog=_warehouse_catalog(env),
+            warehouse_data_path=env.get("MUSICNFT_WAREHOUSE_DATA_PATH", "").strip(),
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:

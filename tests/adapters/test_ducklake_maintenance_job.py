@@ -58,3 +58,16 @@ def test_retention_and_cron_come_from_the_environment() -> None:
     )
     assert (s.warehouse_retention_hours, s.warehouse_maintenance_cron) == (6.0, "5 */2 * * *")
     assert Settings.from_env({}).warehouse_retention_hours == 24.0
+
+
+def test_the_catalog_setting_takes_postgres_or_nothing() -> None:
+    import pytest
+
+    from musicnft.settings import ConfigError
+
+    pg = "postgres:dbname=musicnft host=db"
+    s = Settings.from_env({"MUSICNFT_WAREHOUSE_CATALOG": pg})
+    assert (s.warehouse_catalog, Settings.from_env({}).warehouse_catalog) == (pg, "")
+    assert pg not in repr(s)  # a password may be in it
+    with pytest.raises(ConfigError, match="MUSICNFT_WAREHOUSE_CATALOG"):
+        Settings.from_env({"MUSICNFT_WAREHOUSE_CATALOG": "mysql:db"})
