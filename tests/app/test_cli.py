@@ -82,3 +82,31 @@ def test_sql_and_status_on_a_small_run(cli_env: dict[str, str], tmp_path: Path) 
         cli("sql", "DROP TABLE posts_hot"), env=cli_env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "only a single SELECT" in bad.stderr
+
+
+def test_data_dir_flag_reaches_the_consumers_handler(
+    cli_env: dict[str, str], data_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN the environment naming one data directory and the flag another
+    path = tmp_path / "few.jsonl"
+    path.write_bytes(b"\n".join([x_line(1), x_line(2)]) + b"\n")
+    other = tmp_path / "other"
+    flag = ("--data-dir", str(other))
+    # WHEN the stages run with the flag
+    for args in (("produce", "--file", str(path)), ("consume", "--once")):
+        subprocess.run(cli(*args, *flag), env=cli_env, check=True, capture_output=True)
+    # THEN the Lambda handler wrote posts_hot where the flag says, and nothing went elsewhere
+    status = json.loads(
+        subprocess.run(
+            cli("status", "--json", *flag), env=cli_env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert (status["posts_hot"], status["posts_hot_unique"]) == (2, 2)
+    assert not data_dir.exists()
+
+
+def test_bad_log_level_is_a_clear_error(cli_env: dict[str, str]) -> None:
+    env = dict(cli_env, MUSICNFT_LOG_LEVEL="chatty")
+    proc = subprocess.run(cli("status"), env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "MUSICNFT_LOG_LEVEL must be" in proc.stderr and "Traceback" not in proc.stderr
