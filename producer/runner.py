@@ -149,10 +149,18 @@ class Producer:
             reason = f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
             self._reject(line, reason, ref, source_line=True)
             return
-        self._wait(pacer.due_in(post["created_at"]))
-        post["created_at"] = pacer.stamp(post["created_at"], post["post_id"])
-        data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")
-        size = len(data) + len(post["post_id"].encode("utf-8"))  # Kinesis counts the key too
+        try:
+            self._wait(pacer.due_in(post["created_at"]))
+            post["created_at"] = pacer.stamp(post["created_at"], post["post_id"])
+            data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")
+            size = len(data) + len(post["post_id"].encode("utf-8"))  # Kinesis counts the key
+        except Exception as exc:
+            # The schema gate should make this impossible; if it ever is not, one line is
+            # dead-lettered, not the source stopped (a restart would replay it and stop again).
+            log.exception("%s: encoding the post failed unexpectedly", ref)
+            reason = f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
+            self._reject(line, reason, ref, source_line=True)
+            return
         if size > self.max_record_bytes:
             reason = f"record too large ({size} bytes > {self.max_record_bytes})"
             self._reject(line, reason, ref, source_line=True)

@@ -226,6 +226,29 @@ def test_a_linger_flush_during_normalizing_does_not_acknowledge_that_line(
     assert acks == [1, 2]
 
 
+def test_a_post_that_cannot_be_encoded_is_dead_lettered_and_the_source_goes_on(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a normalizer that lets through a post the encoder cannot handle (a bug, say)
+    from musicnft.hotpath.normalize_x import normalize_x_line
+
+    def normalize(line: bytes, matcher: KeywordMatcher, now: datetime) -> dict:
+        post = normalize_x_line(line, matcher, now)
+        if post["post_id"].endswith("1"):
+            post["text"] = object()  # not JSON-serializable
+        return post
+
+    stream = LocalStream(tmp_path / "s.sqlite")
+    dl = DeadLetter(tmp_path / "dl", "producer")
+    producer = Producer(LocalStreamSink(stream), KeywordMatcher(DEFAULT_KEYWORDS), dl)
+    # WHEN it runs
+    stats = producer.run(iter([("f:1", x_line(1)), ("f:2", x_line(2))]), Pacer(None), normalize)
+    # THEN that line is dead-lettered with a reason and the next one is produced
+    assert (stats.produced, stats.dead_letter) == (1, 1)
+    (entry,) = read_entries(dl.path)
+    assert entry["ref"] == "f:1" and entry["reason"].startswith("unexpected")
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_paced_replay_cleanly(tmp_path: Path, cli_env: dict[str, str]) -> None:
     # GIVEN a real-time replay whose posts are an hour apart (it would run for days)
