@@ -160,4 +160,6 @@ LAKE_KINDS: dict[str, set[str]] = {"local": {"parquet"}, "s3": {"s3"}}
 def kinds_for(settings: Settings) -> AssetKinds:
     """Kinds for these settings' backends (duckdb never shows on BigQuery)."""
     tables = WAREHOUSE_KINDS.get(settings.warehouse_backend, set())
-    return AssetKinds(tables=set(tables), posts=tables | LAKE_KINDS.get(settings.lake_backend, set()))
+    return AssetKinds(
+        tables=set(tables), posts=tables | LAKE_KINDS.get(settings.lake_backend, set())
+    )

@@ -162,7 +162,9 @@ def _covering_run(instance: dg.DagsterInstance, window: str, since: datetime) ->
             continue
         started = datetime.fromtimestamp(run.start_time, UTC)
         try:
-            done = select_windows(span.start, span.end, run.dagster_run.tags, WINDOWS.start, started)
+            done = select_windows(
+                span.start, span.end, run.dagster_run.tags, WINDOWS.start, started
+            )
         except (WindowSelectionError, ValueError):
             continue
         if parse_window_key(window) in done:

@@ -11,6 +11,7 @@ backfill of those days, or "Re-execute" in the UI).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -24,9 +25,8 @@ ATTEMPT_TAG = "musicnft/attempt"
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-WINDOW_ASSET_KEYS = frozenset(
-    dg.AssetKey(k)
-    for k in (
+WINDOW_ASSET_NAMES = frozenset(
+    (
         "posts",
         "window_metrics_15m",
         "hashtag_counts_15m",
@@ -34,6 +34,7 @@ WINDOW_ASSET_KEYS = frozenset(
         "reconciliation_15m",
     )
 )
+WINDOW_ASSET_KEYS = frozenset(dg.AssetKey(k) for k in WINDOW_ASSET_NAMES)
 LOOKBACK = timedelta(hours=24)
 MAX_ATTEMPTS = 8
 MAX_DELAY = timedelta(hours=1)
@@ -56,9 +57,11 @@ def delay_before(attempt: int) -> timedelta:
 
 
 def is_window_run(run: dg.DagsterRun) -> bool:
+    """A run of the window job, or of window assets (a backfill, a Materialize in the UI)."""
     if run.asset_selection:
         return bool(set(run.asset_selection) & WINDOW_ASSET_KEYS)
-    return run.job_name == windows_job.name
+    steps = {k.split("[")[0] for k in run.step_keys_to_execute or []}
+    return run.job_name == windows_job.name or bool(steps & WINDOW_ASSET_NAMES)
 
 
 def run_days(run: dg.DagsterRun) -> list[str]:
@@ -104,7 +107,7 @@ def _superseded(
 
 
 def rerun_requests(
-    instance: dg.DagsterInstance, now: datetime, log: dg.DagsterLogManager | None = None
+    instance: dg.DagsterInstance, now: datetime, log: logging.Logger | None = None
 ) -> list[dg.RunRequest]:
     """Run requests for the failed window runs due for another attempt."""
     failed = instance.get_run_records(
@@ -142,9 +145,7 @@ def _request(failed: dg.DagsterRun, day: str, attempt: int) -> dg.RunRequest:
         tags[WINDOWS_TAG] = ",".join(sorted(windows))
     if RANGE_TAG in failed.tags:
         tags[RANGE_TAG] = failed.tags[RANGE_TAG]
-    return dg.RunRequest(
-        run_key=f"rerun:{failed.run_id}:{day}", partition_key=day, tags=tags
-    )
+    return dg.RunRequest(run_key=f"rerun:{failed.run_id}:{day}", partition_key=day, tags=tags)
 
 
 def _describe(requests: Iterable[dg.RunRequest]) -> str:

@@ -35,7 +35,7 @@ def test_definitions_load_with_everything() -> None:
         assert node.partitions_def == DAYS
         assert node.freshness_policy is not None
         assert node.backfill_policy is not None
-        assert node.backfill_policy.max_partitions_per_run == 31
+        assert node.backfill_policy.max_partitions_per_run == 7
         assert node.owners == ["team:data-engineering"]
         assert node.description
         # kinds follow the warehouse in use (embedded here): never a stale "duckdb" on BigQuery
@@ -74,9 +74,15 @@ def test_kinds_follow_the_backends() -> None:
     from musicnft.settings import Settings
     from musicnft_dagster.resources import kinds_for
 
-    bigquery = kinds_for(Settings.from_env(
-        {"MUSICNFT_PROFILE": "cloud", "MUSICNFT_S3_BUCKET": "b", "MUSICNFT_BIGQUERY_PROJECT": "p"}
-    ))
+    bigquery = kinds_for(
+        Settings.from_env(
+            {
+                "MUSICNFT_PROFILE": "cloud",
+                "MUSICNFT_S3_BUCKET": "b",
+                "MUSICNFT_BIGQUERY_PROJECT": "p",
+            }
+        )
+    )
     assert bigquery.tables == {"bigquery"} and bigquery.posts == {"bigquery", "s3"}
     local = kinds_for(Settings.from_env({}))
     assert local.tables == {"duckdb", "parquet"}

@@ -31,10 +31,10 @@ from musicnft.contract.windows import KEY_FORMAT, WINDOW, parse_window_key, wind
 from musicnft.hotpath.normalize_x import normalize_x_message
 from musicnft.ports import LakeObject
 from musicnft.settings import DEFAULT_KEYWORDS
-from musicnft_dagster.jobs import WINDOW_TAG
-from musicnft_dagster.partitions import WINDOWS, windows_from
+from musicnft_dagster.jobs import WINDOWS_TAG
+from musicnft_dagster.partitions import DAYS, WINDOWS, day_key, windows_from
 from musicnft_dagster.resources import EmbeddedWarehouseResource, LocalLakeResource
-from musicnft_dagster.sensors.drops import lake_drop_sensor
+from musicnft_dagster.sensors.drops import by_day, day_run_key, lake_drop_sensor
 from tests.support.records import x_message
 
 MATCHER = KeywordMatcher(DEFAULT_KEYWORDS)
@@ -127,6 +127,11 @@ class Tick:
 
     @property
     def partitions(self) -> list[str]:
+        """The 15-minute windows requested (each run names its day's windows in a tag)."""
+        return sorted(w for r in self.requests for w in r.tags[WINDOWS_TAG].split(","))
+
+    @property
+    def days(self) -> list[str]:
         return sorted(str(r.partition_key) for r in self.requests)
 
     @property
@@ -151,9 +156,18 @@ class Tick:
         return DropCursor.from_json(self.cursor)
 
 
-def tick(env: Env, cursor: str | None) -> Tick:
+def day_keys(windows: dict[str, list[str]]) -> dict[str, str]:
+    """The run keys of the day runs for these windows (window key → its new files)."""
+    return {day: day_run_key(day, ws) for day, ws in by_day(windows).items()}
+
+
+def tick(env: Env, cursor: str | None, instance: dg.DagsterInstance | None = None) -> Tick:
     """One sensor evaluation with a fresh context, as a daemon tick (or a restart) makes it."""
-    context = dg.build_sensor_context(cursor=cursor, resources=env.resources())
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        resources=env.resources(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
+    )
     result = lake_drop_sensor(context)
     assert isinstance(result, dg.SensorResult | dg.SkipReason), result
     new_cursor = cursor
@@ -365,13 +379,16 @@ def test_new_files_request_one_run_per_touched_window(env: Env) -> None:
     c = env.drop([T0 + timedelta(minutes=16)], T0 + timedelta(minutes=17))
     # WHEN the sensor ticks for the first time
     t = tick(env, None)
-    # THEN one run per touched window, keyed by window + its new files, tagged with the window
+    # THEN one run for their day, naming the touched windows, keyed by windows + new files
     assert t.partitions == [wk(0), wk(15)]
-    assert t.run_keys == {wk(0): run_key(wk(0), [a, b]), wk(15): run_key(wk(15), [c])}
-    for request in t.requests:
-        assert request.tags[WINDOW_TAG] == request.partition_key
-        assert request.tags["musicnft/trigger"] == "drop"
-    assert t.requests[0].tags["musicnft/new_files"] == "2"
+    assert t.run_keys == day_keys({wk(0): [a, b], wk(15): [c]})
+    [request] = t.requests
+    assert request.partition_key == "2021-12-01"
+    assert request.tags[WINDOWS_TAG] == f"{wk(0)},{wk(15)}"
+    assert request.tags["musicnft/trigger"] == "drop"
+    assert request.tags["musicnft/new_files"] == "3"
+    # (the key still tells the windows' files apart)
+    assert t.run_keys != day_keys({wk(0): [a], wk(15): [b, c]})
     # AND the cursor's watermark is the newest file's time; it remembers the files within
     # OVERLAP of it (older ones are below the floor and cannot be taken again)
     state = t.state
@@ -389,8 +406,8 @@ def test_a_file_spanning_two_windows_requests_both(env: Env) -> None:
     )
     t = tick(env, None)
     assert t.partitions == [wk(0), wk(15)]
-    assert t.run_keys == {wk(0): run_key(wk(0), [key]), wk(15): run_key(wk(15), [key])}
-    assert t.run_keys[wk(0)] != t.run_keys[wk(15)]
+    assert t.run_keys == day_keys({wk(0): [key], wk(15): [key]})
+    assert t.run_keys != day_keys({wk(0): [key]})
 
 
 def test_repeated_tick_without_new_files_skips_and_keeps_the_cursor(env: Env) -> None:
@@ -417,7 +434,7 @@ def test_restart_from_the_saved_cursor_does_not_request_old_files(env: Env) -> N
     after_restart = tick(env, str(saved))
     # THEN only the new file's window is requested
     assert after_restart.partitions == [wk(15)]
-    assert after_restart.run_keys == {wk(15): run_key(wk(15), [new])}
+    assert after_restart.run_keys == day_keys({wk(15): [new]})
     # AND a tick lost before its cursor was saved repeats with the same run keys (Dagster
     # dedupes them), so a crash between evaluating and saving never runs work twice
     assert tick(env, str(saved)).run_keys == after_restart.run_keys
@@ -442,7 +459,7 @@ def test_late_file_in_an_old_hour_folder_is_picked_up(env: Env) -> None:
     second = tick(env, first.cursor)
     # THEN its window is requested and the watermark moves to its last_modified
     assert second.partitions == [wk(80)]
-    assert second.run_keys == {wk(80): run_key(wk(80), [late])}
+    assert second.run_keys == day_keys({wk(80): [late]})
     assert second.state.watermark == mtime(env, late)
     assert tick(env, second.cursor).skipped
 
@@ -460,7 +477,7 @@ def test_file_slightly_older_than_the_watermark_is_picked_up_once(env: Env) -> N
     second = tick(env, first.cursor)
     # THEN it is picked up, the watermark does not go back, and both keys are remembered
     assert second.partitions == [wk(30)]
-    assert second.run_keys == {wk(30): run_key(wk(30), [slow])}
+    assert second.run_keys == day_keys({wk(30): [slow]})
     assert second.state.watermark == wm
     assert {first_key, slow} <= set(second.state.recent)
     # AND never again: not on the next tick, nor after the watermark moves far ahead
@@ -468,7 +485,7 @@ def test_file_slightly_older_than_the_watermark_is_picked_up_once(env: Env) -> N
     newer = env.drop([T0 + timedelta(minutes=50)], T0 + timedelta(hours=2))
     third = tick(env, second.cursor)
     assert third.partitions == [wk(45)]
-    assert third.run_keys == {wk(45): run_key(wk(45), [newer])}
+    assert third.run_keys == day_keys({wk(45): [newer]})
     assert slow not in third.state.recent  # forgotten, and below the floor
     assert tick(env, third.cursor).skipped
 
@@ -493,10 +510,9 @@ def test_backlog_beyond_the_per_tick_bound_is_worked_off_without_loss(
         t = tick(env, cursor)
         if t.skipped:
             break
-        per_tick.append(len(t.requests))
+        per_tick.append(len(t.partitions))
         seen += t.partitions
-        for window, key in t.run_keys.items():
-            assert key == run_key(window, [keys[window]])
+        assert t.run_keys == day_keys({w: [keys[w]] for w in t.partitions})
         cursor = t.cursor
     # THEN three ticks of at most 3 files, every window once, none lost or repeated
     assert per_tick == [3, 3, 2]
@@ -544,7 +560,7 @@ def test_future_posts_wait_in_pending_until_their_window_exists(
     third = tick(env, second.cursor)
     # THEN the waiting window is requested, keyed by its file, and leaves pending
     assert third.partitions == [window_key(future)]
-    assert third.run_keys == {window_key(future): run_key(window_key(future), [key])}
+    assert third.run_keys == day_keys({window_key(future): [key]})
     assert third.state.pending == {}
     assert tick(env, third.cursor).skipped
 
@@ -560,17 +576,19 @@ def test_a_drop_reaching_past_the_last_partition_runs_the_present_and_waits_for_
         T0 + timedelta(hours=1, minutes=51),
     )
     first = tick(env, None)
-    assert first.run_keys == {wk(105): run_key(wk(105), [skewed])}
+    assert first.run_keys == day_keys({wk(105): [skewed]})
     assert first.state.pending == {wk(120): [skewed], wk(135): [skewed]}
     # WHEN the clock reaches 02:30 and another drop touching 02:00 lands
     monkeypatch.setattr(sensor_module, "WINDOWS", windows_until("2021-12-01-02:30"))
     other = env.drop([T0 + timedelta(hours=2, minutes=5)], T0 + timedelta(hours=2, minutes=6))
     second = tick(env, first.cursor)
     # THEN 02:00 runs with both files and 02:15 with the waiting one; nothing waits any more
-    assert second.run_keys == {
-        wk(120): run_key(wk(120), [skewed, other]),
-        wk(135): run_key(wk(135), [skewed]),
-    }
+    assert second.run_keys == day_keys(
+        {
+            wk(120): [skewed, other],
+            wk(135): [skewed],
+        }
+    )
     assert second.state.pending == {}
     assert tick(env, second.cursor).skipped
 
@@ -604,9 +622,7 @@ def test_posts_before_the_partitions_start_are_counted_not_requested(env: Env) -
     )
     second = tick(env, first.cursor)
     assert second.partitions == [window_key(PARTITIONS_START)]
-    assert second.run_keys == {
-        window_key(PARTITIONS_START): run_key(window_key(PARTITIONS_START), [across])
-    }
+    assert second.run_keys == day_keys({window_key(PARTITIONS_START): [across]})
 
 
 def test_files_under_errors_produce_no_runs(env: Env) -> None:
@@ -618,7 +634,7 @@ def test_files_under_errors_produce_no_runs(env: Env) -> None:
     t = tick(env, None)
     # THEN only the raw drop's window runs, and only it is indexed or remembered
     assert t.partitions == [wk(0)]
-    assert t.run_keys == {wk(0): run_key(wk(0), [good])}
+    assert t.run_keys == day_keys({wk(0): [good]})
     assert set(t.state.recent) == {good}
     assert env.indexed_keys() == [good]
 
@@ -666,7 +682,7 @@ def test_a_corrupt_parquet_file_is_skipped_and_the_others_processed(env: Env) ->
     t = tick(env, None)
     # THEN the readable drops' windows run, the broken ones are neither indexed nor retried
     assert t.partitions == [wk(0), wk(30)]
-    assert t.run_keys == {wk(0): run_key(wk(0), [good1]), wk(30): run_key(wk(30), [good2])}
+    assert t.run_keys == day_keys({wk(0): [good1], wk(30): [good2]})
     assert env.indexed_keys() == sorted([good1, good2])
     assert tick(env, t.cursor).skipped
     # AND a broken drop that is the newest file does not block later ones either
@@ -677,7 +693,7 @@ def test_a_corrupt_parquet_file_is_skipped_and_the_others_processed(env: Env) ->
     assert t2.requests == [] and last_bad in t2.state.recent
     good3 = env.drop([T0 + timedelta(minutes=50)], T0 + timedelta(hours=1, minutes=1))
     t3 = tick(env, t2.cursor)
-    assert t3.run_keys == {wk(45): run_key(wk(45), [good3])}
+    assert t3.run_keys == day_keys({wk(45): [good3]})
     assert tick(env, t3.cursor).skipped
 
 
@@ -695,7 +711,7 @@ def test_an_unreadable_cursor_rescans_the_lake(env: Env, stored: str) -> None:
     # WHEN the stored cursor is not ours, THEN the sensor starts over (same run keys: deduped)
     # instead of failing every tick
     again = tick(env, stored)
-    assert again.run_keys == first.run_keys == {wk(0): run_key(wk(0), [a])}
+    assert again.run_keys == first.run_keys == day_keys({wk(0): [a]})
     assert again.state == first.state
 
 
@@ -703,6 +719,9 @@ def test_requested_partition_keys_are_real_partitions(env: Env) -> None:
     env.drop([T0 + timedelta(minutes=m) for m in (0, 15, 29, 59)], T0 + timedelta(hours=1))
     t = tick(env, None)
     assert t.partitions == [wk(0), wk(15), wk(30), wk(45)]
+    assert t.days == [day_key(T0)]
+    for day in t.days:
+        assert DAYS.has_partition_key(day)
     for key in t.partitions:
         assert WINDOWS.has_partition_key(key)
         assert parse_window_key(key) == window_start(parse_window_key(key))
@@ -721,3 +740,36 @@ def test_a_file_mixing_old_and_far_future_posts_requests_only_their_windows(env:
     assert t.partitions == [wk(0), window_key(now)]
     # AND the far-future post waits as one pending window, not a year of them
     assert t.state.pending == {window_key(far): [key]}
+
+
+def test_windows_a_backfill_rebuilt_with_their_files_are_not_run_again(env: Env) -> None:
+    from musicnft.batch.backfill import index_lake
+    from musicnft_dagster.assets.windows import WINDOW_ASSETS
+    from musicnft_dagster.jobs import RANGE_TAG
+    from musicnft_dagster.resources import PipelineResource
+    from musicnft_dagster.windows import range_tag
+
+    instance = dg.DagsterInstance.ephemeral()
+    # GIVEN drops for 00:00 and 00:30 that a backfill indexed, then a run (a backfill's,
+    # narrowed to [00:00, 00:30)) that rebuilt 00:00 and 00:15 after that
+    env.drop([T0 + timedelta(minutes=1)], T0 + timedelta(minutes=2))
+    b = env.drop([T0 + timedelta(minutes=31)], T0 + timedelta(minutes=32))
+    assert index_lake(env.lake, EmbeddedWarehouse(env.wh_root)) == 2
+    run = dg.materialize(
+        WINDOW_ASSETS,
+        partition_key=day_key(T0),
+        tags={RANGE_TAG: range_tag(T0, T0 + timedelta(minutes=30))},
+        instance=instance,
+        resources={**env.resources(), "pipeline": PipelineResource()},
+    )
+    assert run.success
+    # WHEN the sensor first sees those files (a new instance's sensor, or a cursor left behind)
+    t = tick(env, None, instance)
+    # THEN it runs only the window no run rebuilt with its files
+    assert t.partitions == [wk(30)]
+    assert t.run_keys == day_keys({wk(30): [b]})
+    assert t.state.watermark == mtime(env, b)
+    # AND a file landing later for a rebuilt window is run as usual
+    c = env.drop([T0 + timedelta(minutes=3)], T0 + timedelta(hours=1))
+    later = tick(env, t.cursor, instance)
+    assert later.run_keys == day_keys({wk(0): [c]})
