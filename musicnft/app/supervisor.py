@@ -40,15 +40,29 @@ DAGSTER_YAML = """\
 # Written by `musicnft run --dagster`. No internet here: telemetry off.
 telemetry:
   enabled: false
-# Two cores: at most two runs at once, and never two runs of the same window (the sensor and
-# the 15-minute schedule can both ask for one).
+# Two cores: at most two runs at once; never two runs of the same day partition (the drop
+# sensor, the 15-minute schedule and the re-run sensor can all ask for one); one backfill run at
+# a time. Queued runs start within a second.
 run_queue:
   max_concurrent_runs: 2
+  dequeue_interval_seconds: 1
   tag_concurrency_limits:
-    - key: "musicnft/window"
+    - key: "dagster/partition"
       value:
         applyLimitPerUniqueValue: true
       limit: 1
+    - key: "dagster/backfill"
+      limit: 1
+# A run whose worker died (not one whose asset failed: the assets retry their steps, and the
+# failed_windows_sensor re-runs failed windows with backoff) is retried once.
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
+# The drop sensor and the re-run sensor tick side by side.
+sensors:
+  use_threads: true
+  num_workers: 2
 """
 
 
