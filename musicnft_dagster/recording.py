@@ -1,9 +1,11 @@
 """The Dagster instance from outside a run: what the app layer asks of it.
 
-`musicnft backfill` and `musicnft run --dagster` materialize windows with the core's batch code
-(`musicnft.batch.backfill`), which knows nothing of Dagster; they hand it the recorder built here,
-so the UI shows those partitions and their checks as if the assets had run. The instance is always
-named by its directory (`Settings.dagster_home`), never looked up in the environment.
+`musicnft run --dagster` materializes the windows its last drops touched with the core's batch
+code (`musicnft.batch.backfill`), which knows nothing of Dagster, after `dagster dev` has stopped;
+it hands it the recorder built here, so the UI shows those windows' day partitions and their
+checks. (`musicnft backfill` launches a real Dagster backfill instead: `musicnft_dagster.backfill`.)
+The instance is always named by its directory (`Settings.dagster_home`), never looked up in the
+environment.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dagster as dg
 
 from musicnft.batch.backfill import WindowOutcome, WindowRecorder
 from musicnft.contract.windows import window_key
+from musicnft_dagster.partitions import day_key
 
 # The assets `materialize_window` stands in for, in the order the assets materialize.
 WINDOW_ASSETS = (
@@ -37,7 +40,7 @@ def dagster_recorder(
     home: Path | None, valid_from: datetime | None = None
 ) -> WindowRecorder | None:
     """Records each window's materializations and checks in the Dagster instance at `home`
-    (None when there is none), so backfills from the CLI show in the UI. Windows before
+    (None when there is none) under their day partitions, so they show in the UI. Windows before
     `valid_from` (default: the first partition) are not partitions and are not recorded."""
     if home is None:
         return None
@@ -51,8 +54,12 @@ def dagster_recorder(
     def record(outcome: WindowOutcome) -> None:
         if outcome.window < first:
             return
-        key = window_key(outcome.window)
-        meta: dict[str, Any] = {"posts": outcome.posts.unique_posts, "source": "musicnft backfill"}
+        key = day_key(outcome.window)
+        meta: dict[str, Any] = {
+            "window": window_key(outcome.window),
+            "posts": outcome.posts.unique_posts,
+            "source": "musicnft run (final windows)",
+        }
         for asset in WINDOW_ASSETS:
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset_key=asset, partition=key, metadata=meta)
@@ -64,7 +71,10 @@ def dagster_recorder(
                     asset_key=dg.AssetKey(asset),
                     check_name=check,
                     passed=ok,
-                    metadata={"detail": dg.MetadataValue.json(detail)},
+                    metadata={
+                        "window": window_key(outcome.window),
+                        "detail": dg.MetadataValue.json(detail),
+                    },
                     partition=key,
                 )
             )

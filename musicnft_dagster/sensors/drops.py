@@ -16,9 +16,16 @@ from musicnft.ports import Lake, LakeObject
 from musicnft_dagster.jobs import TRIGGER_TAG, WINDOWS_TAG, windows_job
 from musicnft_dagster.partitions import DAYS, WINDOWS, day_key
 from musicnft_dagster.resources import LakeResource, WarehouseResource
+from musicnft_dagster.sensors.reruns import is_window_run, run_days
 from musicnft_dagster.windows import WindowSelectionError, select_windows, windows_tag
 
 MAX_FILES_PER_TICK = 500
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 # The last asset of a window's chain: its materialization means the whole window was rebuilt.
 LAST_ASSET = dg.AssetKey("reconciliation_15m")
 # The sensor ticks every 10 s: a drop becomes aggregates within seconds of landing (a tick is
@@ -130,8 +137,9 @@ def _run_requests(plan: RunPlan) -> list[dg.RunRequest]:
     ]
 
 
-def _first_indexed(warehouse: Any, keys: list[str]) -> dict[str, datetime]:
-    """When each of these files was first indexed (by a backfill or an earlier tick), if ever."""
+def _indexed_before(warehouse: Any, keys: list[str], before: datetime) -> dict[str, datetime]:
+    """When each of these files was first indexed, for those indexed before `before` (by a
+    backfill, or an earlier tick)."""
     if not keys:
         return {}
     result = warehouse.query(
@@ -139,17 +147,31 @@ def _first_indexed(warehouse: Any, keys: list[str]) -> dict[str, datetime]:
         f"WHERE {warehouse.dialect.in_list_param('key')} GROUP BY key",
         [keys],
     )
-    return {
-        k: (t if t.tzinfo else t.replace(tzinfo=UTC))
-        for k, t in zip(result.column(0).to_pylist(), result.column(1).to_pylist(), strict=True)
-    }
+    out = {}
+    for k, t in zip(result.column(0).to_pylist(), result.column(1).to_pylist(), strict=True):
+        at = t if t.tzinfo else t.replace(tzinfo=UTC)
+        if at < before:
+            out[k] = at
+    return out
+
+
+def _rebuilds(run: dg.DagsterRun, started: datetime | None, window: str) -> bool:
+    """Whether this run rebuilds (or rebuilt) `window`, from its tags."""
+    day = day_key(parse_window_key(window))
+    span = DAYS.time_window_for_partition_key(day)
+    try:
+        done = select_windows(
+            span.start, span.end, run.tags, WINDOWS.start, started or datetime.now(UTC)
+        )
+    except (WindowSelectionError, ValueError):
+        return False
+    return parse_window_key(window) in done
 
 
 def _covering_run(instance: dg.DagsterInstance, window: str, since: datetime) -> str | None:
     """A run that rebuilt `window` after `since` (it started after its files were indexed, so it
     read them): a backfill's, or one the UI launched. None when there is none."""
     day = day_key(parse_window_key(window))
-    span = DAYS.time_window_for_partition_key(day)
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(
             asset_key=LAST_ASSET, asset_partitions=[day], after_timestamp=since.timestamp()
@@ -160,32 +182,56 @@ def _covering_run(instance: dg.DagsterInstance, window: str, since: datetime) ->
         run = instance.get_run_record_by_id(record.run_id) if record.run_id else None
         if run is None or run.start_time is None or run.start_time <= since.timestamp():
             continue
-        started = datetime.fromtimestamp(run.start_time, UTC)
-        try:
-            done = select_windows(
-                span.start, span.end, run.dagster_run.tags, WINDOWS.start, started
-            )
-        except (WindowSelectionError, ValueError):
-            continue
-        if parse_window_key(window) in done:
+        if _rebuilds(run.dagster_run, datetime.fromtimestamp(run.start_time, UTC), window):
             return run.dagster_run.run_id
     return None
 
 
+def _coming_run(runs: list[dg.RunRecord], window: str, since: datetime) -> str | None:
+    """A queued or running run (a backfill's) that will rebuild `window` reading files indexed
+    at `since`: the window waits for it instead of getting a run of its own."""
+    day = day_key(parse_window_key(window))
+    for record in runs:
+        run = record.dagster_run
+        if not is_window_run(run) or day not in run_days(run):
+            continue
+        if record.start_time is not None and record.start_time <= since.timestamp():
+            continue  # it may have read the index before these files were in it
+        if _rebuilds(run, None, window):
+            return run.run_id
+    return None
+
+
 def _drop_covered(
-    context: dg.SensorEvaluationContext, plan: RunPlan, indexed: dict[str, datetime]
+    context: dg.SensorEvaluationContext,
+    plan: RunPlan,
+    indexed: dict[str, datetime],
+    waiting: dict[str, list[str]],
 ) -> int:
     """Windows whose new files were all indexed before a run that rebuilt them (`musicnft
-    backfill`, a Materialize in the UI) need no run: drop them from the plan."""
+    backfill`, a Materialize in the UI) need no run: drop them from the plan. Windows a queued or
+    running run will rebuild wait in `waiting` (the cursor's pending windows) for it."""
     covered = 0
+    active: list[dg.RunRecord] | None = None
     for window, files in list(plan.runs.items()):
         if not files or not all(f in indexed for f in files):
             continue  # a file indexed only now: no earlier run can have read it
-        run_id = _covering_run(context.instance, window, max(indexed[f] for f in files))
+        since = max(indexed[f] for f in files)
+        run_id = _covering_run(context.instance, window, since)
         if run_id is not None:
             context.log.info("window %s: already rebuilt with its files by run %s", window, run_id)
             del plan.runs[window]
             covered += 1
+            continue
+        if active is None:
+            active = list(
+                context.instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE), limit=200)
+            )
+        run_id = _coming_run(active, window, since)
+        if run_id is not None:
+            context.log.info("window %s: waits for run %s, which will rebuild it", window, run_id)
+            waiting[window] = files
+            del plan.runs[window]
     return covered
 
 
@@ -247,12 +293,14 @@ def lake_drop_sensor(
     _warn_about_errors(context, the_lake, cursor)
     stats = _read_stats(context, the_lake, new_files)
     wh = warehouse.warehouse()
-    indexed = _first_indexed(wh, [s.key for s in stats])
+    tick_started = datetime.now(UTC)
     LakeIndex(wh).record(stats)
     plan = _plan(the_lake, stats, next_cursor.pending)
     next_cursor.pending = plan.future
     _log_plan(context, plan)
-    covered = _drop_covered(context, plan, indexed) if indexed else 0
+    planned = sorted({f for files in plan.runs.values() for f in files})
+    indexed = _indexed_before(wh, planned, tick_started)
+    covered = _drop_covered(context, plan, indexed, next_cursor.pending) if indexed else 0
     return _tick_result(
         context,
         cursor=cursor,
