@@ -139,7 +139,8 @@ _TRANSIENT = (
     "failed to open",
     "deadlock detected",
     "could not obtain lock",
-    "duplicate key value",  # two commits took the same snapshot id (PostgreSQL catalog)
+    "duplicate key value",
+    "database has been invalidated",  # two commits took the same snapshot id (PostgreSQL catalog)
 )
 
 

@@ -114,6 +114,11 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _broken(exc: BaseException) -> bool:
+    """A connection DuckDB invalidated (after a fatal error): open a new one."""
+    return isinstance(exc, duckdb.FatalException) or "invalidated" in str(exc).lower()
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -294,7 +299,12 @@ class EmbeddedWarehouse:
 
         def attempt() -> T:
             with self._lock:
-                return fn(self._reader())
+                try:
+                    return fn(self._reader())
+                except duckdb.Error as exc:
+                    if _broken(exc):
+                        self._reader_con = None
+                    raise
 
         return self.retry.run(what, attempt)
 
@@ -325,6 +335,9 @@ class EmbeddedWarehouse:
             except BaseException as exc:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
+                if _broken(exc):  # the next attempt opens a new connection
+                    self._writer_con = None
+                    con = self._writer()
                 if committing and isinstance(exc, duckdb.Error) and self._committed(con, token):
                     log.info("%s: commit reported %s but it landed", label, exc)
                     return result
