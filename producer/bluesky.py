@@ -166,9 +166,9 @@ class JetstreamSource:
 
     def dead_lettered(self, ref: str, data: bytes) -> None:
         """The consumer dead-lettered this frame (durably): a replay of it is not handed over."""
-        position = jetstream_cursor(data)
-        if position is None:
-            position = self.cursor if self.cursor is not None else 0
+        # Where it was in the stream: the cursor as it was handed over (the frame's own time_us
+        # may be absent or absurd), which decides when it is old enough to forget.
+        position = self.cursor if self.cursor is not None else (self.durable_cursor or 0)
         self._dead[_digest(data)] = position
         # Now, not with the next cursor: a kill -9 after the dead-letter's fsync must not make
         # the restart's replay dead-letter the frame again. Dead letters are rare.

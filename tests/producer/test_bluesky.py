@@ -999,3 +999,37 @@ def test_a_replayed_frame_already_dead_lettered_is_not_handed_over_again(
     # THEN the good post comes again (duplicates are harmless) and the broken frame does not
     assert got == [good, good]
     assert second.replayed_dead_letters == 1
+
+
+def test_dead_lettered_digests_are_forgotten_after_the_rewind_window(
+    new_stop: NewStop, tmp_path: Path, base_us: int
+) -> None:
+    # GIVEN a frame dead-lettered early on, and one more than the rewind window + 60 s later
+    late = base_us + 100 * SECOND
+    frames: list[str | bytes] = [
+        raw(posts(base_us, 1, 1)[0]),
+        b"broken 1",
+        raw(post_event(late, "3l3qo00000099", "music NFT")),
+        b"broken 2",
+    ]
+    source = JetstreamSource(
+        "ws://127.0.0.1:9/subscribe",
+        tmp_path / "cursor",
+        new_stop(),
+        rewind_seconds=10,
+        clock=FakeClock(base_us / SECOND),
+        connect=lambda url: ScriptedConnection(frames),
+        durable_acks=True,
+    )
+    items = iter(source)
+    next(items)
+    source.dead_lettered(*next(items))
+    assert len((tmp_path / "cursor.dead-lettered").read_text().splitlines()) == 1
+    next(items)
+    source.acknowledge(3)
+    source.save_cursor()
+    # WHEN the second is dead-lettered THEN only it is remembered: the first can no longer be
+    # replayed by a rewind from the durable cursor
+    source.dead_lettered(*next(items))
+    lines = (tmp_path / "cursor.dead-lettered").read_text().splitlines()
+    assert [int(line.split()[0]) for line in lines] == [late]
