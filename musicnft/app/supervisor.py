@@ -3,18 +3,27 @@
 Each stage runs as its own process (as it would in the cloud), in its own session so a terminal's
 Ctrl-C reaches only the supervisor, which then stops them in order: the producer first (it flushes),
 then delivery and consumer (they drain the stream, flush and exit). A delivery or consumer that dies
-is restarted with backoff; the stream's checkpoints make the restart lose nothing.
+is restarted with backoff, during the run and during the drain (as `--once`), at most
+`--max-restarts` times within 10 minutes; the stream's checkpoints make a restart lose nothing.
+The exit code says whether the work is done (EXIT_*): 0 only when every record the stream accepted
+reached the lake and posts_hot (or a dead-letter).
+
+`dagster dev`, the dashboard and the stages each get their own process group; at the end every
+group is stopped (polite signal, grace period, SIGKILL) and a last sweep (`proctree`) kills any
+descendant left, so no process outlives the command, on Ctrl-C and SIGTERM too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -22,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from musicnft import wiring
+from musicnft.adapters.local_stream import LocalStream
+from musicnft.app import proctree
 from musicnft.app.processes import (
     REPO_ROOT,
     child_env,
@@ -77,20 +88,45 @@ def dagster_home(settings: Settings) -> Path:
     return path
 
 
+# Exit codes of `musicnft run` (also in its --help and the README).
+EXIT_OK = 0  # every record the stream accepted reached the lake and posts_hot (or a dead-letter)
+EXIT_FAILED = 1  # the producer failed, or (--dagster) a final window's checks failed; drained
+EXIT_UNDRAINED = 3  # records remain undelivered or unconsumed (the stream still has them)
+EXIT_INTERRUPTED = 130  # a second Ctrl-C/SIGTERM: stopped at once, without draining
+
+STAGE_READER = {"deliver": "delivery", "consume": "consumer"}
+RESTART_WINDOW = 600.0  # --max-restarts counts restarts of one stage within this many seconds
+DRAIN_TIMEOUT = 600.0  # a drain that takes longer is stopped and reported as not drained
+GRACE = 20.0  # seconds a process group has between the polite signal and SIGKILL
+
+
+class Interrupted(Exception):
+    """A second signal: stop everything at once."""
+
+
 class Supervisor:
     def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
         self.settings = settings
         self.args = args
         self.stop = threading.Event()
+        self.forced = False
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.restarts: dict[str, int] = {"deliver": 0, "consume": 0}
+        self.sessions: list[int] = []  # every child's session (= process group) id
+        self.restarts: dict[str, list[float]] = {"deliver": [], "consume": []}
+        self.deaths: dict[str, int] = {"deliver": 0, "consume": 0}
+        self.gave_up: set[str] = set()
+        self.drained: dict[str, bool] = {"deliver": False, "consume": False}
         self.producer_rc: int | None = None
         self.started_at = datetime.now(UTC)
         self.dagster: subprocess.Popen[bytes] | None = None
         self.dashboard: subprocess.Popen[bytes] | None = None
         self.checks_failed = False
+        self.max_restarts = int(getattr(args, "max_restarts", 10))
+        self.finishing = False  # the last sweep has begun: a signal must not interrupt it
+        self.restart_at: dict[str, float] = {}  # stage -> when its scheduled restart is due
 
-    def _command(self, stage: str) -> list[str]:
+    # ---- children ------------------------------------------------------------------------------
+    def _command(self, stage: str, once: bool = False) -> list[str]:
         cmd = stage_command(stage, "--data-dir", str(self.settings.data_dir))
         if stage == "produce":
             cmd += ["--speed", self.args.speed]
@@ -98,25 +134,109 @@ class Supervisor:
                 cmd += ["--file", self.args.file]
             if self.args.restamp:
                 cmd.append("--restamp")
+        elif once:
+            cmd.append("--once")
         return cmd
 
-    def _spawn(self, stage: str) -> None:
-        self.procs[stage] = subprocess.Popen(
-            self._command(stage), env=child_env(self.settings), start_new_session=True
+    def _popen(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Every child starts in its own session: its own process group, stopped as a whole."""
+        proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+        self.sessions.append(proc.pid)
+        return proc
+
+    def _spawn(self, stage: str, once: bool = False) -> None:
+        self.procs[stage] = self._popen(self._command(stage, once), env=child_env(self.settings))
+        log.info("started %s%s (pid %d)", stage, " --once" if once else "", self.procs[stage].pid)
+
+    def _may_restart(self, stage: str) -> bool:
+        """At most --max-restarts restarts of one stage within RESTART_WINDOW seconds."""
+        now = time.monotonic()
+        recent = [t for t in self.restarts[stage] if now - t < RESTART_WINDOW]
+        self.restarts[stage] = recent
+        return len(recent) < self.max_restarts
+
+    def _backoff(self, stage: str) -> float:
+        """Seconds to wait before the next restart: none for the first in the window, then
+        1, 2, 4, ... up to 30."""
+        n = len(self.restarts[stage])
+        return 0.0 if n == 0 else min(30.0, 2.0 ** (n - 1))
+
+    def _tend(self, stage: str, once: bool) -> str:
+        """One look at a delivery/consumer process, never blocking: "running"; "restarting" (a
+        restart is scheduled; made here once its backoff is over, with --once when draining);
+        "ended" (it exited and nobody has decided yet what to do about it)."""
+        if self.procs[stage].poll() is None:
+            return "running"
+        due = self.restart_at.get(stage)
+        if due is None:
+            return "ended"
+        if time.monotonic() >= due:
+            del self.restart_at[stage]
+            self._check_forced()
+            self.restarts[stage].append(time.monotonic())
+            self._spawn(stage, once=once)
+        return "restarting"
+
+    def _schedule_restart(self, stage: str, rc: int | None) -> str:
+        """A process of `stage` ended without finishing: schedule its restart within the bound
+        ("restarting"), or give up on the stage ("gave_up")."""
+        self.deaths[stage] += 1
+        if not self._may_restart(stage):
+            log.error(
+                "%s exited with code %s and was restarted %d times in %.0f minutes: giving up "
+                "on it (--max-restarts %d)",
+                stage,
+                rc,
+                len(self.restarts[stage]),
+                RESTART_WINDOW / 60,
+                self.max_restarts,
+            )
+            self.gave_up.add(stage)
+            return "gave_up"
+        delay = self._backoff(stage)
+        log.error(
+            "%s exited with code %s; restarting%s (restart %d)",
+            stage,
+            rc,
+            f" in {delay:.0f}s" if delay else "",
+            len(self.restarts[stage]) + 1,
         )
-        log.info("started %s (pid %d)", stage, self.procs[stage].pid)
+        self.restart_at[stage] = time.monotonic() + delay
+        return "restarting"
+
+    def _sleep(self, seconds: float, interruptible: bool = False) -> None:
+        """Sleep (reaping orphans this process adopted); `interruptible`: until a stop is asked
+        for. A second signal raises `Interrupted`."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_forced()
+            proctree.reap_adopted(p.pid for p in self._popens())
+            left = deadline - time.monotonic()
+            if left <= 0 or (interruptible and self.stop.is_set()):
+                return
+            time.sleep(min(0.2, left))
+
+    def _popens(self) -> list[subprocess.Popen[bytes]]:
+        extra = [p for p in (self.dagster, self.dashboard) if p is not None]
+        return [*self.procs.values(), *extra]
+
+    def _check_forced(self) -> None:
+        if self.forced:
+            raise Interrupted
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
         if self.stop.is_set():
-            log.warning("second %s: stopping children now", signal.Signals(signum).name)
-            for proc in self.procs.values():
-                if proc.poll() is None:
-                    proc.kill()
-            raise SystemExit(130)
-        log.info(
-            "%s received: stopping the producer, then draining the stream",
-            signal.Signals(signum).name,
-        )
+            if not self.forced:
+                log.warning("second %s: stopping every child now, without draining", name)
+                self.forced = True
+                for pgid in self.sessions:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pgid, signal.SIGKILL)
+                if not self.finishing:
+                    raise Interrupted
+            return
+        log.info("%s received: stopping the producer, then draining the stream", name)
         self.stop.set()
 
     def _fresh(self) -> None:
@@ -134,76 +254,185 @@ class Supervisor:
             s.data_dir,
         )
 
+    # ---- the run -------------------------------------------------------------------------------
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        proctree.become_subreaper()
         if self.args.fresh:
             self._fresh()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run()
+        except Interrupted:
+            return EXIT_INTERRUPTED
+        finally:
+            self.finishing = True
+            left = proctree.kill_everything(self.sessions, grace=5.0)
+            if left:
+                log.warning("stopped %d leftover process(es): %s", len(left), left)
+
+    def _run(self) -> int:
         if self.args.dagster:
             self._start_dagster()
         if self.args.dashboard:
             self._start_dashboard()
         for stage in ("deliver", "consume", "produce"):
             self._spawn(stage)
-        started = time.monotonic()
-        deadline = started + self.args.seconds if self.args.seconds else None
-        last_report = started
-        backoff: dict[str, float] = {}
         try:
-            while not self.stop.is_set():
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    log.info("%.0f seconds are up: stopping", self.args.seconds)
-                    break
-                producer = self.procs["produce"]
-                if self.producer_rc is None and producer.poll() is not None:
-                    self.producer_rc = producer.returncode
-                    if self.producer_rc == 0:
-                        log.info("producer finished its replay")
-                    else:
-                        log.error("producer exited with code %d", self.producer_rc)
-                    if self.args.exit_when_done or self.producer_rc != 0:
-                        break
-                for stage in ("deliver", "consume"):
-                    proc = self.procs[stage]
-                    if proc.poll() is not None and now >= backoff.get(stage, 0):
-                        self.restarts[stage] += 1
-                        delay = min(30.0, 2.0 ** min(self.restarts[stage], 5))
-                        log.error(
-                            "%s exited with code %d; restarting (restart %d)",
-                            stage,
-                            proc.returncode,
-                            self.restarts[stage],
-                        )
-                        self._spawn(stage)
-                        backoff[stage] = now + delay
-                if now - last_report >= 15:
-                    last_report = now
-                    self._report()
-                self.stop.wait(0.5)
+            self._supervise()
         finally:
+            self._check_forced()
             self._shutdown()
             if self.args.dagster:
                 self._stop_dagster()
-            if self.dashboard is not None and self.dashboard.poll() is None:
-                self.dashboard.terminate()
-                self.dashboard.wait(30)
+            if self.dashboard is not None:
+                proctree.stop_group(self.dashboard, signal.SIGTERM, GRACE, "the dashboard")
+        self._check_forced()
         if self.args.dagster:
             self._final_windows()
-        print(format_status(self._status()), flush=True)
+        return self._verdict()
+
+    def _supervise(self) -> None:
+        started = time.monotonic()
+        deadline = started + self.args.seconds if self.args.seconds else None
+        last_report = started
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                log.info("%.0f seconds are up: stopping", self.args.seconds)
+                return
+            producer = self.procs["produce"]
+            if self.producer_rc is None and producer.poll() is not None:
+                self.producer_rc = producer.returncode
+                if self.producer_rc == 0:
+                    log.info("producer finished its replay")
+                else:
+                    log.error("producer exited with code %d", self.producer_rc)
+                if self.args.exit_when_done or self.producer_rc != 0:
+                    return
+            for stage in ("deliver", "consume"):
+                # A long-running stage never ends by itself: any exit is a death.
+                if self._tend(stage, once=False) == "ended":
+                    rc = self.procs[stage].returncode
+                    if self._schedule_restart(stage, rc) == "gave_up":
+                        return  # a stage that keeps dying: stop, drain what can, exit non-zero
+            if now - last_report >= 15:
+                last_report = now
+                self._report()
+            self._sleep(0.5, interruptible=True)
+
+    def _lag(self, stage: str) -> int | None:
+        """Records the stage's reader has not committed yet (None: the stream does not say)."""
+        if self.settings.stream_backend != "local" or not self.settings.stream_path.exists():
+            return None if self.settings.stream_backend != "local" else 0
+        with LocalStream(
+            self.settings.stream_path, shards=self.settings.stream_shards, readers=()
+        ) as s:
+            return int(s.lag(STAGE_READER[stage]))
+
+    def _shutdown(self) -> None:
+        """Stop the producer (it flushes), then drain: delivery and consumer finish what is on
+        the stream. A drain process that dies is restarted (`--once`) within the same bound as
+        any stage; one that cannot finish is reported by `_verdict`."""
+        producer = self.procs.get("produce")
+        if producer is not None:
+            if producer.poll() is None:
+                proctree.stop_group(producer, signal.SIGTERM, 60.0, "the producer")
+            if self.producer_rc is None:
+                self.producer_rc = producer.returncode
+                if self.producer_rc in (-signal.SIGTERM, 130):
+                    self.producer_rc = 0
+        # Every live stage drains on SIGTERM; a dead one is started again with --once (a restart
+        # already scheduled is made with --once).
+        for stage in ("deliver", "consume"):
+            if self.procs[stage].poll() is None:
+                self.procs[stage].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        pending = [s for s in ("deliver", "consume") if s not in self.gave_up]
+        while pending:
+            self._check_forced()
+            if time.monotonic() > deadline:
+                for stage in pending:
+                    log.error("%s did not drain within %.0fs; stopping it", stage, DRAIN_TIMEOUT)
+                    proctree.stop_group(self.procs[stage], signal.SIGKILL, 1.0, stage)
+                return
+            for stage in list(pending):
+                if self._tend(stage, once=True) != "ended":
+                    continue
+                rc = self.procs[stage].returncode
+                lag = self._lag(stage) if rc == 0 else None
+                if rc == 0 and not lag:
+                    self.drained[stage] = True
+                    pending.remove(stage)
+                    log.info("%s drained", stage)
+                    continue
+                if rc == 0:
+                    log.warning("%s stopped with %d records left; draining again", stage, lag)
+                if self._schedule_restart(stage, rc) == "gave_up":
+                    pending.remove(stage)
+            self._sleep(0.2)
+
+    def _verdict(self) -> int:
+        """Print the status, then the exit code: see EXIT_*."""
+        try:
+            status = self._status()
+            print(format_status(status), flush=True)
+        except Exception as exc:  # the verdict must not depend on the lake or warehouse answering
+            log.error("status unavailable: %s", exc)
+            status = {"delivery_lag": self._lag("deliver"), "consumer_lag": self._lag("consume")}
+        lags = {
+            "not yet delivered to the lake": status.get("delivery_lag"),
+            "not yet consumed": status.get("consumer_lag"),
+        }
+        undone = {k: v for k, v in lags.items() if v}
+        unknown = [s for s in ("deliver", "consume") if not self.drained[s]]
+        if undone or (unknown and all(v is None for v in lags.values())):
+            what = ", ".join(f"{v:,} {k}" for k, v in undone.items()) or (
+                f"{' and '.join(unknown)} did not finish draining"
+            )
+            why = "; ".join(
+                f"{stage} died {self.deaths[stage]} time(s)"
+                + (" and was given up" if stage in self.gave_up else "")
+                for stage in ("deliver", "consume")
+                if self.deaths[stage]
+            )
+            print(
+                f"musicnft run: NOT drained: {what}"
+                + (f" ({why})" if why else "")
+                + "; nothing is lost (the stream keeps them): run `musicnft run` again without "
+                "--fresh, or `musicnft deliver --once` and `musicnft consume --once`",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_UNDRAINED
+        if self.gave_up:
+            print(
+                f"musicnft run: {' and '.join(sorted(self.gave_up))} kept dying (beyond "
+                f"--max-restarts {self.max_restarts}): the run stopped early",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_FAILED
+        if self.producer_rc not in (0, None):
+            print(
+                f"musicnft run: the producer failed (exit code {self.producer_rc}); what it put "
+                "on the stream was drained",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_FAILED
         if self.checks_failed:
-            return 1
-        return 0 if self.producer_rc in (0, None) else 1
+            print("musicnft run: a final window failed its checks", file=sys.stderr, flush=True)
+            return EXIT_FAILED
+        return EXIT_OK
 
     def _start_dagster(self) -> None:
         home = dagster_home(self.settings)
         # From here on every child (and the final windows) uses this instance.
         self.settings = dataclasses.replace(self.settings, dagster_home=home)
         cmd = dagster_dev_command(self.args.dagster_host, self.args.dagster_port)
-        self.dagster = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=dagster_env(self.settings), start_new_session=True
-        )
+        self.dagster = self._popen(cmd, cwd=REPO_ROOT, env=dagster_env(self.settings))
         log.info(
             "started dagster dev (pid %d): UI at http://%s:%d (instance %s)",
             self.dagster.pid,
@@ -214,9 +443,7 @@ class Supervisor:
 
     def _start_dashboard(self) -> None:
         cmd = dashboard_command(self.args.dashboard_host, self.args.dashboard_port)
-        self.dashboard = subprocess.Popen(
-            cmd, env=dashboard_env(self.settings), start_new_session=True
-        )
+        self.dashboard = self._popen(cmd, env=dashboard_env(self.settings))
         log.info(
             "dashboard: http://%s:%d (refreshes itself; fills as windows are materialized)",
             self.args.dashboard_host,
@@ -224,17 +451,43 @@ class Supervisor:
         )
 
     def _stop_dagster(self) -> None:
-        if self.dagster is None or self.dagster.poll() is not None:
+        """Stop `dagster dev` and everything it started (runs and their step processes stay in
+        its process group). After a normal end, runs already executing may finish first (up to
+        2 minutes); after Ctrl-C/SIGTERM they are stopped at once. Then the whole group gets
+        SIGINT (what a terminal's Ctrl-C gives dagster: runs stop as interrupted), then SIGKILL
+        after a grace period; runs left unfinished are marked canceled."""
+        if self.dagster is None:
             return
-        self.dagster.send_signal(signal.SIGINT)  # dagster dev stops its children on SIGINT
-        try:
-            self.dagster.wait(60)
-        except subprocess.TimeoutExpired:
-            log.error("dagster dev did not stop within 60s; killing it")
-            os.killpg(self.dagster.pid, signal.SIGKILL)
-            self.dagster.wait()
+        if self.dagster.poll() is None and not self.stop.is_set():
+            self.dagster.send_signal(signal.SIGINT)  # dagster dev stops its own children
+            try:
+                self.dagster.wait(60)
+            except subprocess.TimeoutExpired:
+                log.error("dagster dev did not stop within 60s")
+            self._settle_runs()
+        proctree.stop_group(self.dagster, signal.SIGINT, GRACE, "dagster dev and its runs")
         log.info("dagster dev stopped")
-        self._settle_runs()
+        self._cancel_unfinished_runs()
+
+    def _cancel_unfinished_runs(self) -> None:
+        """Runs whose workers were stopped stay STARTED in the instance: mark them canceled."""
+        try:
+            import dagster as dg
+
+            from musicnft_dagster.recording import open_instance
+
+            assert self.settings.dagster_home is not None
+            instance = open_instance(self.settings.dagster_home)
+            active = [
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ]
+            for run in instance.get_runs(filters=dg.RunsFilter(statuses=active)):
+                instance.report_run_canceled(run, message="musicnft run stopped")
+        except Exception as exc:  # bookkeeping only; the processes are already gone
+            log.warning("could not mark unfinished Dagster runs canceled: %s", exc)
 
     def _settle_runs(self, timeout: float = 120.0) -> None:
         """Runs already executing finish on their own (their workers outlive `dagster dev`): wait
@@ -286,37 +539,3 @@ class Supervisor:
             s["delivery_lag"],
             s["consumer_lag"],
         )
-
-    def _terminate(self, stage: str, timeout: float, signalled: bool = False) -> None:
-        """SIGTERM once (a second one means "exit at once" to our processes) and wait."""
-        proc = self.procs.get(stage)
-        if proc is None or proc.poll() is not None:
-            return
-        if not signalled:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.error(
-                "%s did not stop within %.0fs; killing it (the stream keeps its records)",
-                stage,
-                timeout,
-            )
-            proc.kill()
-            proc.wait()
-
-    def _shutdown(self) -> None:
-        self._terminate("produce", 60)
-        if self.producer_rc is None:
-            self.producer_rc = self.procs["produce"].returncode
-            if self.producer_rc in (-signal.SIGTERM, 130):
-                self.producer_rc = 0
-        # Delivery and consumer drain whatever the producer managed to put on the stream.
-        for stage in ("deliver", "consume"):
-            proc = self.procs[stage]
-            if proc.poll() is not None:
-                self._spawn(stage)
-        for stage in ("deliver", "consume"):
-            self.procs[stage].send_signal(signal.SIGTERM)
-        for stage in ("deliver", "consume"):
-            self._terminate(stage, 600, signalled=True)

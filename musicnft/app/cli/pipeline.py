@@ -242,6 +242,27 @@ def _replay_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+RUN_EPILOG = """\
+Stopping: Ctrl-C, SIGTERM, --seconds or (with --exit-when-done) the end of the replay stops the
+producer, then delivery and consumer drain the stream (a drain process that dies is restarted
+like any stage), then dagster dev with its runs and the dashboard stop (process group by group,
+SIGKILL after a grace period), and the status is printed. A second Ctrl-C/SIGTERM stops every
+child at once. No child process outlives the command.
+
+Exit codes:
+  0    done: every record the stream accepted reached the lake and posts_hot (or a dead-letter)
+  1    the producer failed (what it put on the stream was drained), a stage kept dying
+       beyond --max-restarts (with nothing left undrained), or --dagster: a final window
+       failed its checks
+  2    bad configuration or arguments (nothing started)
+  3    NOT drained: records remain undelivered or unconsumed (a stage kept dying beyond
+       --max-restarts, or a drain did not finish); one line on stderr says how many. Nothing
+       is lost: run it again without --fresh, or `musicnft deliver --once` and
+       `musicnft consume --once`
+  130  a second Ctrl-C/SIGTERM: stopped at once without draining
+"""
+
+
 def register(sub: Subparsers) -> None:
     common = data_dir_option()
     p = sub.add_parser(
@@ -291,6 +312,8 @@ def register(sub: Subparsers) -> None:
         "run",
         parents=[common],
         help="the whole embedded hot path, supervised (producer, delivery, consumer)",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _replay_options(p)
     p.add_argument(
@@ -303,6 +326,14 @@ def register(sub: Subparsers) -> None:
         "--exit-when-done",
         action="store_true",
         help="stop once the replay has ended and all is delivered",
+    )
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=10,
+        metavar="N",
+        help="restart a delivery or consumer that dies (during the run or the final drain) at "
+        "most N times within 10 minutes; beyond that the run stops (exit 3 or 1) (default 10)",
     )
     p.add_argument(
         "--fresh",
