@@ -142,11 +142,11 @@ def test_every_stage_and_the_drain_processes_killed_during_a_replay_still_exit_0
                     pid, once = procs[stage]
                     if once:
                         seen_once.add(stage)
-                    if last_kill.get(stage) != pid and (drain_kills[stage] == 0 or once):
-                        if _kill(pid):
-                            kills.append(("drain", stage))
-                            drain_kills[stage] += 1
-                            last_kill[stage] = pid
+                    fresh = last_kill.get(stage) != pid and (drain_kills[stage] == 0 or once)
+                    if fresh and _kill(pid):
+                        kills.append(("drain", stage))
+                        drain_kills[stage] += 1
+                        last_kill[stage] = pid
             time.sleep(0.02)
         out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
     finally:
@@ -195,7 +195,7 @@ def test_a_stage_that_keeps_dying_makes_the_run_exit_3_with_one_line(
             if consume and on_stream and consume[0] not in killed and _kill(consume[0]):
                 killed.add(consume[0])
             time.sleep(0.02)
-        out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
+        _out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
     finally:
         if run.poll() is None:
             run.kill()
@@ -233,7 +233,7 @@ def test_a_killed_producer_exits_1_after_draining_what_it_put_on_the_stream(
             if producer and _checkpoint(data_dir, "delivery") > 0:
                 killed = _kill(producer[0])
             time.sleep(0.02)
-        out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
+        _out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
     finally:
         if run.poll() is None:
             run.kill()
