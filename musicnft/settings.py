@@ -107,6 +107,14 @@ def _third_party_log_level(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _delivery_timestamps(env: Mapping[str, str], lake_backend: str) -> str:
+    default = "int96" if lake_backend == "s3" else "micros"
+    value = (env.get("MUSICNFT_DELIVERY_TIMESTAMPS") or default).strip().lower()
+    if value not in ("int96", "micros"):
+        raise ConfigError(f"MUSICNFT_DELIVERY_TIMESTAMPS must be int96 or micros, got {value!r}")
+    return value
+
+
 def parse_keywords(raw: str) -> tuple[str, ...]:
     """Comma-separated keywords; blanks dropped, duplicates (case-insensitive) removed."""
     seen: set[str] = set()
@@ -175,6 +183,9 @@ class Settings:
     # shared by several machines (docs/warehouse.md); data in warehouse_data_path if set.
     warehouse_catalog: str = field(default="", repr=False)
     warehouse_data_path: str = ""
+    # Delivery writes timestamps as Firehose's format conversion does (INT96) where it stands in
+    # for Firehose in front of S3 (the cloud rehearsal), so every lake reader is proven on them.
+    delivery_int96_timestamps: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -278,6 +289,7 @@ class Settings:
             third_party_log_level=_third_party_log_level(env),
             warehouse_catalog=_warehouse_catalog(env),
             warehouse_data_path=env.get("MUSICNFT_WAREHOUSE_DATA_PATH", "").strip(),
+            delivery_int96_timestamps=_delivery_timestamps(env, lake_backend) == "int96",
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:

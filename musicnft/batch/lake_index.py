@@ -76,9 +76,41 @@ def read_file_stats(lake: Lake, obj: LakeObject) -> FileStats:
 def read_table(
     lake: Lake, key: str, columns: list[str] | None = None, filters: Any = None
 ) -> pa.Table:
+    """A lake file as Arrow, its timestamps UTC whichever writer made it.
+
+    Our delivery writes timestamps as UTC microseconds; real Firehose (Hive's Parquet writer, from
+    the Glue table) writes INT96, which carries no time zone and reads back naive. Naive timestamps
+    are UTC by the lake's contract, so they are made aware here, before any filter compares them
+    with an aware window bound (which would otherwise raise and fail the window on every run).
+    """
     path = lake.local_path(key)
     source: Any = path if path is not None else BytesIO(lake.get(key))
-    return pq.read_table(source, columns=columns, filters=filters)
+    parquet = pq.ParquetFile(source, coerce_int96_timestamp_unit="us")
+    wanted = parquet.schema_arrow if columns is None else _select(parquet.schema_arrow, columns)
+    if not any(_naive_timestamp(f.type) for f in wanted):
+        if isinstance(source, BytesIO):
+            source.seek(0)
+        return pq.read_table(source, columns=columns, filters=filters)
+    table = _utc_timestamps(parquet.read(columns=columns))
+    if filters is not None:
+        table = table.filter(pq.filters_to_expression(filters))
+    return table
+
+
+def _select(schema: pa.Schema, columns: list[str]) -> list[pa.Field]:
+    return [schema.field(c) for c in columns if schema.get_field_index(c) >= 0]
+
+
+def _naive_timestamp(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) and kind.tz is None
+
+
+def _utc_timestamps(table: pa.Table) -> pa.Table:
+    """Naive timestamp columns (INT96 from Hive's writer) → microsecond UTC, as the contract has."""
+    for i, f in enumerate(table.schema):
+        if _naive_timestamp(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp("us", tz="UTC")))
+    return table
 
 
 def stats_table(stats: Iterable[FileStats], indexed_at: datetime) -> pa.Table:

@@ -20,12 +20,11 @@ from io import BytesIO
 
 import pyarrow.parquet as pq
 
-from musicnft.adapters.local_stream import LocalStream
 from musicnft.contract.lake_layout import error_key, raw_key
 from musicnft.contract.schema import POST_SCHEMA, to_table
 from musicnft.hotpath.consumer import decode_post
 from musicnft.hotpath.decode import RejectedRecord
-from musicnft.ports import Lake, StreamRecord
+from musicnft.ports import Lake, StreamReader, StreamRecord
 
 log = logging.getLogger("musicnft.deliver")
 
@@ -59,7 +58,7 @@ def _error_line(record: StreamRecord, message: str, stream: str) -> bytes:
 class DeliveryLoop:
     def __init__(
         self,
-        stream: LocalStream,
+        stream: StreamReader,
         lake: Lake,
         stream_name: str,
         buffer_bytes: int = 4 * 1024 * 1024,
@@ -67,6 +66,7 @@ class DeliveryLoop:
         retention_seconds: float = 24 * 3600,
         reader: str = "delivery",
         clock: Callable[[], float] = time.time,
+        int96_timestamps: bool = False,
     ) -> None:
         self.stream = stream
         self.lake = lake
@@ -76,6 +76,7 @@ class DeliveryLoop:
         self.retention_seconds = retention_seconds
         self.reader = reader
         self.clock = clock
+        self.int96_timestamps = int96_timestamps
         self._buffer: list[StreamRecord] = []
         self._buffered_bytes = 0
         self._buffer_started = 0.0
@@ -122,7 +123,13 @@ class DeliveryLoop:
                 error_lines.append(_error_line(record, exc.reason, self.stream_name))
         if rows:
             buf = BytesIO()
-            pq.write_table(to_table(rows, POST_SCHEMA), buf, compression="snappy")
+            pq.write_table(
+                to_table(rows, POST_SCHEMA),
+                buf,
+                compression="snappy",
+                # Firehose's record format conversion (Hive's writer) stores timestamps as INT96
+                use_deprecated_int96_timestamps=self.int96_timestamps,
+            )
             key = raw_key(self.stream_name, oldest)
             self.lake.put(key, buf.getvalue())
             result.keys.append(key)

@@ -132,6 +132,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
             buffer_bytes=settings.delivery_buffer_bytes,
             buffer_seconds=settings.delivery_buffer_seconds,
             retention_seconds=settings.stream_retention_hours * 3600,
+            int96_timestamps=settings.delivery_int96_timestamps,
         )
         for reader in readers
     ]
