@@ -1,0 +1,390 @@
+"""vaderSentiment 3.3.2's `polarity_scores`, the same floats bit for bit, several times faster.
+
+`FastVader.polarity(text)` re-implements `SentimentIntensityAnalyzer.polarity_scores` of
+vaderSentiment 3.3.2 (`vaderSentiment/vaderSentiment.py` in the venv). It uses VADER's own tables
+(lexicon, emoji lexicon, boosters, negations, special cases and constants, read from the installed
+package, never copied) and performs the same floating-point operations on the same values in the
+same order, so every score is identical, including VADER's quirks:
+
+- only single-code-point emoji are replaced by their descriptions (`for chr in text`), with a space
+  before a description unless it starts the text or follows a space, none after it; the `!` in
+  the descriptions "ON! arrow" and "UP! button" count as exclamation marks;
+- lexicon keys with capitals (`:D`) never match, since lookups are lower-cased;
+- a word loses its leading/trailing punctuation only when 3+ characters remain;
+- "no" before a lexicon word scores 0.0, and an all-caps "NO" then still takes −0.733;
+- the 3-words-back negation check multiplies by 1.25 whenever the previous word is "so" or "this";
+- some special cases are Python ints (`"the shit": 3`), and stay ints until an operation makes them
+  floats;
+- `_but_check` rewrites the *first* element equal to each value (`list.index`), not its own;
+- sentiments are ints (0) for words outside the lexicon and floats otherwise, summed by `sum()`.
+
+Only repeated work is saved, never an operation on a score:
+
+- VADER builds the emoji-free text one character at a time and lower-cases the whole word list again
+  three or four times per lexicon word (O(n²) per text). Here each whitespace-separated token of
+  the text is turned once into its words (emoji replaced, punctuation stripped, lower-cased) and
+  memoized (`_TokenMemo`, bounded): a text is `str.split` plus one dict lookup per token. This is
+  exact because a description never spans whitespace of the text: splitting the emoji-free text
+  gives the concatenation of the tokens' own splits (a space VADER inserts before an emoji that
+  follows whitespace changes no split).
+- A text with no lexicon word (set intersection in C) scores (0.0, 1.0, 0.0, 0.0) at once.
+- A text with none of the words that the rules look at (boosters, negations, "no", "never",
+  "without", "so", "this", "least", "kind", a word of every multi-word special case, or a word with
+  "n't") keeps each lexicon valence as it is, but for the ALL CAPS emphasis: VADER's loop over the
+  three preceding words then only adds 0.0 to a non-zero valence and multiplies by nothing.
+- The caps differential (some but not all words in caps) is counted only when a word in caps needs
+  it.
+
+The differential tests (tests/hotpath/test_vader_fast.py) compare this with the real VADER on
+generated word salads and on the project's corpora.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from itertools import chain
+from typing import Any
+
+Scores = tuple[float, float, float, float]  # neg, neu, pos, compound, rounded as VADER rounds
+
+NEUTRAL: Scores = (0.0, 1.0, 0.0, 0.0)  # words, none of them in the lexicon
+EMPTY: Scores = (0.0, 0.0, 0.0, 0.0)  # no word at all
+
+TOKEN_MEMO_SIZE = 65_536  # distinct tokens remembered before the memo starts over (~10 MB)
+SCORES_MEMO_SIZE = 16_384  # scores of rule-free texts, by their lexicon words and punctuation
+
+# Words the rules read besides the lexicon word itself (with the boosters and negations). For each
+# multi-word special case or booster, one of its words: an n-gram without it cannot match.
+_RULE_WORDS = ("no", "never", "without", "so", "this", "least", "kind", "but")
+_IDIOM_TRIGGERS = {
+    "the shit": "shit",
+    "the bomb": "bomb",
+    "bad ass": "ass",
+    "bus stop": "bus",
+    "yeah right": "yeah",
+    "kiss of death": "kiss",
+    "to die for": "die",
+    "beating heart": "beating",
+    "just enough": "enough",
+    "kind of": "kind",
+    "sort of": "sort",
+}
+
+
+class _Caps(str):
+    """A lower-cased word whose original was ALL CAPS (`str.isupper`): VADER's caps emphasis reads
+    the original word, so the memo keeps that one bit in the type of the lower-cased one."""
+
+    __slots__ = ()
+
+
+class _TokenMemo(dict[str, tuple[str, ...]]):
+    """token → its lower-cased words (`_Caps` for words in caps), filled on first sight
+    (`__missing__`). `FastVader.polarity` empties it when full, between texts."""
+
+    def __init__(self, vader: FastVader) -> None:
+        super().__init__()
+        self._vader = vader
+
+    def __missing__(self, token: str) -> tuple[str, ...]:
+        lowered = tuple(
+            _Caps(w.lower()) if w.isupper() else w.lower() for w in self._vader._token_words(token)
+        )
+        for w in lowered:
+            if "n't" in w:
+                self._vader.rule_words.add(str(w))
+        self[token] = lowered
+        return lowered
+
+
+class FastVader:
+    """`polarity(text)` returns VADER 3.3.2's (neg, neu, pos, compound) for a `str`."""
+
+    def __init__(self, analyzer: Any = None) -> None:
+        from vaderSentiment import vaderSentiment as vs
+
+        if analyzer is None:
+            analyzer = vs.SentimentIntensityAnalyzer()
+        self.lexicon: dict[str, float] = analyzer.lexicon
+        self.booster: dict[str, float] = vs.BOOSTER_DICT
+        self.special: dict[str, float] = vs.SPECIAL_CASES
+        self.negate = frozenset(vs.NEGATE)
+        self.n_scalar: float = vs.N_SCALAR
+        self.c_incr: float = vs.C_INCR
+        # A word scores through the lexicon only when it is not a booster (checked first).
+        self.scoring = frozenset(w for w in self.lexicon if w not in self.booster)
+        multi_word = [k for k in (*self.special, *self.booster) if " " in k]
+        if set(multi_word) != set(_IDIOM_TRIGGERS) or any(
+            t not in k.split() for k, t in _IDIOM_TRIGGERS.items()
+        ):
+            raise RuntimeError("vaderSentiment's special cases changed: vader_fast needs a review")
+        self.idiom_words = frozenset(w for k in multi_word for w in k.split())
+        self._rule_words = frozenset(
+            {
+                *(k for k in self.booster if " " not in k),
+                *self.negate,
+                *_RULE_WORDS,
+                *_IDIOM_TRIGGERS.values(),
+            }
+        )
+        # Grows with every word containing "n't" that a token gives (see _TokenMemo).
+        self.rule_words = set(self._rule_words)
+        single = {ch: d for ch, d in analyzer.emojis.items() if len(ch) == 1}
+        spaced = {ch: " " + d for ch, d in single.items()}
+        # Emoji whose description holds "!" or "?" (they count as punctuation emphasis).
+        self.emphatic_emoji = tuple(
+            (ch, d.count("!"), d.count("?")) for ch, d in single.items() if "!" in d or "?" in d
+        )
+        # Candidates: the emoji of the Basic Multilingual Plane and every character beyond it (`re`
+        # scans a long list of astral characters linearly, one range it does not).
+        bmp = "".join(re.escape(ch) for ch in sorted(single) if ord(ch) <= 0xFFFF)
+        candidate = re.compile(f"[{bmp}\\U00010000-\\U0010FFFF]")
+
+        def replace(m: re.Match[str]) -> str:
+            ch = m.group()
+            start = m.start()
+            if start and m.string[start - 1] != " ":
+                return spaced.get(ch, ch)
+            return single.get(ch, ch)
+
+        def emoji_free(text: str) -> str:
+            return candidate.sub(replace, text)
+
+        self.emoji_free = emoji_free
+        self.memo = _TokenMemo(self)
+        self.scores: dict[tuple[Any, ...], Scores] = {}
+
+    @staticmethod
+    def _strip_punctuation(word: str) -> str:
+        stripped = word.strip(string.punctuation)
+        return word if len(stripped) <= 2 else stripped
+
+    def _token_words(self, token: str) -> tuple[str, ...]:
+        """The words VADER makes of one whitespace-free token (emoji replaced, punctuation
+        stripped, case kept)."""
+        if not token.isascii():
+            token = self.emoji_free(token)
+        return tuple(self._strip_punctuation(w) for w in token.split())
+
+    def polarity(self, text: str) -> Scores:
+        tokens = text.split()
+        if not tokens:
+            return EMPTY
+        memo = self.memo
+        if len(memo) >= TOKEN_MEMO_SIZE:
+            memo.clear()
+            self.rule_words = set(self._rule_words)
+        lw = list(chain.from_iterable(map(memo.__getitem__, tokens)))
+        scoring = self.scoring
+        hits = [w for w in lw if w in scoring]
+        if not hits:
+            return NEUTRAL
+        # VADER counts "!" and "?" in its emoji-free text: the text's own plus the descriptions'.
+        ep_count = text.count("!")
+        qm_count = text.count("?")
+        if not text.isascii():
+            for ch, ep, qm in self.emphatic_emoji:
+                if ch in text:
+                    found = text.count(ch)
+                    ep_count += ep * found
+                    qm_count += qm * found
+        if self.rule_words.isdisjoint(lw):
+            for w in hits:
+                if type(w) is _Caps:
+                    break
+            else:
+                # No rule applies and no lexicon word is in caps: each keeps its valence, and the
+                # scores depend only on these words in order, the number of words and the
+                # punctuation (zeros anywhere add nothing to the sum), so they are memoized.
+                key = (len(lw), min(ep_count, 4), min(qm_count, 4), *hits)
+                scores = self.scores.get(key)
+                if scores is None:
+                    lexicon = self.lexicon
+                    sentiments: list[Any] = [lexicon[w] if w in scoring else 0 for w in lw]
+                    scores = _score_valence(sentiments, ep_count, qm_count)
+                    if len(self.scores) >= SCORES_MEMO_SIZE:
+                        self.scores.clear()
+                    self.scores[key] = scores
+                return scores
+        sentiments = [0] * len(lw)
+        self._rules(lw, sentiments)
+        if "but" in lw:
+            # _but_check, verbatim: each value rewrites the first element equal to it.
+            bi = lw.index("but")
+            for sentiment in sentiments:
+                si = sentiments.index(sentiment)
+                if si < bi:
+                    sentiments.pop(si)
+                    sentiments.insert(si, sentiment * 0.5)
+                elif si > bi:
+                    sentiments.pop(si)
+                    sentiments.insert(si, sentiment * 1.5)
+        return _score_valence(sentiments, ep_count, qm_count)
+
+    def _rules(self, lw: list[str], sentiments: list[Any]) -> None:
+        """`polarity_scores`'s loop and `sentiment_valence` (`_Caps` words are those in caps)."""
+        n = len(lw)
+        lexicon = self.lexicon
+        scoring = self.scoring
+        booster = self.booster
+        negate = self.negate
+        n_scalar = self.n_scalar
+        c_incr = self.c_incr
+        cap_diff: bool | None = None
+        for i, item_l in enumerate(lw):
+            if item_l not in scoring:
+                continue  # VADER appends 0 for boosters and words outside the lexicon
+            if item_l == "kind" and i < n - 1 and lw[i + 1] == "of":
+                continue  # and for "kind" in "kind of"
+            valence = lexicon[item_l]
+            if item_l == "no" and i != n - 1 and lw[i + 1] in lexicon:
+                valence = 0.0
+            if (
+                (i > 0 and lw[i - 1] == "no")
+                or (i > 1 and lw[i - 2] == "no")
+                or (i > 2 and lw[i - 3] == "no" and lw[i - 1] in ("or", "nor"))
+            ):
+                valence = lexicon[item_l] * n_scalar
+            if type(item_l) is _Caps:
+                if cap_diff is None:
+                    cap_diff = _cap_differential(lw)
+                if cap_diff:
+                    if valence > 0:
+                        valence += c_incr
+                    else:
+                        valence -= c_incr
+            for start_i in (0, 1, 2):
+                if i <= start_i:
+                    break
+                j = i - (start_i + 1)
+                prev_l = lw[j]
+                if prev_l in lexicon:
+                    continue
+                # scalar_inc_dec(words[j], valence, is_cap_diff)
+                s = 0.0
+                if prev_l in booster:
+                    s = booster[prev_l]
+                    if valence < 0:
+                        s *= -1
+                    if type(prev_l) is _Caps:
+                        if cap_diff is None:
+                            cap_diff = _cap_differential(lw)
+                        if cap_diff:
+                            if valence > 0:
+                                s += c_incr
+                            else:
+                                s -= c_incr
+                if start_i == 1 and s != 0:
+                    s = s * 0.95
+                if start_i == 2 and s != 0:
+                    s = s * 0.9
+                valence = valence + s
+                # _negation_check(valence, words_and_emoticons, start_i, i)
+                if start_i == 0:
+                    if prev_l in negate or "n't" in prev_l:
+                        valence = valence * n_scalar
+                elif start_i == 1:
+                    if lw[i - 2] == "never" and (lw[i - 1] == "so" or lw[i - 1] == "this"):
+                        valence = valence * 1.25
+                    elif lw[i - 2] == "without" and lw[i - 1] == "doubt":
+                        pass
+                    elif prev_l in negate or "n't" in prev_l:
+                        valence = valence * n_scalar
+                else:
+                    if (lw[i - 3] == "never" and (lw[i - 2] == "so" or lw[i - 2] == "this")) or (
+                        lw[i - 1] == "so" or lw[i - 1] == "this"
+                    ):
+                        valence = valence * 1.25
+                    elif lw[i - 3] == "without" and (lw[i - 2] == "doubt" or lw[i - 1] == "doubt"):
+                        pass
+                    elif prev_l in negate or "n't" in prev_l:
+                        valence = valence * n_scalar
+                    valence = self._idioms(valence, lw, i, n)
+            # _least_check ("least" is not in the 3.3.2 lexicon; kept as written all the same)
+            if i > 1 and lw[i - 1] not in lexicon and lw[i - 1] == "least":
+                if lw[i - 2] != "at" and lw[i - 2] != "very":
+                    valence = valence * n_scalar
+            elif i > 0 and lw[i - 1] not in lexicon and lw[i - 1] == "least":
+                valence = valence * n_scalar
+            sentiments[i] = valence
+
+    def _idioms(self, valence: float, lw: list[str], i: int, n: int) -> float:
+        """`_special_idioms_check` (called with i ≥ 3 only)."""
+        idiom_words = self.idiom_words
+        if idiom_words.isdisjoint(lw[i - 3 : i + 3]):
+            return valence  # no n-gram of this window can be a special case or a booster
+        special = self.special
+        booster = self.booster
+        w3, w2, w1, w0 = lw[i - 3], lw[i - 2], lw[i - 1], lw[i]
+        onezero = f"{w1} {w0}"
+        twoonezero = f"{w2} {w1} {w0}"
+        twoone = f"{w2} {w1}"
+        threetwoone = f"{w3} {w2} {w1}"
+        threetwo = f"{w3} {w2}"
+        for seq in (onezero, twoonezero, twoone, threetwoone, threetwo):
+            if seq in special:
+                valence = special[seq]
+                break
+        if n - 1 > i:
+            zeroone = f"{w0} {lw[i + 1]}"
+            if zeroone in special:
+                valence = special[zeroone]
+        if n - 1 > i + 1:
+            zeroonetwo = f"{w0} {lw[i + 1]} {lw[i + 2]}"
+            if zeroonetwo in special:
+                valence = special[zeroonetwo]
+        for n_gram in (threetwoone, threetwo, twoone):
+            if n_gram in booster:
+                valence = valence + booster[n_gram]
+        return valence
+
+
+def _cap_differential(lw: list[str]) -> bool:
+    """`allcap_differential`: some but not all words are in caps."""
+    caps = 0
+    for w in lw:
+        if type(w) is _Caps:
+            caps += 1
+    return 0 < caps < len(lw)
+
+
+def _score_valence(sentiments: list[Any], ep_count: int, qm_count: int) -> Scores:
+    """`score_valence` with `_punctuation_emphasis`, `normalize` and `_sift_sentiment_scores`."""
+    sum_s = float(sum(sentiments))
+    if ep_count > 4:
+        ep_count = 4
+    ep_amplifier = ep_count * 0.292
+    qm_amplifier: float = 0
+    if qm_count > 1:
+        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
+    punct_emph_amplifier = ep_amplifier + qm_amplifier
+    if sum_s > 0:
+        sum_s += punct_emph_amplifier
+    elif sum_s < 0:
+        sum_s -= punct_emph_amplifier
+    compound = sum_s / math.sqrt((sum_s * sum_s) + 15)
+    if compound < -1.0:
+        compound = -1.0
+    elif compound > 1.0:
+        compound = 1.0
+    pos_sum = 0.0
+    neg_sum = 0.0
+    for sentiment_score in sentiments:
+        if sentiment_score > 0:
+            pos_sum += float(sentiment_score) + 1
+        elif sentiment_score < 0:
+            neg_sum += float(sentiment_score) - 1
+    neu_count = sentiments.count(0)
+    if pos_sum > math.fabs(neg_sum):
+        pos_sum += punct_emph_amplifier
+    elif pos_sum < math.fabs(neg_sum):
+        neg_sum -= punct_emph_amplifier
+    total = pos_sum + math.fabs(neg_sum) + neu_count
+    return (
+        round(math.fabs(neg_sum / total), 3),
+        round(math.fabs(neu_count / total), 3),
+        round(math.fabs(pos_sum / total), 3),
+        round(compound, 4),
+    )
