@@ -130,3 +130,11 @@ CREATE TABLE IF NOT EXISTS `musicnft.lake_files` (
 )
 CLUSTER BY key
 OPTIONS(description="Index of the Parquet lake's files: which windows each file's posts fall in.");
+
+CREATE TABLE IF NOT EXISTS `musicnft.lake_quarantine` (
+  key STRING NOT NULL,
+  reason STRING,
+  quarantined_at TIMESTAMP
+)
+CLUSTER BY key
+OPTIONS(description="Lake files no window can read, set aside with the reason.");

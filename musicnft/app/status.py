@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ from musicnft.hotpath.deadletter import count_lines
 from musicnft.ports import Lake, Warehouse
 from musicnft.settings import Settings
 
+log = logging.getLogger("musicnft.status")
+
 
 def _lines(data: bytes) -> int:
     """Lines as reading the file line by line counts them (a last line without a newline too)."""
@@ -28,7 +31,12 @@ def _lines(data: bytes) -> int:
 def lake_counts(lake: Lake) -> dict[str, int]:
     """Rows, unique posts and files under raw/, and lines under errors/, read through the port."""
     files = [o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")]
-    ids = [read_table(lake, key, columns=["post_id"]).column(0).cast(pa.string()) for key in files]
+    ids = []
+    for key in files:
+        try:
+            ids.append(read_table(lake, key, columns=["post_id"]).column(0).cast(pa.string()))
+        except Exception as exc:  # an unreadable file (quarantined by the windows) or a blip
+            log.warning("status cannot read %s: %s", key, exc)
     rows = sum(len(column) for column in ids)
     chunks = [chunk for column in ids for chunk in column.chunks]
     unique = pc.count_distinct(pa.chunked_array(chunks, pa.string())).as_py() if rows else 0
@@ -67,6 +75,10 @@ def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict
     ).to_pylist()[0]
     status["posts_hot"] = int(row["n"])
     status["posts_hot_unique"] = int(row["u"])
+    # lake files set aside as unreadable (missing required columns, corrupt, not Parquet)
+    status["lake_quarantined"] = int(
+        warehouse.query("SELECT count(DISTINCT key) AS n FROM lake_quarantine").to_pylist()[0]["n"]
+    )
     dl = settings.dead_letter_dir
     status["dead_letter_producer"] = count_lines(dl / "producer.jsonl")
     status["dead_letter_consumer"] = count_lines(dl / "consumer.jsonl")
@@ -96,6 +108,7 @@ def format_status(status: dict[str, Any]) -> str:
         ("  by the producer", status["dead_letter_producer"]),
         ("  by the consumer", status["dead_letter_consumer"]),
         ("  lake errors/", status["lake_errors"]),
+        ("lake files quarantined", status.get("lake_quarantined", 0)),
     ]
     if "x_posts_read" in status:
         rows.append(("X posts read (billed)", status["x_posts_read"]))

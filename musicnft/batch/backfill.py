@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from musicnft.batch import window_pipeline as wp
-from musicnft.batch.lake_index import LakeIndex, read_file_stats
+from musicnft.batch.lake_index import LakeIndex, read_file_stats, unreadable_reason
 from musicnft.contract.lake_layout import RAW_PREFIX
 from musicnft.contract.windows import window_key, window_start, windows_between
 from musicnft.ports import Lake, Warehouse
@@ -55,7 +55,7 @@ WindowRecorder = Callable[[WindowOutcome], None]
 def index_lake(lake: Lake, warehouse: Warehouse, chunk: int = 500) -> int:
     """Index every raw/ file not yet in `lake_files`; returns how many were added."""
     index = LakeIndex(warehouse)
-    known = index.known_keys()
+    known = index.known_keys() | set(index.quarantined())
     new = [
         o
         for o in lake.list_objects(RAW_PREFIX)
@@ -66,8 +66,12 @@ def index_lake(lake: Lake, warehouse: Warehouse, chunk: int = 500) -> int:
         for obj in new[i : i + chunk]:
             try:
                 stats.append(read_file_stats(lake, obj))
-            except Exception as exc:  # one corrupt file must not stop the backfill
-                log.error("cannot read the Parquet footer of %s: %s; skipping it", obj.key, exc)
+            except Exception as exc:  # one bad file must not stop the backfill
+                reason = unreadable_reason(exc)
+                if reason is None:
+                    log.warning("cannot read %s now (%s); the next run retries it", obj.key, exc)
+                else:
+                    index.quarantine(obj.key, reason)
         index.record(stats)
     return len(new)
 

@@ -8,6 +8,7 @@ reads exactly the files whose range overlaps it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,9 +19,49 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from musicnft.contract.tables import LAKE_FILES_SCHEMA
+from musicnft.contract.schema import POST_FIELDS, POST_SCHEMA
+from musicnft.contract.tables import LAKE_FILES_SCHEMA, LAKE_QUARANTINE_SCHEMA
 from musicnft.contract.windows import WINDOW
 from musicnft.ports import Lake, LakeObject
+
+log = logging.getLogger("musicnft.lake_index")
+
+
+class UnreadableLakeFile(ValueError):
+    """A lake file no retry will make readable (not Parquet, corrupt pages, a required column
+    missing). `reason` says which; the file is quarantined, never read again by a window."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+# Errors that say nothing about the file itself (network, credentials, throttling, a full disk):
+# the read is retried later and the file stays in play.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, MemoryError)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    module = type(exc).__module__
+    # botocore/urllib3 raise their own types for the network and the service's 5xx/throttling
+    return module.startswith(("botocore", "urllib3", "requests"))
+
+
+def unreadable_reason(exc: BaseException) -> str | None:
+    """Why a read failed if the file itself is at fault; None when the error is transient."""
+    if isinstance(exc, UnreadableLakeFile):
+        return exc.reason
+    if isinstance(exc, FileNotFoundError) or _is_transient(exc):
+        return None
+    if isinstance(exc, pa.ArrowException | OSError | ValueError | KeyError | TypeError):
+        return f"{type(exc).__name__}: {str(exc)[:300]}"
+    return None
+
+
+REQUIRED_COLUMNS = frozenset(f.name for f in POST_FIELDS if f.required)
 
 
 @dataclass(frozen=True)
@@ -86,15 +127,29 @@ def read_table(
     path = lake.local_path(key)
     source: Any = path if path is not None else BytesIO(lake.get(key))
     parquet = pq.ParquetFile(source, coerce_int96_timestamp_unit="us")
-    wanted = parquet.schema_arrow if columns is None else _select(parquet.schema_arrow, columns)
-    if not any(_naive_timestamp(f.type) for f in wanted):
+    schema = parquet.schema_arrow
+    present = None if columns is None else [c for c in columns if schema.get_field_index(c) >= 0]
+    missing = [] if columns is None else [c for c in columns if c not in (present or [])]
+    required_missing = [c for c in missing if c in REQUIRED_COLUMNS]
+    if required_missing:
+        raise UnreadableLakeFile(key, f"required column(s) missing: {', '.join(required_missing)}")
+    wanted = schema if present is None else _select(schema, present)
+    if not missing and not any(_naive_timestamp(f.type) for f in wanted):
         if isinstance(source, BytesIO):
             source.seek(0)
         return pq.read_table(source, columns=columns, filters=filters)
-    table = _utc_timestamps(parquet.read(columns=columns))
+    table = _utc_timestamps(parquet.read(columns=present))
+    for name in missing:  # optional columns an older or foreign writer left out: nulls
+        table = table.append_column(name, pa.nulls(table.num_rows, _post_type(name)))
+    if columns is not None:
+        table = table.select(columns)
     if filters is not None:
         table = table.filter(pq.filters_to_expression(filters))
     return table
+
+
+def _post_type(name: str) -> pa.DataType:
+    return POST_SCHEMA.field(name).type if POST_SCHEMA.get_field_index(name) >= 0 else pa.null()
 
 
 def _select(schema: pa.Schema, columns: list[str]) -> list[pa.Field]:
@@ -142,6 +197,24 @@ class LakeIndex:
             self.warehouse.append("lake_files", stats_table(stats, datetime.now(UTC)))
             self.warehouse.compact("lake_files", min_files=32)
 
+    def quarantine(self, key: str, reason: str) -> None:
+        """Set a file aside for good (logged with its reason); windows stop reading it."""
+        log.error("lake file %s quarantined: %s", key, reason)
+        self.warehouse.append(
+            "lake_quarantine",
+            pa.Table.from_pylist(
+                [{"key": key, "reason": reason[:1000], "quarantined_at": datetime.now(UTC)}],
+                schema=LAKE_QUARANTINE_SCHEMA,
+            ),
+        )
+
+    def quarantined(self) -> dict[str, str]:
+        """key -> reason of every quarantined file."""
+        rows = self.warehouse.query(
+            "SELECT key, min(reason) AS reason FROM lake_quarantine GROUP BY key"
+        ).to_pylist()
+        return {r["key"]: r["reason"] for r in rows}
+
     def known_keys(self) -> set[str]:
         return set(
             self.warehouse.query("SELECT DISTINCT key FROM lake_files").column(0).to_pylist()
@@ -151,7 +224,7 @@ class LakeIndex:
         end = start + WINDOW
         result = self.warehouse.query(
             "SELECT DISTINCT key FROM lake_files WHERE min_created_at < ? AND max_created_at >= ? "
-            "ORDER BY key",
+            "AND key NOT IN (SELECT key FROM lake_quarantine) ORDER BY key",
             [end, start],
         )
         return result.column(0).to_pylist()

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from musicnft.batch.aggregates import dedupe_latest, hashtag_counts, location_counts, window_metrics
-from musicnft.batch.lake_index import LakeIndex, read_table
+from musicnft.batch.lake_index import LakeIndex, read_table, unreadable_reason
 from musicnft.contract.schema import ENRICHED_COLUMNS, ENRICHED_FIELDS, POST_COLUMNS, conform
 from musicnft.contract.tables import (
     HASHTAG_COUNTS_SCHEMA,
@@ -68,14 +68,22 @@ def build_posts(lake: Lake, warehouse: Any, window: datetime) -> PostsResult:
     """Every post created in the window, from every lake file touching it, one row per post_id
     (latest ingest wins), enriched with the consumer's code, written as the window's `posts`."""
     end = window + WINDOW
-    files = LakeIndex(warehouse).files_for_window(window)
+    index = LakeIndex(warehouse)
+    files = index.files_for_window(window)
     window_filter = [("created_at", ">=", window), ("created_at", "<", end)]
     tables = []
-    for key in files:
+    for key in list(files):
         try:
             tables.append(read_table(lake, key, list(POST_COLUMNS), window_filter))
         except FileNotFoundError:
             log.warning("lake file %s is indexed but gone; skipping it", key)
+        except Exception as exc:
+            reason = unreadable_reason(exc)
+            if reason is None:
+                raise  # transient (network, throttling): the run fails and is retried
+            # the file itself is bad: set it aside, and the rest of the window still works
+            index.quarantine(key, reason)
+            files.remove(key)
     raw = pa.concat_tables(tables, promote_options="default").to_pylist() if tables else []
     unique = dedupe_latest(raw)
     rows = [conform(enrich(p), ENRICHED_FIELDS) | {"window_start": window} for p in unique]

@@ -11,6 +11,7 @@ TABLE_NAMES = (
     "location_counts_15m",
     "reconciliation_15m",
     "lake_files",
+    "lake_quarantine",
 )
 WINDOWED_TABLE_NAMES = (
     "posts",

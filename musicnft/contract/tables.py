@@ -60,6 +60,16 @@ LAKE_FILES_SCHEMA = pa.schema(
     ]
 )
 
+# Lake files no window can read (missing required columns, corrupt pages, not Parquet): set aside
+# with the reason, so the windows they touch keep working and `status` can count them.
+LAKE_QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("quarantined_at", TIMESTAMP),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "posts_hot": POSTS_HOT_SCHEMA,
     "posts": POSTS_SCHEMA,
@@ -68,6 +78,7 @@ TABLES: dict[str, pa.Schema] = {
     "location_counts_15m": LOCATION_COUNTS_SCHEMA,
     "reconciliation_15m": RECONCILIATION_SCHEMA,
     "lake_files": LAKE_FILES_SCHEMA,
+    "lake_quarantine": LAKE_QUARANTINE_SCHEMA,
 }
 # Tables replaced one window at a time (one file per window in the embedded warehouse).
 WINDOWED_TABLES = WINDOWED_TABLE_NAMES  # TABLE_NAMES lists TABLES in order (a test checks)

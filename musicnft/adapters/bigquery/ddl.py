@@ -65,6 +65,11 @@ LAYOUTS: dict[str, Layout] = {
         ("key",),
         "Index of the Parquet lake's files: which windows each file's posts fall in.",
     ),
+    "lake_quarantine": Layout(
+        None,
+        ("key",),
+        "Lake files no window can read, set aside with the reason.",
+    ),
 }
 
 _DOCS: dict[str, str] = {f.name: f.doc for f in ENRICHED_FIELDS} | {
