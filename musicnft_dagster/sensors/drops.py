@@ -16,10 +16,11 @@ from musicnft.ports import Lake, LakeObject
 from musicnft_dagster.jobs import TRIGGER_TAG, WINDOWS_TAG, windows_job
 from musicnft_dagster.partitions import DAYS, WINDOWS, day_key
 from musicnft_dagster.resources import LakeResource, WarehouseResource
-from musicnft_dagster.sensors.reruns import is_window_run, run_days
+from musicnft_dagster.sensors.reruns import WINDOW_ASSET_KEYS, is_window_run, run_days
 from musicnft_dagster.windows import WindowSelectionError, select_windows, windows_tag
 
 MAX_FILES_PER_TICK = 500
+BACKFILL_IN_PROGRESS = {"REQUESTED", "CANCELING", "FAILING"}
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -202,6 +203,17 @@ def _coming_run(runs: list[dg.RunRecord], window: str, since: datetime) -> str |
     return None
 
 
+def _window_backfill_in_progress(instance: dg.DagsterInstance) -> str | None:
+    """The id of a backfill of the window assets still under way (`musicnft backfill`, or a
+    range materialized from the UI), if any."""
+    for backfill in instance.get_backfills(limit=20):
+        if backfill.status.value in BACKFILL_IN_PROGRESS and set(
+            backfill.asset_selection or []
+        ) & set(WINDOW_ASSET_KEYS):
+            return str(backfill.backfill_id)
+    return None
+
+
 def _drop_covered(
     context: dg.SensorEvaluationContext,
     plan: RunPlan,
@@ -210,9 +222,11 @@ def _drop_covered(
 ) -> int:
     """Windows whose new files were all indexed before a run that rebuilt them (`musicnft
     backfill`, a Materialize in the UI) need no run: drop them from the plan. Windows a queued or
-    running run will rebuild wait in `waiting` (the cursor's pending windows) for it."""
+    running run, or a backfill in progress, will rebuild wait in `waiting` (the cursor's pending
+    windows) for it. Files indexed by this tick are never held back."""
     covered = 0
     active: list[dg.RunRecord] | None = None
+    backfill: str | None = None
     for window, files in list(plan.runs.items()):
         if not files or not all(f in indexed for f in files):
             continue  # a file indexed only now: no earlier run can have read it
@@ -227,6 +241,13 @@ def _drop_covered(
             active = list(
                 context.instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE), limit=200)
             )
+            backfill = _window_backfill_in_progress(context.instance)
+        if backfill is not None:
+            # Its runs may not exist yet: wait for it, then look again.
+            context.log.info("window %s: waits for backfill %s to finish", window, backfill)
+            waiting[window] = files
+            del plan.runs[window]
+            continue
         run_id = _coming_run(active, window, since)
         if run_id is not None:
             context.log.info("window %s: waits for run %s, which will rebuild it", window, run_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import UTC
 from pathlib import Path
@@ -35,17 +34,21 @@ def lake_with_posts(tmp_path: Path, data_dir: Path, cli_env: dict[str, str]) -> 
     return windows
 
 
-def test_backfill_materializes_every_window_with_posts(
+def test_backfill_is_a_dagster_backfill_of_every_window_with_posts(
     lake_with_posts: dict[str, set[str]], data_dir: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = dict(cli_env, DAGSTER_HOME=str(tmp_path / "dagster_home"))
-    (tmp_path / "dagster_home").mkdir()
-    proc = subprocess.run(cli("backfill"), env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = dict(cli_env, DAGSTER_HOME=str(home), DAGSTER_DISABLE_TELEMETRY="1")
+    # WHEN `musicnft backfill` runs with no webserver up (it starts `dagster dev` for the backfill)
+    proc = subprocess.run(cli("backfill"), env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     total = sum(len(v) for v in lake_with_posts.values())
-    assert (
-        f"backfill: {len(lake_with_posts)} window(s) materialized, {total:,} posts" in proc.stdout
-    )
+    days = {k[:10] for k in lake_with_posts}
+    # THEN it reports a completed Dagster backfill and what it materialized
+    assert "COMPLETED_SUCCESS" in proc.stdout
+    assert f"{len(days)} day(s)" in proc.stdout and f"{total:,} posts" in proc.stdout
+    assert "0 failed check(s)" in proc.stdout
     assert "backfill:" in proc.stderr  # progress went to stderr
     wh = EmbeddedWarehouse(data_dir / "warehouse")
     got = wh.query("SELECT window_start, post_id FROM posts").to_pylist()
@@ -55,15 +58,38 @@ def test_backfill_materializes_every_window_with_posts(
     assert by_window == lake_with_posts
     # posts_hot was empty (no consumer ran): reconciliation inserted every post exactly once.
     assert wh.count("posts_hot") == wh.count("posts_hot", "post_id") == total
-    # The Dagster instance records the backfilled partitions.
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    try:
-        instance = dg.DagsterInstance.get()
-        done = instance.get_materialized_partitions(dg.AssetKey("window_metrics_15m"))
-        assert set(lake_with_posts) <= set(done)
-    finally:
-        del os.environ["DAGSTER_HOME"]
-    # Running it again changes nothing but timestamps.
+    # AND the instance holds a real backfill whose runs materialized the days, checks passed
+    instance = dg.DagsterInstance.from_config(str(home))
+    [backfill] = instance.get_backfills()
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    for asset in ("posts", "window_metrics_15m", "reconciliation_15m"):
+        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == days
+    evaluations = [
+        e.event_log_entry.dagster_event.event_specific_data
+        for r in runs
+        for e in instance.get_records_for_run(
+            r.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        if e.event_log_entry.dagster_event is not None
+    ]
+    assert len(evaluations) == 3 * len(days)
+    assert all(e.passed and e.partition in days for e in evaluations)
+    # AND the drop sensor, seeing those files for the first time, launches nothing for them
+    from musicnft_dagster.resources import EmbeddedWarehouseResource, LocalLakeResource
+    from musicnft_dagster.sensors.drops import lake_drop_sensor
+
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "lake": LocalLakeResource(root=str(data_dir / "lake")),
+            "warehouse": EmbeddedWarehouseResource(root=str(data_dir / "warehouse")),
+        },
+    )
+    tick = lake_drop_sensor(context)
+    assert isinstance(tick, dg.SensorResult | dg.SkipReason)
+    assert isinstance(tick, dg.SkipReason) or not tick.run_requests
+    # Running it again in this process (--no-dagster) changes nothing but timestamps.
     before = wh.query(
         "SELECT * EXCLUDE (updated_at) FROM window_metrics_15m ORDER BY ALL"
     ).to_pylist()

@@ -20,15 +20,22 @@ import pytest
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.app.supervisor import dagster_home
 from musicnft.batch import window_pipeline as wp
-from musicnft.contract.windows import window_key, window_start
+from musicnft.contract.windows import window_start
 from musicnft.settings import Settings
+from musicnft_dagster.partitions import day_key
 from tests.support.paths import ROOT, cli
 
 pytestmark = pytest.mark.slow
 
 QUERY = """
 {
-  assetNodes { assetKey { path } }
+  assetNodes {
+    assetKey { path }
+    kinds
+    owners { ... on TeamAssetOwner { team } }
+    description
+    partitionDefinition { type }
+  }
   repositoriesOrError {
     ... on RepositoryConnection {
       nodes {
@@ -88,6 +95,12 @@ def test_dagster_dev_serves_the_code_location(tmp_path: Path) -> None:
         assert data is not None, "dagster dev never answered"
         # THEN GraphQL lists the assets, and the sensor and schedule run by default
         keys = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
+        for node in data["assetNodes"]:
+            # kinds of the warehouse in use, an owner, a description, day partitions
+            assert set(node["kinds"]) == {"duckdb", "parquet"}, node
+            assert node["owners"] == [{"team": "data-engineering"}], node
+            assert node["description"], node
+            assert node["partitionDefinition"]["type"] == "TIME_WINDOW", node
         assert keys == {
             "posts",
             "window_metrics_15m",
@@ -96,11 +109,12 @@ def test_dagster_dev_serves_the_code_location(tmp_path: Path) -> None:
             "reconciliation_15m",
         }
         (repo,) = data["repositoriesOrError"]["nodes"]
-        assert repo["sensors"] == [
-            {"name": "lake_drop_sensor", "sensorState": {"status": "RUNNING"}}
+        assert sorted(repo["sensors"], key=lambda x: x["name"]) == [
+            {"name": "failed_windows_sensor", "sensorState": {"status": "RUNNING"}},
+            {"name": "lake_drop_sensor", "sensorState": {"status": "RUNNING"}},
         ]
-        assert repo["schedules"] == [
-            {"name": "refresh_latest_windows", "scheduleState": {"status": "RUNNING"}}
+        assert {"name": "refresh_latest_windows", "scheduleState": {"status": "RUNNING"}} in repo[
+            "schedules"
         ]
     finally:
         # AND it stops cleanly on SIGINT
@@ -190,7 +204,7 @@ def test_demo_with_dagster_materializes_every_window_with_posts(tmp_path: Path) 
             "reconciliation_15m",
         ):
             done = instance.get_materialized_partitions(dg.AssetKey(asset))
-            assert {window_key(w) for w in windows} <= set(done), asset
+            assert {day_key(w) for w in windows} <= set(done), asset
         for asset, check in (
             ("posts", "post_id_unique"),
             ("reconciliation_15m", "lake_matches_warehouse"),
