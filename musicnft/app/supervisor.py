@@ -290,7 +290,11 @@ class Supervisor:
                 proctree.stop_group(self.dashboard, signal.SIGTERM, GRACE, "the dashboard")
         self._check_forced()
         if self.args.dagster:
-            self._final_windows()
+            try:
+                self._final_windows()
+            except Exception:  # the verdict and the status still come; exit 1 says it failed
+                log.exception("final windows failed")
+                self.checks_failed = True
         return self._verdict()
 
     def _supervise(self) -> None:
@@ -423,7 +427,11 @@ class Supervisor:
             )
             return EXIT_FAILED
         if self.checks_failed:
-            print("musicnft run: a final window failed its checks", file=sys.stderr, flush=True)
+            print(
+                "musicnft run: the final windows failed or failed their checks",
+                file=sys.stderr,
+                flush=True,
+            )
             return EXIT_FAILED
         return EXIT_OK
 
