@@ -29,7 +29,7 @@ lock: $(VENV)
 # (sensor, schedule, UI on 127.0.0.1:$(DAGSTER_PORT)) until Ctrl-C or DEMO_SECONDS=N seconds,
 # then materializes the windows it touched and prints the status.
 demo: $(STAMP)
-	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-5} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 # The cloud profile (Kinesis, S3) rehearsed against moto server on 127.0.0.1; DEMO_SECONDS=N too.
 demo-cloud: $(STAMP)
