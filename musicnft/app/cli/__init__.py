@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from musicnft.app.cli import (
     backfill,
     bigquery,
+    cost,
     dashboard,
     pipeline,
     query,
@@ -32,7 +33,7 @@ from musicnft.settings import ConfigError, Settings
 __all__ = ["SAMPLE_PATH", "build_parser", "main"]
 
 # In `musicnft --help` order.
-GROUPS = (pipeline, query, backfill, dashboard, xrules, bigquery, schema, sample)
+GROUPS = (pipeline, query, backfill, dashboard, xrules, bigquery, schema, sample, cost)
 
 
 def build_parser() -> argparse.ArgumentParser:
