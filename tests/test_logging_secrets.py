@@ -36,13 +36,13 @@ SECRET_STRING = base64.b64encode(json.dumps(SERVICE_ACCOUNT).encode()).decode()
 SCRIPT = textwrap.dedent(
     """
     import json, logging, sys
-    from musicnft.app.cli import _log_level
+    from musicnft.app.cli import _log_level, _third_party_log_level
     from musicnft.logs import setup_logging
     from musicnft.settings import Settings
     from musicnft import wiring
 
     settings = Settings.from_env()
-    setup_logging(_log_level(), settings.third_party_log_level)
+    setup_logging(_log_level(), _third_party_log_level())  # what `musicnft COMMAND` does
     log = logging.getLogger("musicnft.test")
     log.debug("reading the BigQuery key from %s", settings.bigquery_credentials_secret_arn)
     value = wiring.bigquery_credentials(settings)

@@ -57,8 +57,16 @@ def _log_level() -> str:
         return "INFO"
 
 
+def _third_party_log_level() -> str | None:
+    """MUSICNFT_THIRD_PARTY_LOG_LEVEL via the settings: None (= WARNING) unless opted in."""
+    try:
+        return Settings.from_env().third_party_log_level or None
+    except ConfigError:
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    setup_logging(_log_level())
+    setup_logging(_log_level(), _third_party_log_level())
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
