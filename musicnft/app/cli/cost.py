@@ -33,9 +33,9 @@ Assumptions (docs/cost.md): record sizes measured on the shipped sample (670-byt
 record as 1 KB, Firehose as 5 KB (ingestion and conversion); two stream readers (Firehose,
 Lambda); Lambda batch 100, 512 MB, 0.3 s + 2 ms per record (assumed); Firehose files every 300 s
 or 64 MiB; each post stored twice in BigQuery (posts_hot, posts); every post read once from X;
-one t3.small producer that sustains 5,750 posts/s x its 20%% CPU baseline; bursts 13.4x the
-average (the sample's busiest minute). Storage lines are a first month's average: both lakes grow
-by the month's data every month.
+one t3.small producer that sustains 5,750 posts/s x its 20% CPU baseline; bursts 13.4x the
+average (the sample's busiest minute). Storage lines are a first month's average: the lake
+and BigQuery grow by the month's data every month.
 """
 
 
@@ -69,13 +69,13 @@ def format_report(estimate: CostEstimate, scales: list[Scale]) -> str:
         f" in; Lambda concurrency = shards x parallelization factor {a.parallelization_factor};"
         f" producer = {a.producer_posts_per_second:,.0f} posts/s x {a.producer_cpu_share:.0%}"
         " CPU baseline)",
-        f"{'x':>6} {'posts/day':>12} {'peak/s':>9} {'peak KB/s':>10} {'shards':>7}"
+        f"{'x':>6} {'posts/day':>14} {'peak/s':>9} {'peak KB/s':>10} {'shards':>7}"
         f" {'on-demand':>9} {'lambda':>7} {'par.f.':>7} {'producer':>9} {'X cap':>6}"
         f" {'X rate':>7}",
     ]
     for s in scales:
         out.append(
-            f"{s.multiple:>5g}x {s.posts_per_day:>12,.0f} {s.peak_posts_per_second:>9,.1f}"
+            f"{s.multiple:>5g}x {s.posts_per_day:>14,.0f} {s.peak_posts_per_second:>9,.1f}"
             f" {s.peak_write_bytes_per_second / 1000:>10,.1f} {s.shards_needed:>7}"
             f" {s.on_demand_shards:>9} {s.lambda_concurrency:>7}"
             f" {s.parallelization_factor_needed:>7} {s.producer_utilization:>9.1%}"
