@@ -27,7 +27,9 @@ What is refused, and why:
   `ducklake_rewrite_data_files`, `ducklake_flush_inlined_data`, `ducklake_set_option`,
   `ducklake_add_data_files`; any function whose name contains `cleanup`, `expire`, `vacuum`,
   `checkpoint`, `compact`, `flush`, `set_option`, `commit` or `add_data_files` (maintenance of
-  other catalogs and DuckDB's own); `query` and `query_table` (SQL text run at execution time,
+  other catalogs and DuckDB's own: `force_checkpoint`, ...), `attach`/`detach`
+  (`sqlite_attach`), `write` (`write_log`), `truncate` (`truncate_duckdb_logs`), `install`,
+  `import_database` or `export_database`; `query` and `query_table` (SQL text run at execution time,
   which this parse cannot see); `duckdb_secrets`, `which_secret`, `getenv` (credentials and the
   environment); `set_config` (a setting changed from inside a query).
 
@@ -75,6 +77,13 @@ MAINTENANCE_WORDS = (
     "set_option",
     "commit",
     "add_data_files",
+    "attach",  # sqlite_attach() and the like attach a database from inside a query
+    "detach",
+    "write",  # write_log() and writers of any extension
+    "truncate",  # truncate_duckdb_logs()
+    "install",
+    "import_database",
+    "export_database",
 )
 # Functions refused by name: dynamic SQL the parse cannot see, credentials, the environment.
 REFUSED_FUNCTIONS = frozenset(

@@ -67,6 +67,12 @@ REFUSED = {
     "dynamic sql": "SELECT * FROM query('SELECT 1')",
     "secrets": "SELECT * FROM duckdb_secrets()",
     "export": "EXPORT DATABASE '{wh}/export'",
+    "checkpoint function": "SELECT * FROM force_checkpoint()",
+    "sqlite attach function": "SELECT * FROM sqlite_attach('{wh}/evil.db')",
+    "nested in a subquery": "SELECT * FROM posts_hot WHERE post_id IN "
+    "(SELECT * FROM ducklake_expire_snapshots('musicnft'))",
+    "explain analyze of a refused function": "EXPLAIN ANALYZE SELECT * FROM "
+    "ducklake_cleanup_old_files('musicnft')",
 }
 
 
