@@ -472,7 +472,10 @@ class Supervisor:
                 self.dagster.wait(60)
             except subprocess.TimeoutExpired:
                 log.error("dagster dev did not stop within 60s")
-            self._settle_runs()
+            try:
+                self._settle_runs()
+            except Exception as exc:  # stopping must go on: the group is stopped below
+                log.warning("could not wait for Dagster runs: %s", exc)
         proctree.stop_group(self.dagster, signal.SIGINT, GRACE, "dagster dev and its runs")
         log.info("dagster dev stopped")
         self._cancel_unfinished_runs()
