@@ -180,15 +180,41 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="print one line, healthy or why not; exit 1 when a threshold is exceeded",
     )
-    p.add_argument("--max-lag", type=int, default=10_000, metavar="N", help="(default 10000)")
     p.add_argument(
-        "--max-dead-letter-growth", type=int, default=100, metavar="N", help="(default 100)"
+        "--max-lag",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="most records undelivered or unconsumed (default 10000)",
     )
     p.add_argument(
-        "--dead-letter-window", type=float, default=3600.0, metavar="SECONDS", help="(default 3600)"
+        "--max-dead-letter-growth",
+        type=int,
+        default=100,
+        metavar="N",
+        help="most new dead-letter entries within the window (default 100)",
     )
-    p.add_argument("--max-spool", type=int, default=1_000, metavar="N", help="(default 1000)")
-    p.add_argument("--max-quarantined", type=int, default=0, metavar="N", help="(default 0)")
+    p.add_argument(
+        "--dead-letter-window",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="the window for --max-dead-letter-growth (default 3600)",
+    )
+    p.add_argument(
+        "--max-spool",
+        type=int,
+        default=1_000,
+        metavar="N",
+        help="most records in the spool (default 1000)",
+    )
+    p.add_argument(
+        "--max-quarantined",
+        type=int,
+        default=0,
+        metavar="N",
+        help="most quarantined lake files (default 0)",
+    )
     p.add_argument(
         "--max-age",
         type=float,
