@@ -142,8 +142,35 @@ def plan_backfill(
     return BackfillRequest(days, tags)
 
 
+LOCATIONS = """
+{
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        locationOrLoadError { __typename ... on PythonError { message } }
+      }
+    }
+  }
+}
+"""
+
+
+def check_locations(client: WebserverClient) -> None:
+    """Fail early, saying why, when the webserver could not load the code location."""
+    data = client.query(LOCATIONS)["workspaceOrError"]
+    for entry in data.get("locationEntries", []):
+        loaded = entry.get("locationOrLoadError") or {}
+        if loaded.get("__typename") == "PythonError":
+            raise BackfillError(
+                f"code location {entry['name']} failed to load: {loaded.get('message', '')}"
+            )
+
+
 def launch(client: WebserverClient, request: BackfillRequest) -> str:
     """Launch an asset backfill of the window assets over the request's days; its id."""
+    check_locations(client)
     params = {
         "assetSelection": [{"path": [name]} for name in sorted(WINDOW_ASSET_NAMES)],
         "partitionNames": request.days,
