@@ -49,6 +49,7 @@ from typing import Any
 
 Scores = tuple[float, float, float, float]  # neg, neu, pos, compound, rounded as VADER rounds
 
+_PUNCTUATION = string.punctuation
 NEUTRAL: Scores = (0.0, 1.0, 0.0, 0.0)  # words, none of them in the lexicon
 EMPTY: Scores = (0.0, 0.0, 0.0, 0.0)  # no word at all
 
@@ -58,6 +59,9 @@ SCORES_MEMO_SIZE = 16_384  # scores of rule-free texts, by their lexicon words a
 # Words the rules read besides the lexicon word itself (with the boosters and negations). For each
 # multi-word special case or booster, one of its words: an n-gram without it cannot match.
 _RULE_WORDS = ("no", "never", "without", "so", "this", "least", "kind", "but")
+# Words compared by the rules but not checked for by the fast path (they matter only next to one of
+# the rule words): "no X or/nor Y", "at least", "very least", "without doubt", "kind of".
+_COMPARED_WORDS = ("or", "nor", "at", "very", "doubt", "of")
 _IDIOM_TRIGGERS = {
     "the shit": "shit",
     "the bomb": "bomb",
@@ -80,23 +84,55 @@ class _Caps(str):
     __slots__ = ()
 
 
+# What a word no rule reads becomes (see `FastVader.relevant`): one shared object, so that texts are
+# mostly the same few strings in memory and the lexicon probes of those words hit the same slot.
+_BLANK = ""
+_BLANK_CAPS = _Caps("")
+_BLANK_TOKEN = (_BLANK,)
+_BLANK_CAPS_TOKEN = (_BLANK_CAPS,)
+
+
 class _TokenMemo(dict[str, tuple[str, ...]]):
-    """token → its lower-cased words (`_Caps` for words in caps), filled on first sight
-    (`__missing__`). `FastVader.polarity` empties it when full, between texts."""
+    """token → its lower-cased words, `_Caps` for words in caps and a blank for every word that
+    is neither in the lexicon nor read by a rule; filled on first sight (`__missing__`).
+    `FastVader.polarity` empties it when full, between texts."""
 
     def __init__(self, vader: FastVader) -> None:
         super().__init__()
         self._vader = vader
 
     def __missing__(self, token: str) -> tuple[str, ...]:
-        lowered = tuple(
-            _Caps(w.lower()) if w.isupper() else w.lower() for w in self._vader._token_words(token)
-        )
-        for w in lowered:
-            if "n't" in w:
-                self._vader.rule_words.add(str(w))
-        self[token] = lowered
-        return lowered
+        vader = self._vader
+        relevant = vader.relevant
+        if token.isascii():
+            # One word (no emoji, no whitespace): the common case, without the general path.
+            stripped = token.strip(_PUNCTUATION)
+            word = token if len(stripped) <= 2 else stripped
+            lowered = word.lower()
+            if lowered in relevant:
+                words: tuple[str, ...] = (_Caps(lowered) if word.isupper() else lowered,)
+            elif "n't" in lowered:
+                vader.rule_words.add(lowered)
+                words = (_Caps(lowered) if word.isupper() else lowered,)
+            else:
+                words = _BLANK_CAPS_TOKEN if word.isupper() else _BLANK_TOKEN
+                if "/" in token:
+                    return words  # a link: seldom seen twice, not worth its room in the memo
+        else:
+            if not vader.emphatic_seen and any(ch in token for ch, _, _ in vader.emphatic_emoji):
+                vader.emphatic_seen = True
+            out = []
+            for word in vader._token_words(token):
+                lowered = word.lower()
+                if lowered in relevant or "n't" in lowered:
+                    if "n't" in lowered:
+                        vader.rule_words.add(lowered)
+                    out.append(_Caps(lowered) if word.isupper() else lowered)
+                else:
+                    out.append(_BLANK_CAPS if word.isupper() else _BLANK)
+            words = tuple(out)
+        self[token] = words
+        return words
 
 
 class FastVader:
@@ -131,6 +167,21 @@ class FastVader:
         )
         # Grows with every word containing "n't" that a token gives (see _TokenMemo).
         self.rule_words = set(self._rule_words)
+        # Every word a rule compares with or looks up; any other word can be replaced by a blank.
+        self.relevant = frozenset(
+            {
+                *self.lexicon,
+                *(w for k in self.booster for w in k.split()),
+                *self.negate,
+                *self.idiom_words,
+                *_RULE_WORDS,
+                *_COMPARED_WORDS,
+            }
+        )
+        if _BLANK in self.relevant:
+            raise RuntimeError(
+                "vaderSentiment's lexicon has an empty word: vader_fast needs a review"
+            )
         single = {ch: d for ch, d in analyzer.emojis.items() if len(ch) == 1}
         spaced = {ch: " " + d for ch, d in single.items()}
         # Emoji whose description holds "!" or "?" (they count as punctuation emphasis).
@@ -153,12 +204,13 @@ class FastVader:
             return candidate.sub(replace, text)
 
         self.emoji_free = emoji_free
+        self.emphatic_seen = False  # whether a token ever held one of them
         self.memo = _TokenMemo(self)
         self.scores: dict[tuple[Any, ...], Scores] = {}
 
     @staticmethod
     def _strip_punctuation(word: str) -> str:
-        stripped = word.strip(string.punctuation)
+        stripped = word.strip(_PUNCTUATION)
         return word if len(stripped) <= 2 else stripped
 
     def _token_words(self, token: str) -> tuple[str, ...]:
@@ -184,32 +236,35 @@ class FastVader:
         # VADER counts "!" and "?" in its emoji-free text: the text's own plus the descriptions'.
         ep_count = text.count("!")
         qm_count = text.count("?")
-        if not text.isascii():
+        if self.emphatic_seen and not text.isascii():  # (every token of a text went through
+            # the memo's __missing__ once, which notes these emoji)
             for ch, ep, qm in self.emphatic_emoji:
                 if ch in text:
                     found = text.count(ch)
                     ep_count += ep * found
                     qm_count += qm * found
-        if self.rule_words.isdisjoint(lw):
+        n = len(lw)
+        rule_words = self.rule_words
+        if rule_words.isdisjoint(lw) or ("but" not in lw and self._out_of_reach(lw)):
+            # No rule applies: each lexicon word keeps its valence, but for ALL CAPS emphasis.
+            lexicon = self.lexicon
             for w in hits:
                 if type(w) is _Caps:
-                    break
-            else:
-                # No rule applies and no lexicon word is in caps: each keeps its valence, and the
-                # scores depend only on these words in order, the number of words and the
-                # punctuation (zeros anywhere add nothing to the sum), so they are memoized.
-                key = (len(lw), min(ep_count, 4), min(qm_count, 4), *hits)
-                scores = self.scores.get(key)
-                if scores is None:
-                    lexicon = self.lexicon
-                    sentiments: list[Any] = [lexicon[w] if w in scoring else 0 for w in lw]
-                    scores = _score_valence(sentiments, ep_count, qm_count)
-                    if len(self.scores) >= SCORES_MEMO_SIZE:
-                        self.scores.clear()
-                    self.scores[key] = scores
-                return scores
-        sentiments = [0] * len(lw)
-        self._rules(lw, sentiments)
+                    cap_diff = _cap_differential(lw)
+                    c_incr = self.c_incr
+                    valences = []
+                    for w in hits:
+                        valence = lexicon[w]
+                        if cap_diff and type(w) is _Caps:
+                            if valence > 0:
+                                valence += c_incr
+                            else:
+                                valence -= c_incr
+                        valences.append(valence)
+                    return self._scores([v for v in valences if v], n, ep_count, qm_count)
+            return self._scores(list(map(lexicon.__getitem__, hits)), n, ep_count, qm_count)
+        sentiments: list[Any] = [0] * n
+        floats_only = self._rules(lw, sentiments)
         if "but" in lw:
             # _but_check, verbatim: each value rewrites the first element equal to it.
             bi = lw.index("but")
@@ -221,21 +276,66 @@ class FastVader:
                 elif si > bi:
                     sentiments.pop(si)
                     sentiments.insert(si, sentiment * 1.5)
-        return _score_valence(sentiments, ep_count, qm_count)
+        nonzero = [v for v in sentiments if v]
+        if floats_only:
+            return self._scores(nonzero, n, ep_count, qm_count)
+        return _score_valence(nonzero, n, ep_count, qm_count)
 
-    def _rules(self, lw: list[str], sentiments: list[Any]) -> None:
-        """`polarity_scores`'s loop and `sentiment_valence` (`_Caps` words are those in caps)."""
+    def _out_of_reach(self, lw: list[str]) -> bool:
+        """Whether no lexicon word has a rule word within reach: 3 words before it (boosters,
+        negations, "no", "least", "never so", "so"/"this" before it), itself ("no", "kind"), 2
+        after it (special cases, "no" before a lexicon word). "but" reaches everything."""
+        scoring = self.scoring
+        rule_words = self.rule_words
+        for i, w in enumerate(lw):
+            if w in scoring and not rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3]):
+                return False
+        return True
+
+    def _scores(self, nonzero: list[float], n: int, ep_count: int, qm_count: int) -> Scores:
+        """`_score_valence`, memoized. The scores depend only on the non-zero sentiments in order
+        (floats here), the number of words and the punctuation counts: zeros add nothing to
+        `sum` (ints or floats, anywhere, in CPython 3.11's plain or 3.12's compensated sum) and
+        count as neutral. Not for int sentiments (special cases such as "the shit": 3), which
+        would share a key with the equal float."""
+        key = (n, ep_count if ep_count < 4 else 4, qm_count if qm_count < 4 else 4, *nonzero)
+        scores = self.scores.get(key)
+        if scores is None:
+            scores = _score_valence(nonzero, n, ep_count, qm_count)
+            if len(self.scores) >= SCORES_MEMO_SIZE:
+                self.scores.clear()
+            self.scores[key] = scores
+        return scores
+
+    def _rules(self, lw: list[str], sentiments: list[Any]) -> bool:
+        """`polarity_scores`'s loop and `sentiment_valence` (`_Caps` words are those in caps):
+        fills the lexicon words' sentiments; False if one of them is not a float."""
         n = len(lw)
         lexicon = self.lexicon
         scoring = self.scoring
         booster = self.booster
         negate = self.negate
+        rule_words = self.rule_words
         n_scalar = self.n_scalar
         c_incr = self.c_incr
         cap_diff: bool | None = None
-        for i, item_l in enumerate(lw):
-            if item_l not in scoring:
-                continue  # VADER appends 0 for boosters and words outside the lexicon
+        floats_only = True
+        for i in [i for i, w in enumerate(lw) if w in scoring]:
+            item_l = lw[i]
+            if rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3]):
+                # No rule word within reach (3 words before, 2 after for the special cases): the
+                # valence stays the lexicon's, but for ALL CAPS emphasis.
+                valence = lexicon[item_l]
+                if type(item_l) is _Caps:
+                    if cap_diff is None:
+                        cap_diff = _cap_differential(lw)
+                    if cap_diff:
+                        if valence > 0:
+                            valence += c_incr
+                        else:
+                            valence -= c_incr
+                sentiments[i] = valence
+                continue
             if item_l == "kind" and i < n - 1 and lw[i + 1] == "of":
                 continue  # and for "kind" in "kind of"
             valence = lexicon[item_l]
@@ -308,7 +408,10 @@ class FastVader:
                     valence = valence * n_scalar
             elif i > 0 and lw[i - 1] not in lexicon and lw[i - 1] == "least":
                 valence = valence * n_scalar
+            if type(valence) is not float:
+                floats_only = False
             sentiments[i] = valence
+        return floats_only
 
     def _idioms(self, valence: float, lw: list[str], i: int, n: int) -> float:
         """`_special_idioms_check` (called with i ≥ 3 only)."""
@@ -350,9 +453,10 @@ def _cap_differential(lw: list[str]) -> bool:
     return 0 < caps < len(lw)
 
 
-def _score_valence(sentiments: list[Any], ep_count: int, qm_count: int) -> Scores:
-    """`score_valence` with `_punctuation_emphasis`, `normalize` and `_sift_sentiment_scores`."""
-    sum_s = float(sum(sentiments))
+def _score_valence(nonzero: list[Any], n: int, ep_count: int, qm_count: int) -> Scores:
+    """`score_valence` with `_punctuation_emphasis`, `normalize` and `_sift_sentiment_scores`, from
+    the non-zero sentiments in order and the number of words (the others are zeros)."""
+    sum_s = float(sum(nonzero))
     if ep_count > 4:
         ep_count = 4
     ep_amplifier = ep_count * 0.292
@@ -371,12 +475,12 @@ def _score_valence(sentiments: list[Any], ep_count: int, qm_count: int) -> Score
         compound = 1.0
     pos_sum = 0.0
     neg_sum = 0.0
-    for sentiment_score in sentiments:
+    for sentiment_score in nonzero:
         if sentiment_score > 0:
             pos_sum += float(sentiment_score) + 1
-        elif sentiment_score < 0:
+        else:
             neg_sum += float(sentiment_score) - 1
-    neu_count = sentiments.count(0)
+    neu_count = n - len(nonzero)
     if pos_sum > math.fabs(neg_sum):
         pos_sum += punct_emph_amplifier
     elif pos_sum < math.fabs(neg_sum):

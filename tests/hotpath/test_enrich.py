@@ -115,7 +115,7 @@ def test_enrich_labels_at_the_thresholds(
     monkeypatch: pytest.MonkeyPatch, compound: float, label: str
 ) -> None:
     # GIVEN a scorer that returns exactly the threshold compound (neg, neu, pos, compound)
-    monkeypatch.setattr(enrich_module, "_sentiment", lambda text: (0.0, 1.0, 0.0, compound))
+    monkeypatch.setattr(enrich_module, "_polarity", lambda text: (0.0, 1.0, 0.0, compound))
 
     # WHEN a post is enriched, THEN its label follows the ±0.05 rule
     out = enrich({"text": "anything"})
