@@ -103,6 +103,9 @@ def main() -> None:
     )
     print(f"local stream put    {r_stream:10,.0f} records/s (batches of 500)")
     print(f"posts_hot insert    {r_wh:10,.0f} rows/s    (batches of 100, one transaction each)")
+    from benchmarks.enrichment import main as enrichment  # 100k generated posts vs bare VADER
+
+    enrichment()
     if not args.skip_windows:
         from benchmarks.window_cost import main as window_cost
 
