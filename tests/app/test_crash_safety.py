@@ -243,18 +243,31 @@ def _batch_loop(root: str, batches: int) -> None:
             wh.compact("posts_hot", min_files=5)
 
 
+def _hot_count(root: Path) -> int:
+    wh = EmbeddedWarehouse(root, read_only=True)
+    try:
+        return wh.count("posts_hot")
+    finally:
+        wh.close()
+
+
 def test_kill_9_after_random_delays_keeps_every_batch_whole_and_single(tmp_path: Path) -> None:
     root = tmp_path / "wh"
     EmbeddedWarehouse(root).close()
     ctx = mp.get_context("spawn")
     rnd = random.Random(21)
-    batches = 200
+    batches = 120
     progress = []
     for _ in range(6):
-        # WHEN an inserting (and merging) process is killed at a random moment
+        # WHEN an inserting (and merging) process is killed at a random moment once it has made
+        # progress (polling, not a fixed delay: a loaded machine may take seconds to start it)
+        start = _hot_count(root)
         proc = ctx.Process(target=_batch_loop, args=(str(root), batches))
         proc.start()
-        time.sleep(rnd.uniform(2.0, 5.0))
+        deadline = time.monotonic() + 180
+        while _hot_count(root) == start and proc.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rnd.uniform(0.0, 0.5))
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(30)
         # THEN every batch is all there or not at all, and no row is there twice
