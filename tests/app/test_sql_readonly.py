@@ -209,3 +209,24 @@ def test_json_values_without_arrow_types() -> None:
     assert json_value(when) == "2021-12-01T00:00:00Z"
     assert iso_duration(0, 0, 0) == "PT0S"
     assert iso_duration(-14, 0, 1) == "P-1Y-2MT0.000000001S"
+
+
+@pytest.mark.parametrize(
+    ("sql", "ok"),
+    [
+        ("SELECT count(*) FROM `project.musicnft.posts_hot`", True),  # BigQuery-only syntax
+        ("SELECT 1", True),
+        ("DELETE FROM `project.musicnft.posts_hot` WHERE TRUE", False),
+        ("EXPORT DATA OPTIONS (uri = 'gs://b/*', format = 'CSV') AS SELECT 1", False),
+        ("SELECT 1; SELECT 2", False),
+        ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.parquet'", False),
+    ],
+)
+def test_the_bigquery_guard(sql: str, ok: bool) -> None:
+    from musicnft.adapters.sql_guard import check_read_only_bigquery
+
+    if ok:
+        check_read_only_bigquery(sql)
+    else:
+        with pytest.raises(ReadOnlyQueryError):
+            check_read_only_bigquery(sql)
