@@ -58,10 +58,11 @@ SCORES_MEMO_SIZE = 16_384  # scores of rule-free texts, by their lexicon words a
 
 # Words the rules read besides the lexicon word itself (with the boosters and negations). For each
 # multi-word special case or booster, one of its words: an n-gram without it cannot match.
-_RULE_WORDS = ("no", "never", "without", "so", "this", "least", "kind", "but")
-# Words compared by the rules but not checked for by the fast path (they matter only next to one of
-# the rule words): "no X or/nor Y", "at least", "very least", "without doubt", "kind of".
-_COMPARED_WORDS = ("or", "nor", "at", "very", "doubt", "of")
+_RULE_WORDS = ("no", "never", "without", "so", "least", "kind", "but")
+# Words compared by the rules but not rule words: they matter only next to one of the rule words
+# ("no X or/nor Y", "at least", "very least", "without doubt", "kind of"), or for "this", only right
+# before a lexicon word (checked for apart).
+_COMPARED_WORDS = ("or", "nor", "at", "very", "doubt", "of", "this")
 _IDIOM_TRIGGERS = {
     "the shit": "shit",
     "the bomb": "bomb",
@@ -230,9 +231,9 @@ class FastVader:
             self.rule_words = set(self._rule_words)
         lw = list(chain.from_iterable(map(memo.__getitem__, tokens)))
         scoring = self.scoring
-        hits = [w for w in lw if w in scoring]
-        if not hits:
+        if scoring.isdisjoint(lw):
             return NEUTRAL
+        hits = [w for w in lw if w in scoring]
         # VADER counts "!" and "?" in its emoji-free text: the text's own plus the descriptions'.
         ep_count = text.count("!")
         qm_count = text.count("?")
@@ -245,7 +246,9 @@ class FastVader:
                     qm_count += qm * found
         n = len(lw)
         rule_words = self.rule_words
-        if rule_words.isdisjoint(lw) or ("but" not in lw and self._out_of_reach(lw)):
+        if (rule_words.isdisjoint(lw) and "this" not in lw) or (
+            "but" not in lw and self._out_of_reach(lw)
+        ):
             # No rule applies: each lexicon word keeps its valence, but for ALL CAPS emphasis.
             lexicon = self.lexicon
             for w in hits:
@@ -262,7 +265,15 @@ class FastVader:
                                 valence -= c_incr
                         valences.append(valence)
                     return self._scores([v for v in valences if v], n, ep_count, qm_count)
-            return self._scores(list(map(lexicon.__getitem__, hits)), n, ep_count, qm_count)
+            # Keyed by the words themselves: their valences follow.
+            key = (n, ep_count if ep_count < 4 else 4, qm_count if qm_count < 4 else 4, *hits)
+            scores = self.scores.get(key)
+            if scores is None:
+                scores = _score_valence(list(map(lexicon.__getitem__, hits)), n, ep_count, qm_count)
+                if len(self.scores) >= SCORES_MEMO_SIZE:
+                    self.scores.clear()
+                self.scores[key] = scores
+            return scores
         sentiments: list[Any] = [0] * n
         floats_only = self._rules(lw, sentiments)
         if "but" in lw:
@@ -283,12 +294,15 @@ class FastVader:
 
     def _out_of_reach(self, lw: list[str]) -> bool:
         """Whether no lexicon word has a rule word within reach: 3 words before it (boosters,
-        negations, "no", "least", "never so", "so"/"this" before it), itself ("no", "kind"), 2
-        after it (special cases, "no" before a lexicon word). "but" reaches everything."""
+        negations, "no", "least", "never so"), itself ("no", "kind"), 2 after it (special cases,
+        "no" before a lexicon word), or "this" right before it. "but" reaches everything."""
         scoring = self.scoring
         rule_words = self.rule_words
         for i, w in enumerate(lw):
-            if w in scoring and not rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3]):
+            if w in scoring and (
+                not rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3])
+                or (i > 0 and lw[i - 1] == "this")
+            ):
                 return False
         return True
 
@@ -322,7 +336,9 @@ class FastVader:
         floats_only = True
         for i in [i for i, w in enumerate(lw) if w in scoring]:
             item_l = lw[i]
-            if rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3]):
+            if rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3]) and (
+                i == 0 or lw[i - 1] != "this"
+            ):
                 # No rule word within reach (3 words before, 2 after for the special cases): the
                 # valence stays the lexicon's, but for ALL CAPS emphasis.
                 valence = lexicon[item_l]
