@@ -639,7 +639,9 @@ def test_producer_user_data_installs_a_restarting_systemd_unit(template) -> None
     assert interval >= 900 and burst < 50
 
     start = script.split("/opt/musicnft/bin/start-producer <<'EOF'\n", 1)[1].split("\nEOF\n")[0]
-    assert start.rstrip().endswith("exec /opt/musicnft/venv/bin/musicnft produce --source x")
+    assert start.rstrip().endswith(
+        "exec /opt/musicnft/venv/bin/musicnft produce --source x --catch-up"
+    )
     # The token is fetched from Secrets Manager when the service starts, never written here.
     (assignment,) = [line for line in start.splitlines() if "MUSICNFT_X_BEARER_TOKEN=" in line]
     assert '="$(aws secretsmanager get-secret-value --secret-id ' in assignment
@@ -1616,3 +1618,35 @@ def test_moto_skipped_resources_are_accepted_by_their_service_apis(moto_stack: M
     s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
     stored_block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert stored_block == block
+
+
+def _heredoc(script: str, path: str) -> str:
+    return script.split(f"{path} <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+
+
+def test_the_producer_catches_up_gaps_and_a_timer_probes_its_health(template) -> None:
+    """After a restart or a disconnect the X source fills the gap from recent search, and every
+    5 minutes `status --check --local-only` (the probe that needs no warehouse) runs as a unit
+    whose failure the journal shows with one line saying why."""
+    script = user_data_script(template)
+    start = _heredoc(script, "/opt/musicnft/bin/start-producer")
+    assert "musicnft produce --source x --catch-up" in start
+    health = _directives(
+        _heredoc(script, "/etc/systemd/system/musicnft-health.service").splitlines()
+    )
+    assert health["Type"] == ["oneshot"]
+    assert health["ExecStart"] == ["/opt/musicnft/venv/bin/musicnft status --check --local-only"]
+    producer_env = set(_directives(_unit_text(script))["Environment"])
+    assert set(health["Environment"]) <= producer_env  # same profile, stream, bucket, data dir
+    assert "MUSICNFT_DATA_DIR=/var/lib/musicnft" in health["Environment"]
+    timer = _directives(_heredoc(script, "/etc/systemd/system/musicnft-health.timer").splitlines())
+    assert timer["OnUnitActiveSec"] == ["5min"]
+    assert "systemctl enable --now musicnft-health.timer" in script
+    # the probe's flags are real
+    help_text = subprocess.run(
+        [str(Path(sys.executable).parent / "musicnft"), "status", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "--check" in help_text and "--local-only" in help_text
