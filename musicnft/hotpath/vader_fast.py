@@ -158,6 +158,7 @@ class FastVader:
         ):
             raise RuntimeError("vaderSentiment's special cases changed: vader_fast needs a review")
         self.idiom_words = frozenset(w for k in multi_word for w in k.split())
+        self.triggers = frozenset(_IDIOM_TRIGGERS.values())
         self._rule_words = frozenset(
             {
                 *(k for k in self.booster if " " not in k),
@@ -293,18 +294,26 @@ class FastVader:
         return _score_valence(nonzero, n, ep_count, qm_count)
 
     def _out_of_reach(self, lw: list[str]) -> bool:
-        """Whether no lexicon word has a rule word within reach: 3 words before it (boosters,
-        negations, "no", "least", "never so"), itself ("no", "kind"), 2 after it (special cases,
-        "no" before a lexicon word), or "this" right before it. "but" reaches everything."""
+        """Whether no lexicon word is within reach of a rule (see `_in_reach`)."""
         scoring = self.scoring
-        rule_words = self.rule_words
-        for i, w in enumerate(lw):
-            if w in scoring and (
-                not rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3])
-                or (i > 0 and lw[i - 1] == "this")
-            ):
-                return False
-        return True
+        in_reach = self._in_reach
+        n = len(lw)
+        return not any(in_reach(lw, i, n) for i, w in enumerate(lw) if w in scoring)
+
+    def _in_reach(self, lw: list[str], i: int, n: int) -> bool:
+        """Whether a rule may change the valence of the lexicon word `lw[i]`: a rule word among
+        the 3 words before it (boosters, negations, "no", "least", "never", "without", special
+        case words), "this" right before it, "no" before a lexicon word, "kind" before "of", or a
+        word of a special case in it or the 2 words after it. ("but" is a matter of the text.)"""
+        if not self.rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i]):
+            return True
+        w = lw[i]
+        if i > 0 and lw[i - 1] == "this":
+            return True
+        if w == "no":
+            return i != n - 1 and lw[i + 1] in self.lexicon
+        triggers = self.triggers
+        return w in triggers or not triggers.isdisjoint(lw[i + 1 : i + 3])
 
     def _scores(self, nonzero: list[float], n: int, ep_count: int, qm_count: int) -> Scores:
         """`_score_valence`, memoized. The scores depend only on the non-zero sentiments in order
@@ -329,18 +338,15 @@ class FastVader:
         scoring = self.scoring
         booster = self.booster
         negate = self.negate
-        rule_words = self.rule_words
         n_scalar = self.n_scalar
         c_incr = self.c_incr
         cap_diff: bool | None = None
         floats_only = True
+        in_reach = self._in_reach
         for i in [i for i, w in enumerate(lw) if w in scoring]:
             item_l = lw[i]
-            if rule_words.isdisjoint(lw[i - 3 if i > 3 else 0 : i + 3]) and (
-                i == 0 or lw[i - 1] != "this"
-            ):
-                # No rule word within reach (3 words before, 2 after for the special cases): the
-                # valence stays the lexicon's, but for ALL CAPS emphasis.
+            if not in_reach(lw, i, n):
+                # No rule within reach: the valence stays the lexicon's, but for ALL CAPS emphasis.
                 valence = lexicon[item_l]
                 if type(item_l) is _Caps:
                     if cap_diff is None:
