@@ -27,16 +27,22 @@ Only repeated work is saved, never an operation on a score:
   exact because a description never spans whitespace of the text: splitting the emoji-free text
   gives the concatenation of the tokens' own splits (a space VADER inserts before an emoji that
   follows whitespace changes no split).
-- A text with no lexicon word (set intersection in C) scores (0.0, 1.0, 0.0, 0.0) at once.
-- A text with none of the words that the rules look at (boosters, negations, "no", "never",
-  "without", "so", "this", "least", "kind", a word of every multi-word special case, or a word with
-  "n't") keeps each lexicon valence as it is, but for the ALL CAPS emphasis: VADER's loop over the
-  three preceding words then only adds 0.0 to a non-zero valence and multiplies by nothing.
+- A word that is neither in the lexicon nor read by any rule becomes one shared blank string (or a
+  blank `_Caps`, to keep the caps count): texts are mostly the same few objects in memory.
+- A text with no lexicon word (set test in C) scores (0.0, 1.0, 0.0, 0.0) at once.
+- A lexicon word with no rule within reach (`_in_reach`: a rule word among the 3 words before it,
+  "this" right before it, "no" before a lexicon word, "kind of", or a word of a special case in or
+  just after it) keeps its valence, but for the ALL CAPS emphasis: VADER's loop over the preceding
+  words then only adds 0.0 to a non-zero valence and multiplies by nothing. When that holds for
+  every lexicon word and there is no "but", no list of sentiments is built at all.
+- The scores of a text depend only on its non-zero sentiments in order, its number of words and
+  its "!" and "?" counts; they are memoized on those (`_scores`, bounded).
 - The caps differential (some but not all words in caps) is counted only when a word in caps needs
   it.
 
-The differential tests (tests/hotpath/test_vader_fast.py) compare this with the real VADER on
-generated word salads and on the project's corpora.
+The differential tests (tests/hotpath/test_vader_fast.py: quirks and 200,000 generated word salads;
+tests/hotpath/test_enrichment_parity.py: the project's corpora) compare this with the real VADER bit
+for bit.
 """
 
 from __future__ import annotations
@@ -110,8 +116,9 @@ class _TokenMemo(dict[str, tuple[str, ...]]):
             stripped = token.strip(_PUNCTUATION)
             word = token if len(stripped) <= 2 else stripped
             lowered = word.lower()
-            if lowered in relevant:
-                words: tuple[str, ...] = (_Caps(lowered) if word.isupper() else lowered,)
+            canonical = relevant.get(lowered)
+            if canonical is not None:
+                words: tuple[str, ...] = (_Caps(lowered) if word.isupper() else canonical,)
             elif "n't" in lowered:
                 vader.rule_words.add(lowered)
                 words = (_Caps(lowered) if word.isupper() else lowered,)
@@ -124,7 +131,7 @@ class _TokenMemo(dict[str, tuple[str, ...]]):
                 vader.emphatic_seen = True
             out = []
             for word in vader._token_words(token):
-                lowered = word.lower()
+                lowered = relevant.get(word.lower(), word.lower())
                 if lowered in relevant or "n't" in lowered:
                     if "n't" in lowered:
                         vader.rule_words.add(lowered)
@@ -170,16 +177,18 @@ class FastVader:
         # Grows with every word containing "n't" that a token gives (see _TokenMemo).
         self.rule_words = set(self._rule_words)
         # Every word a rule compares with or looks up; any other word can be replaced by a blank.
-        self.relevant = frozenset(
-            {
-                *self.lexicon,
-                *(w for k in self.booster for w in k.split()),
-                *self.negate,
-                *self.idiom_words,
-                *_RULE_WORDS,
-                *_COMPARED_WORDS,
-            }
-        )
+        # word → the one string object that stands for it (the lexicon's own key first), so that
+        # lookups of memoized words succeed on identity, without comparing strings.
+        self.relevant: dict[str, str] = {}
+        for w in chain(
+            self.lexicon,
+            (w for k in self.booster for w in k.split()),
+            self.negate,
+            self.idiom_words,
+            _RULE_WORDS,
+            _COMPARED_WORDS,
+        ):
+            self.relevant.setdefault(w, w)
         if _BLANK in self.relevant:
             raise RuntimeError(
                 "vaderSentiment's lexicon has an empty word: vader_fast needs a review"
