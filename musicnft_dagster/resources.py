@@ -1,19 +1,18 @@
 """Resources: the lake and the warehouse ports as ConfigurableResources.
 
 Assets and sensors ask for `LakeResource` / `WarehouseResource` and never learn which subclass
-they got: the local directory and the embedded warehouse, or S3 and BigQuery in the cloud profile.
+they got: the local directory and the embedded warehouse, or S3 and BigQuery in the cloud profile
+(`cloud_resources.py`, on dagster-aws and dagster-gcp, imported only when a profile uses them:
+together they are about half of the code location's import time, paid by every run worker).
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
-from dagster_gcp import BigQueryResource
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_lake import LocalLake
@@ -37,19 +36,6 @@ class LocalLakeResource(LakeResource):
         return LocalLake(Path(self.root))
 
 
-class S3LakeResource(S3Resource, LakeResource):
-    """The lake in an S3 bucket (cloud profile), built on dagster-aws's `S3Resource`: its client
-    settings (`region_name`, `endpoint_url` (moto server in tests), `max_attempts`, a profile
-    or keys, best as `EnvVar`s) show in the UI; the port's behaviour is `S3Lake`'s."""
-
-    bucket: str
-
-    def lake(self) -> Lake:
-        from musicnft.adapters.s3_lake import S3Lake
-
-        return S3Lake(self.bucket, client=self.get_client())
-
-
 class WarehouseResource(dg.ConfigurableResource, ABC):
     """Where the tables are."""
 
@@ -66,31 +52,6 @@ class EmbeddedWarehouseResource(WarehouseResource):
         return EmbeddedWarehouse(Path(self.root))
 
 
-class BigQueryWarehouseResource(BigQueryResource, WarehouseResource):
-    """The warehouse on BigQuery (cloud profile), building on dagster-gcp's `BigQueryResource`
-    (`project`, `location`, `gcp_credentials` as a base64 service-account key, best given as an
-    `EnvVar` so it never shows in the UI). `endpoint` points the client at a local emulator."""
-
-    dataset: str = "musicnft"
-    endpoint: str | None = None
-    insert_retries: int = 3
-
-    @contextmanager
-    def get_client(self) -> Iterator[Any]:
-        """A client honouring `endpoint` (dagster-gcp's own cannot be pointed elsewhere)."""
-        from musicnft.adapters.bigquery.warehouse import bigquery_client
-
-        yield bigquery_client(
-            self.project or "", self.location, self.endpoint, self.gcp_credentials or ""
-        )
-
-    def warehouse(self) -> Warehouse:
-        from musicnft.adapters.bigquery.warehouse import BigQueryWarehouse
-
-        with self.get_client() as client:
-            return BigQueryWarehouse(client, self.dataset, insert_retries=self.insert_retries)
-
-
 class PipelineResource(dg.ConfigurableResource):
     """Business configuration the assets need: the tracked keywords."""
 
@@ -102,6 +63,8 @@ def _local_lake(settings: Settings) -> LakeResource:
 
 
 def _s3_lake(settings: Settings) -> LakeResource:
+    from musicnft_dagster.cloud_resources import S3LakeResource
+
     return S3LakeResource(bucket=settings.s3_bucket, endpoint_url=settings.aws_endpoint_url)
 
 
@@ -110,6 +73,8 @@ def _embedded_warehouse(settings: Settings) -> WarehouseResource:
 
 
 def _bigquery_warehouse(settings: Settings) -> WarehouseResource:
+    from musicnft_dagster.cloud_resources import BigQueryWarehouseResource
+
     return BigQueryWarehouseResource(
         project=dg.EnvVar("MUSICNFT_BIGQUERY_PROJECT"),
         dataset=settings.bigquery_dataset,
@@ -163,3 +128,12 @@ def kinds_for(settings: Settings) -> AssetKinds:
     return AssetKinds(
         tables=set(tables), posts=tables | LAKE_KINDS.get(settings.lake_backend, set())
     )
+
+
+def __getattr__(name: str) -> Any:
+    """`S3LakeResource` and `BigQueryWarehouseResource` from here too, loaded on first use."""
+    if name in ("S3LakeResource", "BigQueryWarehouseResource"):
+        from musicnft_dagster import cloud_resources
+
+        return getattr(cloud_resources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
