@@ -10,6 +10,7 @@ environment.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ import dagster as dg
 from musicnft.batch.backfill import WindowOutcome, WindowRecorder
 from musicnft.contract.windows import window_key
 from musicnft_dagster.partitions import day_key
+
+log = logging.getLogger("musicnft.dagster")
 
 # The assets `materialize_window` stands in for, in the order the assets materialize.
 WINDOW_ASSETS = (
@@ -50,6 +53,7 @@ def dagster_recorder(
         valid_from = WINDOWS.start
     first: datetime = valid_from
     instance = open_instance(home)
+    recorded: set[tuple[str, str]] = set()
 
     def record(outcome: WindowOutcome) -> None:
         if outcome.window < first:
@@ -65,19 +69,30 @@ def dagster_recorder(
                 dg.AssetMaterialization(asset_key=asset, partition=key, metadata=meta)
             )
         for name, (ok, detail) in outcome.checks.items():
+            # Dagster stores one runless evaluation per check and partition: the first window
+            # of a day records it, a later failing window is logged (the caller's report, and
+            # its exit code, still count every window's checks).
+            if (name, key) in recorded:
+                if not ok:
+                    log.warning("%s failed for window %s", name, window_key(outcome.window))
+                continue
             asset, check = name.split(".")
-            instance.report_runless_asset_event(
-                dg.AssetCheckEvaluation(
-                    asset_key=dg.AssetKey(asset),
-                    check_name=check,
-                    passed=ok,
-                    metadata={
-                        "window": window_key(outcome.window),
-                        "detail": dg.MetadataValue.json(detail),
-                    },
-                    partition=key,
+            try:
+                instance.report_runless_asset_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=dg.AssetKey(asset),
+                        check_name=check,
+                        passed=ok,
+                        metadata={
+                            "window": window_key(outcome.window),
+                            "detail": dg.MetadataValue.json(detail),
+                        },
+                        partition=key,
+                    )
                 )
-            )
+            except Exception as exc:  # already recorded for this day (an earlier session)
+                log.warning("check %s of %s not recorded: %s", name, key, type(exc).__name__)
+            recorded.add((name, key))
 
     return record
 
