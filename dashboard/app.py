@@ -32,7 +32,7 @@ def refresh_seconds() -> int:
 
 @st.cache_resource
 def _warehouse(data_dir: str) -> Warehouse:  # the adapter depends on the profile
-    return wiring.open_warehouse(Settings.from_env().with_data_dir(Path(data_dir)))
+    return wiring.open_warehouse(Settings.from_env().with_data_dir(Path(data_dir)), read_only=True)
 
 
 def warehouse() -> Warehouse:

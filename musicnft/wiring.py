@@ -72,7 +72,9 @@ def open_lake(settings: Settings) -> Lake:
     return LocalLake(settings.lake_dir)
 
 
-def open_warehouse(settings: Settings) -> Warehouse:
+def open_warehouse(settings: Settings, read_only: bool = False) -> Warehouse:
+    """The profile's warehouse; `read_only` for readers (status, sql, the dashboard): the embedded
+    one then attaches its catalog read-only and refuses every write."""
     # Imported here: the Lambda bundle imports this module and must not need DuckDB/pyarrow
     # until a warehouse is actually opened.
     if settings.warehouse_backend == "bigquery":
@@ -85,7 +87,12 @@ def open_warehouse(settings: Settings) -> Warehouse:
         )
     from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 
-    return EmbeddedWarehouse(settings.warehouse_dir)
+    return EmbeddedWarehouse(
+        settings.warehouse_dir,
+        read_only=read_only,
+        catalog=settings.warehouse_catalog or None,
+        data_path=settings.warehouse_data_path or None,
+    )
 
 
 def describe_warehouse(settings: Settings) -> str:

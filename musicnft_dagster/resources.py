@@ -44,12 +44,15 @@ class WarehouseResource(dg.ConfigurableResource, ABC):
 
 
 class EmbeddedWarehouseResource(WarehouseResource):
-    """Parquet tables queried by DuckDB (embedded profile)."""
+    """DuckLake tables (a SQL catalog plus Parquet files) under `root` (embedded profile);
+    `catalog` names a shared PostgreSQL catalog instead of `<root>/catalog.sqlite`."""
 
     root: str
+    catalog: str | None = None
+    data_path: str | None = None
 
     def warehouse(self) -> EmbeddedWarehouse:
-        return EmbeddedWarehouse(Path(self.root))
+        return EmbeddedWarehouse(Path(self.root), catalog=self.catalog, data_path=self.data_path)
 
 
 class PipelineResource(dg.ConfigurableResource):
@@ -69,7 +72,11 @@ def _s3_lake(settings: Settings) -> LakeResource:
 
 
 def _embedded_warehouse(settings: Settings) -> WarehouseResource:
-    return EmbeddedWarehouseResource(root=str(settings.warehouse_dir.resolve()))
+    return EmbeddedWarehouseResource(
+        root=str(settings.warehouse_dir.resolve()),
+        catalog=settings.warehouse_catalog or None,
+        data_path=settings.warehouse_data_path or None,
+    )
 
 
 def _bigquery_warehouse(settings: Settings) -> WarehouseResource:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from musicnft import wiring
@@ -105,9 +106,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             print(status.get("check") or "unhealthy: " + "; ".join(status["problems"]))
         return code
-    status = collect_status(settings, wiring.open_lake(settings), wiring.open_warehouse(settings))
-    print(json.dumps(status, sort_keys=True) if args.json else format_status(status))
+    warehouse = wiring.open_warehouse(settings, read_only=True)
+    status = collect_status(settings, wiring.open_lake(settings), warehouse)
+    stats = getattr(warehouse, "table_stats", None)
+    if args.json and stats is not None:
+        # per table: rows, data files and bytes, delete files, snapshots kept, last change
+        status["tables"] = stats()
+    print(json.dumps(status, sort_keys=True, default=str) if args.json else format_status(status))
     return 0
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -122,7 +136,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
             check_read_only_bigquery(args.query)
         else:
             check_read_only(args.query)
-        table = wiring.open_warehouse(settings).query(args.query)
+        warehouse = wiring.open_warehouse(settings, read_only=True)
+        if args.at is not None:
+            if settings.warehouse_backend == "bigquery":
+                raise ConfigError(
+                    "--at needs the embedded warehouse (BigQuery: FOR SYSTEM_TIME AS OF)"
+                )
+            table = warehouse.query(args.query, at=args.at)
+        else:
+            table = warehouse.query(args.query)
     except ReadOnlyQueryError as exc:
         raise ConfigError(str(exc)) from None
     except ConfigError:
@@ -238,4 +260,12 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("query", help="one SELECT over posts_hot, posts, window_metrics_15m, ...")
     p.add_argument("--json", action="store_true", help="print a JSON array of objects")
+    p.add_argument(
+        "--at",
+        type=_timestamp,
+        default=None,
+        metavar="ISO_TIMESTAMP",
+        help="answer as the tables were at this time (e.g. 2026-11-30T04:00:00Z; UTC if no offset); "
+        "the embedded warehouse keeps MUSICNFT_WAREHOUSE_RETENTION_HOURS of history",
+    )
     p.set_defaults(func=cmd_sql)
