@@ -207,8 +207,8 @@ def check_posts_unique(warehouse: Any, window: datetime) -> tuple[bool, int]:
 
 
 def compact_windowed_tables(warehouse: Any, min_files: int = 96) -> dict[str, int]:
-    """Fold many one-window files into one file per table, so dashboards over weeks of windows
-    open a handful of files instead of thousands. Safe at any time (see the warehouse)."""
+    """Merge the small files window writes leave, so dashboards over weeks of windows read a
+    handful of files instead of thousands (the warehouse's own merge; safe at any time)."""
     merged = {t: warehouse.compact_windows(t, min_files) for t in WINDOWED_TABLES}
     return {t: n for t, n in merged.items() if n}
 

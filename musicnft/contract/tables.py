@@ -80,5 +80,5 @@ TABLES: dict[str, pa.Schema] = {
     "lake_files": LAKE_FILES_SCHEMA,
     "lake_quarantine": LAKE_QUARANTINE_SCHEMA,
 }
-# Tables replaced one window at a time (one file per window in the embedded warehouse).
+# Tables replaced one window at a time (one transaction per window in the embedded warehouse).
 WINDOWED_TABLES = WINDOWED_TABLE_NAMES  # TABLE_NAMES lists TABLES in order (a test checks)
