@@ -257,13 +257,16 @@ def posts(
     )
 
 
-def _aggregate(table: str, schema: pa.Schema, description: str) -> dg.AssetsDefinition:
+def _aggregate(
+    table: str, schema: pa.Schema, description: str, priority: int = 0
+) -> dg.AssetsDefinition:
     @dg.asset(
         name=table,
         deps=[posts],
         kinds=_KINDS.tables,
         description=description,
         metadata=_asset_metadata(schema),
+        op_tags={"dagster/priority": str(priority)},
         **COMMON,
     )
     def _asset(
@@ -300,6 +303,8 @@ window_metrics_15m = _aggregate(
     "Per 15-minute window: posts, unique authors, average followers and sentiment, sentiment "
     "counts, engagement and repost share; one row for `all` and one per tracked keyword. The "
     "dashboard's volume and sentiment panels read it.",
+    # right after posts in a run: the dashboard's first panels wait for it
+    priority=1,
 )
 hashtag_counts_15m = _aggregate(
     "hashtag_counts_15m",
