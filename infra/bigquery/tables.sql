@@ -138,3 +138,11 @@ CREATE TABLE IF NOT EXISTS `musicnft.lake_quarantine` (
 )
 CLUSTER BY key
 OPTIONS(description="Lake files no window can read, set aside with the reason.");
+
+CREATE TABLE IF NOT EXISTS `musicnft.posts_hot_repairs` (
+  post_id STRING NOT NULL OPTIONS(description="Platform-prefixed unique id, e.g. x:1234 or bsky:at://..."),
+  window_start TIMESTAMP OPTIONS(description="UTC start of the 15-minute window"),
+  repaired_at TIMESTAMP
+)
+CLUSTER BY post_id
+OPTIONS(description="Posts reconciliation inserted into posts_hot; a lagging consumer skips them.");

@@ -21,6 +21,7 @@ from musicnft.contract.tables import (
     LOCATION_COUNTS_SCHEMA,
     POSTS_SCHEMA,
     RECONCILIATION_SCHEMA,
+    TABLES,
     WINDOW_METRICS_SCHEMA,
     WINDOWED_TABLES,
 )
@@ -156,6 +157,15 @@ def reconcile(
     inserted = 0
     if missing:
         rows = [{k: truth[pid][k] for k in ENRICHED_COLUMNS} for pid in missing]
+        # Recorded first: a consumer that is merely behind (its records still on the stream)
+        # skips these ids when it gets to them, instead of inserting them a second time.
+        warehouse.append(
+            "posts_hot_repairs",
+            pa.Table.from_pylist(
+                [{"post_id": pid, "window_start": window, "repaired_at": now} for pid in missing],
+                schema=TABLES["posts_hot_repairs"],
+            ),
+        )
         inserted = warehouse.insert_rows("posts_hot", rows, missing).inserted
     deferred = False
     try:

@@ -12,6 +12,7 @@ TABLE_NAMES = (
     "reconciliation_15m",
     "lake_files",
     "lake_quarantine",
+    "posts_hot_repairs",
 )
 WINDOWED_TABLE_NAMES = (
     "posts",

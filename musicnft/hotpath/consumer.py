@@ -29,6 +29,29 @@ class PostsHotWriter(Protocol):
     def insert_rows(self, table: str, rows: Any, row_ids: Any) -> Any: ...
 
 
+def without_repaired(warehouse: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` less the posts reconciliation already put into posts_hot from the lake (a
+    consumer that lagged behind the lake would otherwise insert them a second time)."""
+    query, dialect = getattr(warehouse, "query", None), getattr(warehouse, "dialect", None)
+    if not rows or query is None or dialect is None:
+        return rows
+    ids = [r["post_id"] for r in rows]
+    repaired = set(
+        query(
+            "SELECT DISTINCT post_id FROM posts_hot_repairs WHERE "
+            + dialect.in_list_param("post_id"),
+            [ids],
+        )
+        .column(0)
+        .to_pylist()
+    )
+    if repaired:
+        log.info(
+            "%d post(s) already repaired into posts_hot by reconciliation; skipped", len(repaired)
+        )
+    return [r for r in rows if r["post_id"] not in repaired]
+
+
 def decode_post(data: bytes) -> dict[str, Any]:
     """A stream record's bytes → a conformed post. Raises RejectedRecord naming the fault."""
     try:
@@ -74,7 +97,7 @@ def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) ->
             continue
         posts.append(post)
         sequences.setdefault(post["post_id"], []).append(seq)
-    rows = enrich_rows(posts)
+    rows = without_repaired(warehouse, enrich_rows(posts))
     if rows:
         # An exception here (warehouse down) fails the batch as a whole: Lambda retries it.
         result = warehouse.insert_rows("posts_hot", rows, [r["post_id"] for r in rows])

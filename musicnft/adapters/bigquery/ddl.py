@@ -70,6 +70,11 @@ LAYOUTS: dict[str, Layout] = {
         ("key",),
         "Lake files no window can read, set aside with the reason.",
     ),
+    "posts_hot_repairs": Layout(
+        None,
+        ("post_id",),
+        "Posts reconciliation inserted into posts_hot; a lagging consumer skips them.",
+    ),
 }
 
 _DOCS: dict[str, str] = {f.name: f.doc for f in ENRICHED_FIELDS} | {
