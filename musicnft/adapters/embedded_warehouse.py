@@ -709,6 +709,17 @@ class EmbeddedWarehouse:
         if len(statements) != 1 or statements[0].type not in allowed:
             raise ReadOnlyQueryError("only a single SELECT query is allowed here")
 
+    def existing_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` occur in `table.column` (the consumer's check before an insert)."""
+        if not ids:
+            return set()
+        result = self.query(
+            f"SELECT DISTINCT {_ident(column)} FROM {_ident(table)} "
+            f"WHERE {self.dialect.in_list_param(_ident(column))}",
+            [list(ids)],
+        )
+        return {str(v) for v in result.column(0).to_pylist()}
+
     def count(self, table: str, distinct: str | None = None) -> int:
         expr = f"count(DISTINCT {_ident(distinct)})" if distinct else "count(*)"
         return int(self.query(f"SELECT {expr} AS n FROM {_ident(table)}").column(0)[0].as_py())

@@ -32,19 +32,10 @@ class PostsHotWriter(Protocol):
 def without_repaired(warehouse: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`rows` less the posts reconciliation already put into posts_hot from the lake (a
     consumer that lagged behind the lake would otherwise insert them a second time)."""
-    query, dialect = getattr(warehouse, "query", None), getattr(warehouse, "dialect", None)
-    if not rows or query is None or dialect is None:
+    existing_ids = getattr(warehouse, "existing_ids", None)
+    if not rows or existing_ids is None:
         return rows
-    ids = [r["post_id"] for r in rows]
-    repaired = set(
-        query(
-            "SELECT DISTINCT post_id FROM posts_hot_repairs WHERE "
-            + dialect.in_list_param("post_id"),
-            [ids],
-        )
-        .column(0)
-        .to_pylist()
-    )
+    repaired = existing_ids("posts_hot_repairs", "post_id", [r["post_id"] for r in rows])
     if repaired:
         log.info(
             "%d post(s) already repaired into posts_hot by reconciliation; skipped", len(repaired)
