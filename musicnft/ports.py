@@ -145,8 +145,14 @@ class Warehouse(Protocol):
     def compact_windows(self, table: str, min_files: int = 96) -> int: ...
 
     def query(
-        self, sql: str, params: Sequence[Any] | None = None, read_only: bool = True
-    ) -> pa.Table: ...
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        read_only: bool = True,
+        at: datetime | None = None,
+    ) -> pa.Table:
+        """One read; `at` answers as the tables were then (where the warehouse keeps history)."""
+        ...
 
     def count(self, table: str, distinct: str | None = None) -> int: ...
 

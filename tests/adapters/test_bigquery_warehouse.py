@@ -43,6 +43,7 @@ from musicnft_dagster.resources import (
     PipelineResource,
     resources_for,
 )
+from musicnft_dagster.windows import window_run
 from tests.support.bq import client_for, fresh_warehouse, new_dataset
 from tests.support.bq_proxy import BigQueryFaultProxy, bigquery_fault_proxy
 from tests.support.paths import ROOT, cli
@@ -333,9 +334,9 @@ def test_window_assets_materialize_on_bigquery_and_reruns_are_identical(
     expected = expected_posts(sample_lake)
     wh.insert_rows("posts_hot", [hot_row(p) for p in expected.values()], list(expected))
     # WHEN the window is materialized twice on BigQuery
-    first = dg.materialize(WINDOW_ASSETS, partition_key=KEY, resources=resources)
+    first = dg.materialize(WINDOW_ASSETS, **window_run(KEY), resources=resources)
     before = window_snapshot(wh)
-    second = dg.materialize(WINDOW_ASSETS, partition_key=KEY, resources=resources)
+    second = dg.materialize(WINDOW_ASSETS, **window_run(KEY), resources=resources)
     after = window_snapshot(wh)
     # THEN every asset and check succeeds, and the tables are identical after the rerun
     assert first.success and second.success
@@ -361,7 +362,7 @@ def test_window_assets_materialize_on_bigquery_and_reruns_are_identical(
     from musicnft_dagster.resources import EmbeddedWarehouseResource
 
     local = dict(resources, warehouse=EmbeddedWarehouseResource(root=str(embedded_root)))
-    assert dg.materialize(WINDOW_ASSETS, partition_key=KEY, resources=local).success
+    assert dg.materialize(WINDOW_ASSETS, **window_run(KEY), resources=local).success
     embedded = EmbeddedWarehouse(embedded_root)
     for table in wp.AGGREGATE_TABLES:
         sql = f"SELECT * FROM {table} WHERE window_start = ?"
@@ -393,7 +394,7 @@ def test_reconciliation_on_bigquery_repairs_gaps_and_duplicates(
         pa.Table.from_pylist([hot_row(expected[pid]) for pid in twice], schema=POSTS_HOT_SCHEMA),
     )
     # WHEN the window is materialized
-    result = dg.materialize(WINDOW_ASSETS, partition_key=KEY, resources=resources)
+    result = dg.materialize(WINDOW_ASSETS, **window_run(KEY), resources=resources)
     assert result.success
     check = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert check["lake_matches_warehouse"].passed
@@ -426,7 +427,7 @@ def test_duplicates_still_in_the_streaming_buffer_warn_and_are_kept_for_later(
     wh.insert_rows("posts_hot", rows, list(expected))
     dup = rows[0]
     wh.append("posts_hot", pa.Table.from_pylist([dup], schema=POSTS_HOT_SCHEMA))
-    dg_result = dg.materialize(WINDOW_ASSETS[:1], partition_key=KEY, resources=bq_lake[1])
+    dg_result = dg.materialize(WINDOW_ASSETS[:1], **window_run(KEY), resources=bq_lake[1])
     assert dg_result.success
 
     # GIVEN BigQuery refuses DML on rows still in its streaming buffer (the emulator has none,

@@ -19,8 +19,10 @@ from musicnft.contract.windows import window_start
 from musicnft.devtools.bq_emulator import PROJECT
 from musicnft.devtools.sample import write_sample
 from musicnft_dagster.assets.windows import WINDOW_ASSETS
+from musicnft_dagster.jobs import WINDOWS_TAG
 from musicnft_dagster.resources import BigQueryWarehouseResource, PipelineResource, S3LakeResource
 from musicnft_dagster.sensors.drops import lake_drop_sensor
+from musicnft_dagster.windows import window_run
 from tests.support.aws import AWS_ENV, client, moto_server
 from tests.support.bq import fresh_warehouse
 from tests.support.expectations import expected_from
@@ -91,13 +93,14 @@ def test_cloud_profile_end_to_end(endpoint: str, bq_endpoint: str, tmp_path: Pat
     }
     result = lake_drop_sensor(dg.build_sensor_context(resources=resources))
     assert isinstance(result, dg.SensorResult)
-    windows = {r.partition_key for r in result.run_requests or []}
+    # one run per day, naming the 15-minute windows it touched in its tag
+    windows = {w for r in result.run_requests or [] for w in r.tags[WINDOWS_TAG].split(",") if w}
     expected_windows = {
         window_start(p["created_at"]).strftime("%Y-%m-%d-%H:%M") for p in expected.posts
     }
     assert windows == expected_windows
     for key in sorted(windows):
-        run = dg.materialize(WINDOW_ASSETS, partition_key=key, resources=resources)
+        run = dg.materialize(WINDOW_ASSETS, **window_run(key), resources=resources)
         assert run.success
         assert all(e.passed for e in run.get_asset_check_evaluations())
     # THEN every valid post is accounted for in the aggregates

@@ -259,8 +259,13 @@ class BigQueryWarehouse:
         sql: str,
         params: Sequence[Any] | Mapping[str, Any] | None = None,
         read_only: bool = True,
+        at: datetime | None = None,
     ) -> pa.Table:
         """Run one query (tables by their DESIGN.md names, in this dataset) → Arrow table."""
+        if at is not None:
+            raise ValueError(
+                "time travel on BigQuery is per table: write FOR SYSTEM_TIME AS OF in the query"
+            )
         if read_only:
             check_read_only(sql)
         return self._run(sql, params).to_arrow(create_bqstorage_client=False)
