@@ -709,13 +709,15 @@ class EmbeddedWarehouse:
         if len(statements) != 1 or statements[0].type not in allowed:
             raise ReadOnlyQueryError("only a single SELECT query is allowed here")
 
-    def existing_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
-        """Which of `ids` occur in `table.column` (the consumer's check before an insert)."""
+    def repaired_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` reconciliation already filled into posts_hot (the consumer skips them).
+        BigQuery has no such method: a query per Lambda batch would bill 10 MB each and add
+        seconds; there a later reconciliation removes what a lagging consumer doubled."""
         if not ids:
             return set()
         result = self.query(
-            f"SELECT DISTINCT {_ident(column)} FROM {_ident(table)} "
-            f"WHERE {self.dialect.in_list_param(_ident(column))}",
+            "SELECT DISTINCT post_id FROM posts_hot_repairs "
+            f"WHERE {self.dialect.in_list_param('post_id')}",
             [list(ids)],
         )
         return {str(v) for v in result.column(0).to_pylist()}

@@ -32,10 +32,10 @@ class PostsHotWriter(Protocol):
 def without_repaired(warehouse: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`rows` less the posts reconciliation already put into posts_hot from the lake (a
     consumer that lagged behind the lake would otherwise insert them a second time)."""
-    existing_ids = getattr(warehouse, "existing_ids", None)
-    if not rows or existing_ids is None:
+    repaired_ids = getattr(warehouse, "repaired_ids", None)  # a capability of some warehouses
+    if not rows or repaired_ids is None:
         return rows
-    repaired = existing_ids("posts_hot_repairs", "post_id", [r["post_id"] for r in rows])
+    repaired = repaired_ids([r["post_id"] for r in rows])
     if repaired:
         log.info(
             "%d post(s) already repaired into posts_hot by reconciliation; skipped", len(repaired)

@@ -269,7 +269,7 @@ def test_an_unreachable_bigquery_fails_the_whole_batch(
 
     # (the adapter gives up on a failing request after its deadline: 30 s by default, under
     # Lambda's 60 s timeout; the client's own default would keep retrying for 10 minutes)
-    wh = fresh_warehouse(proxy.endpoint, "down", request_deadline_seconds=1.0)
+    wh = fresh_warehouse(proxy.endpoint, "down", request_deadline_seconds=5.0)
     proxy.down()
     # Lambda then retries the batch: nothing is reported as processed
     started = time.monotonic()

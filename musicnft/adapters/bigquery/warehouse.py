@@ -270,15 +270,6 @@ class BigQueryWarehouse:
             check_read_only(sql)
         return self._run(sql, params).to_arrow(create_bqstorage_client=False)
 
-    def existing_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
-        """Which of `ids` occur in `table.column` (rows iterated: no pyarrow on the hot path)."""
-        if not ids:
-            return set()
-        rows = self._run(
-            f"SELECT DISTINCT `{column}` FROM `{table}` WHERE `{column}` IN UNNEST(?)", [list(ids)]
-        )
-        return {str(row[0]) for row in rows}
-
     def count(self, table: str, distinct: str | None = None) -> int:
         expr = f"count(DISTINCT `{distinct}`)" if distinct else "count(*)"
         return int(self.query(f"SELECT {expr} AS n FROM `{table}`").column(0)[0].as_py())
