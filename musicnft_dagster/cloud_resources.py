@@ -10,7 +10,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_gcp import BigQueryResource
 
 from musicnft.ports import Lake, Warehouse
-from musicnft_dagster.resources import LakeResource, WarehouseResource
+from musicnft_dagster.resource_bases import LakeResource, WarehouseResource
 
 
 class S3LakeResource(S3Resource, LakeResource):

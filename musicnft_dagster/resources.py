@@ -6,7 +6,6 @@ they got: the local directory and the embedded warehouse, or S3 and BigQuery in 
 together they are about half of the code location's import time, paid by every run worker).
 """
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +15,9 @@ import dagster as dg
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_lake import LocalLake
-from musicnft.ports import Lake, Warehouse
+from musicnft.ports import Lake
 from musicnft.settings import DEFAULT_KEYWORDS, Settings
-
-
-class LakeResource(dg.ConfigurableResource, ABC):
-    """Where the Parquet drops are."""
-
-    @abstractmethod
-    def lake(self) -> Lake: ...
+from musicnft_dagster.resource_bases import LakeResource, WarehouseResource
 
 
 class LocalLakeResource(LakeResource):
@@ -34,13 +27,6 @@ class LocalLakeResource(LakeResource):
 
     def lake(self) -> Lake:
         return LocalLake(Path(self.root))
-
-
-class WarehouseResource(dg.ConfigurableResource, ABC):
-    """Where the tables are."""
-
-    @abstractmethod
-    def warehouse(self) -> Warehouse: ...
 
 
 class EmbeddedWarehouseResource(WarehouseResource):
