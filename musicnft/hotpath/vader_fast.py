@@ -420,7 +420,7 @@ class FastVader:
                     if lw[i - 2] == "never" and (lw[i - 1] == "so" or lw[i - 1] == "this"):
                         valence = valence * 1.25
                     elif lw[i - 2] == "without" and lw[i - 1] == "doubt":
-                        pass
+                        pass  # VADER 3.3.2 leaves "without doubt" unchanged here (its own no-op)
                     elif prev_l in negate or "n't" in prev_l:
                         valence = valence * n_scalar
                 else:
@@ -429,7 +429,7 @@ class FastVader:
                     ):
                         valence = valence * 1.25
                     elif lw[i - 3] == "without" and (lw[i - 2] == "doubt" or lw[i - 1] == "doubt"):
-                        pass
+                        pass  # as VADER 3.3.2: "without ... doubt" is not a negation
                     elif prev_l in negate or "n't" in prev_l:
                         valence = valence * n_scalar
                     valence = self._idioms(valence, lw, i, n)
