@@ -112,7 +112,7 @@ class Supervisor:
         self.forced = False
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.sessions: list[int] = []  # every child's session (= process group) id
-        self.restarts: dict[str, list[float]] = {"deliver": [], "consume": []}
+        self.restarts: dict[str, list[float]] = {"deliver": [], "consume": [], "dashboard": []}
         self.deaths: dict[str, int] = {"deliver": 0, "consume": 0}
         self.gave_up: set[str] = set()
         self.drained: dict[str, bool] = {"deliver": False, "consume": False}
@@ -321,10 +321,26 @@ class Supervisor:
                     rc = self.procs[stage].returncode
                     if self._schedule_restart(stage, rc) == "gave_up":
                         return  # a stage that keeps dying: stop, drain what can, exit non-zero
+            self._tend_dashboard()
             if now - last_report >= 15:
                 last_report = now
                 self._report()
             self._sleep(0.5, interruptible=True)
+
+    def _tend_dashboard(self) -> None:
+        """The dashboard never ends by itself either: a dead one (a port taken meanwhile, a
+        crash) is reported with its exit code and started again, within the same bound as a
+        stage; past it the pipeline keeps running without a dashboard, and says so."""
+        if self.dashboard is None or self.dashboard.poll() is None:
+            return
+        rc = self.dashboard.returncode
+        if not self._may_restart("dashboard"):
+            log.error("the dashboard keeps dying (last exit code %d): running without it", rc)
+            self.dashboard = None
+            return
+        log.error("the dashboard exited with code %d: starting it again", rc)
+        self.restarts["dashboard"].append(time.monotonic())
+        self._start_dashboard()
 
     def _lag(self, stage: str) -> int | None:
         """Records the stage's reader has not committed yet (None: the stream does not say)."""
