@@ -28,7 +28,12 @@ CREATE TABLE IF NOT EXISTS `musicnft.posts_hot` (
   sentiment_neu FLOAT64 OPTIONS(description="VADER 3.3.2 neutral share"),
   sentiment_neg FLOAT64 OPTIONS(description="VADER 3.3.2 negative share"),
   sentiment_label STRING OPTIONS(description="positive | neutral | negative (±0.05)"),
-  engagement_rate FLOAT64 OPTIONS(description="(reply+repost+like+quote)/followers*100")
+  engagement_rate FLOAT64 OPTIONS(description="(reply+repost+like+quote)/followers*100"),
+  model_score FLOAT64 OPTIONS(description="Trained sentiment model's score in [-1, 1]"),
+  model_label STRING OPTIONS(description="positive | neutral | negative (the trained model)"),
+  model_version STRING OPTIONS(description="Version of the model that scored the post"),
+  entities ARRAY<STRING> OPTIONS(description="Ids of the entities the post mentions (entities file)"),
+  inserted_at TIMESTAMP OPTIONS(description="When the warehouse accepted the row (UTC)")
 )
 PARTITION BY DATE(created_at)
 CLUSTER BY created_at, post_id
@@ -63,6 +68,11 @@ CREATE TABLE IF NOT EXISTS `musicnft.posts` (
   sentiment_neg FLOAT64 OPTIONS(description="VADER 3.3.2 negative share"),
   sentiment_label STRING OPTIONS(description="positive | neutral | negative (±0.05)"),
   engagement_rate FLOAT64 OPTIONS(description="(reply+repost+like+quote)/followers*100"),
+  model_score FLOAT64 OPTIONS(description="Trained sentiment model's score in [-1, 1]"),
+  model_label STRING OPTIONS(description="positive | neutral | negative (the trained model)"),
+  model_version STRING OPTIONS(description="Version of the model that scored the post"),
+  entities ARRAY<STRING> OPTIONS(description="Ids of the entities the post mentions (entities file)"),
+  inserted_at TIMESTAMP OPTIONS(description="When the warehouse accepted the row (UTC)"),
   window_start TIMESTAMP NOT NULL OPTIONS(description="UTC start of the 15-minute window")
 )
 PARTITION BY DATE(window_start)
@@ -118,6 +128,50 @@ CREATE TABLE IF NOT EXISTS `musicnft.reconciliation_15m` (
 PARTITION BY DATE(window_start)
 CLUSTER BY window_start
 OPTIONS(description="Per window: lake vs posts_hot counts, what was missing or duplicated, what was repaired.");
+
+CREATE TABLE IF NOT EXISTS `musicnft.entity_metrics_15m` (
+  window_start TIMESTAMP NOT NULL OPTIONS(description="UTC start of the 15-minute window"),
+  entity STRING NOT NULL,
+  post_count INT64,
+  unique_authors INT64,
+  avg_sentiment FLOAT64,
+  positive_count INT64,
+  neutral_count INT64,
+  negative_count INT64,
+  total_engagement INT64,
+  updated_at TIMESTAMP
+)
+PARTITION BY DATE(window_start)
+CLUSTER BY window_start, entity
+OPTIONS(description="Per 15-minute window and mentioned entity: volume, authors, sentiment and engagement.");
+
+CREATE TABLE IF NOT EXISTS `musicnft.spikes_15m` (
+  window_start TIMESTAMP NOT NULL OPTIONS(description="UTC start of the 15-minute window"),
+  dimension STRING NOT NULL,
+  key STRING NOT NULL,
+  post_count INT64,
+  baseline FLOAT64,
+  score FLOAT64,
+  is_spike BOOL,
+  updated_at TIMESTAMP
+)
+PARTITION BY DATE(window_start)
+CLUSTER BY window_start, dimension, key
+OPTIONS(description="Per window and keyword, entity or hashtag: volume against its robust baseline, spikes.");
+
+CREATE TABLE IF NOT EXISTS `musicnft.nft_sales_15m` (
+  window_start TIMESTAMP NOT NULL OPTIONS(description="UTC start of the 15-minute window"),
+  collection STRING NOT NULL,
+  sale_count INT64,
+  volume_eth FLOAT64,
+  avg_price_eth FLOAT64,
+  max_price_eth FLOAT64,
+  unique_buyers INT64,
+  updated_at TIMESTAMP
+)
+PARTITION BY DATE(window_start)
+CLUSTER BY window_start, collection
+OPTIONS(description="Per 15-minute window and NFT collection: sales, volume and prices in ETH, buyers.");
 
 CREATE TABLE IF NOT EXISTS `musicnft.lake_files` (
   key STRING NOT NULL,

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute
 
 from musicnft.adapters.ducklake_catalog import (
     ALIAS,
@@ -117,6 +118,24 @@ def _file_lock(path: Path) -> Iterator[None]:
 def _broken(exc: BaseException) -> bool:
     """A connection DuckDB invalidated (after a fatal error): open a new one."""
     return isinstance(exc, duckdb.FatalException) or "invalidated" in str(exc).lower()
+
+
+def _conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`data` in the table's column order and types. Nullable columns it lacks (written by code
+    that predates them) are null; `inserted_at` is when the warehouse accepted the row, so rows
+    without one get the time of this insert."""
+    n = data.num_rows
+    columns = []
+    for field in schema:
+        if field.name in data.column_names:
+            column = data[field.name].cast(field.type)
+        else:
+            column = pa.nulls(n, field.type)
+        if field.name == "inserted_at" and column.null_count:
+            now = pa.scalar(datetime.now(UTC), field.type)
+            column = pa.compute.fill_null(column, now)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _ident(name: str) -> str:
@@ -358,7 +377,7 @@ class EmbeddedWarehouse:
 
     def _insert(self, con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> int:
         schema = TABLES[table]
-        data = data.select(schema.names).cast(schema)
+        data = _conformed(data, schema)
         if data.num_rows == 0:
             return 0
         name = f"_musicnft_batch_{uuid.uuid4().hex[:8]}"

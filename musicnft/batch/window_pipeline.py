@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from musicnft.batch.aggregates import dedupe_latest, hashtag_counts, location_counts, window_metrics
 from musicnft.batch.lake_index import LakeIndex, read_table, unreadable_reason
-from musicnft.contract.schema import ENRICHED_COLUMNS, ENRICHED_FIELDS, POST_COLUMNS, conform
+from musicnft.contract.schema import ENRICHED_COLUMNS, HOT_FIELDS, POST_COLUMNS, conform
 from musicnft.contract.tables import (
     HASHTAG_COUNTS_SCHEMA,
     LOCATION_COUNTS_SCHEMA,
@@ -87,7 +87,11 @@ def build_posts(lake: Lake, warehouse: Any, window: datetime) -> PostsResult:
             files.remove(key)
     raw = pa.concat_tables(tables, promote_options="default").to_pylist() if tables else []
     unique = dedupe_latest(raw)
-    rows = [conform(enrich(p), ENRICHED_FIELDS) | {"window_start": window} for p in unique]
+    written = datetime.now(UTC)
+    rows = [
+        conform(enrich(p), HOT_FIELDS) | {"window_start": window, "inserted_at": written}
+        for p in unique
+    ]
     warehouse.replace_partition(
         "posts", window_key(window), pa.Table.from_pylist(rows, schema=POSTS_SCHEMA)
     )

@@ -2,7 +2,10 @@
 
 `raw/YYYY/MM/DD/HH/<stream>-<n>-YYYY-MM-DD-HH-MM-SS-<uuid>.parquet`, where the folder hour is the UTC
 arrival of the oldest record in the file, not the posts' `created_at`. Records that could not be
-converted go under `errors/`.
+converted go under `errors/`. Beside them (DESIGN.md, second round): `sales/YYYY/MM/DD/HH/`
+(normalized NFT sales), `scored/YYYY/MM/DD/HH/` (Spark's scored posts),
+`models/sentiment/<version>/model.tar.gz` (SageMaker's layout) and `checkpoints/` (streaming
+checkpoints).
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from datetime import UTC, datetime
 
 RAW_PREFIX = "raw/"
 ERRORS_PREFIX = "errors/"
+SALES_PREFIX = "sales/"
+SCORED_PREFIX = "scored/"
+MODELS_PREFIX = "models/"
+CHECKPOINTS_PREFIX = "checkpoints/"
 CONVERSION_FAILED = "format-conversion-failed"
 DELIVERY_STREAM_VERSION = 1
 
@@ -43,8 +50,14 @@ def error_key(
     )
 
 
+def model_key(version: str, name: str = "sentiment") -> str:
+    """Where a trained model's SageMaker artifact lives: `models/<name>/<version>/model.tar.gz`."""
+    return f"{MODELS_PREFIX}{name}/{version}/model.tar.gz"
+
+
 def hour_of_key(key: str) -> datetime | None:
-    """The folder hour of `raw/YYYY/MM/DD/HH/...` (None for keys outside that layout)."""
+    """The folder hour of `raw/YYYY/MM/DD/HH/...` (or `sales/`, `scored/`: the same layout;
+    None for keys outside it)."""
     parts = key.split("/")
     if len(parts) < 6:
         return None

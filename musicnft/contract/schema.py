@@ -63,6 +63,19 @@ ENRICHMENT_FIELDS: tuple[Field, ...] = (
     Field("engagement_rate", "float", False, "(reply+repost+like+quote)/followers*100"),
 )
 
+# Added in the second round (DESIGN.md): the trained model's score beside VADER's (whose columns
+# never change), the entities a post mentions, and when the warehouse accepted the row. All
+# nullable: rows written before these existed, or by a path that does not compute them, stay valid.
+SCORING_FIELDS: tuple[Field, ...] = (
+    Field("model_score", "float", False, "Trained sentiment model's score in [-1, 1]"),
+    Field("model_label", "string", False, "positive | neutral | negative (the trained model)"),
+    Field("model_version", "string", False, "Version of the model that scored the post"),
+    Field("entities", "list", False, "Ids of the entities the post mentions (entities file)"),
+)
+WAREHOUSE_FIELDS: tuple[Field, ...] = (
+    Field("inserted_at", "timestamp", False, "When the warehouse accepted the row (UTC)"),
+)
+
 # Identity fields: an empty value would make every such record the same post.
 _NON_EMPTY = frozenset({"post_id", "platform"})
 
@@ -122,6 +135,9 @@ def arrow_schema(fields: tuple[Field, ...]) -> pa.Schema:
 ENRICHED_FIELDS: tuple[Field, ...] = POST_FIELDS + ENRICHMENT_FIELDS
 POST_COLUMNS: tuple[str, ...] = tuple(f.name for f in POST_FIELDS)
 ENRICHED_COLUMNS: tuple[str, ...] = tuple(f.name for f in ENRICHED_FIELDS)
+# A warehouse post row (posts_hot; posts adds window_start): enriched, scored, stamped.
+HOT_FIELDS: tuple[Field, ...] = ENRICHED_FIELDS + SCORING_FIELDS + WAREHOUSE_FIELDS
+HOT_COLUMNS: tuple[str, ...] = tuple(f.name for f in HOT_FIELDS)
 
 
 @cache
@@ -130,12 +146,15 @@ def _lazy(name: str) -> Any:
         return arrow_schema(POST_FIELDS)
     if name == "ENRICHED_SCHEMA":
         return arrow_schema(ENRICHED_FIELDS)
+    if name == "HOT_SCHEMA":
+        return arrow_schema(HOT_FIELDS)
     return _arrow_types()["timestamp"]
 
 
 def __getattr__(name: str) -> Any:
-    """POST_SCHEMA, ENRICHED_SCHEMA and TIMESTAMP are built (with pyarrow) on first access."""
-    if name in ("POST_SCHEMA", "ENRICHED_SCHEMA", "TIMESTAMP"):
+    """POST_SCHEMA, ENRICHED_SCHEMA, HOT_SCHEMA and TIMESTAMP are built (with pyarrow) on first
+    access."""
+    if name in ("POST_SCHEMA", "ENRICHED_SCHEMA", "HOT_SCHEMA", "TIMESTAMP"):
         return _lazy(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

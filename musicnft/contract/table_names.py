@@ -10,6 +10,9 @@ TABLE_NAMES = (
     "hashtag_counts_15m",
     "location_counts_15m",
     "reconciliation_15m",
+    "entity_metrics_15m",
+    "spikes_15m",
+    "nft_sales_15m",
     "lake_files",
     "lake_quarantine",
     "posts_hot_repairs",
@@ -21,3 +24,5 @@ WINDOWED_TABLE_NAMES = (
     "location_counts_15m",
     "reconciliation_15m",
 )
+# Tables whose rows carry `inserted_at`, the warehouse's acceptance time (stamped on insert).
+STAMPED_TABLE_NAMES = ("posts_hot", "posts")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from musicnft.contract.schema import ENRICHED_SCHEMA, TIMESTAMP
+from musicnft.contract.schema import HOT_SCHEMA, TIMESTAMP
 from musicnft.contract.table_names import WINDOWED_TABLE_NAMES
 
 WINDOW_START = pa.field("window_start", TIMESTAMP, nullable=False)
 
-POSTS_HOT_SCHEMA: pa.Schema = ENRICHED_SCHEMA
-POSTS_SCHEMA: pa.Schema = ENRICHED_SCHEMA.append(WINDOW_START)
+POSTS_HOT_SCHEMA: pa.Schema = HOT_SCHEMA
+POSTS_SCHEMA: pa.Schema = HOT_SCHEMA.append(WINDOW_START)
 WINDOW_METRICS_SCHEMA = pa.schema(
     [
         WINDOW_START,
@@ -43,6 +43,44 @@ RECONCILIATION_SCHEMA = pa.schema(
         pa.field("duplicates", pa.int64()),
         pa.field("repaired", pa.int64()),
         pa.field("checked_at", TIMESTAMP),
+    ]
+)
+ENTITY_METRICS_SCHEMA = pa.schema(
+    [
+        WINDOW_START,
+        pa.field("entity", pa.string(), nullable=False),
+        pa.field("post_count", pa.int64()),
+        pa.field("unique_authors", pa.int64()),
+        pa.field("avg_sentiment", pa.float64()),
+        pa.field("positive_count", pa.int64()),
+        pa.field("neutral_count", pa.int64()),
+        pa.field("negative_count", pa.int64()),
+        pa.field("total_engagement", pa.int64()),
+        pa.field("updated_at", TIMESTAMP),
+    ]
+)
+SPIKES_SCHEMA = pa.schema(
+    [
+        WINDOW_START,
+        pa.field("dimension", pa.string(), nullable=False),  # keyword | entity | hashtag
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("post_count", pa.int64()),
+        pa.field("baseline", pa.float64()),
+        pa.field("score", pa.float64()),
+        pa.field("is_spike", pa.bool_()),
+        pa.field("updated_at", TIMESTAMP),
+    ]
+)
+NFT_SALES_SCHEMA = pa.schema(
+    [
+        WINDOW_START,
+        pa.field("collection", pa.string(), nullable=False),
+        pa.field("sale_count", pa.int64()),
+        pa.field("volume_eth", pa.float64()),
+        pa.field("avg_price_eth", pa.float64()),
+        pa.field("max_price_eth", pa.float64()),
+        pa.field("unique_buyers", pa.int64()),
+        pa.field("updated_at", TIMESTAMP),
     ]
 )
 
@@ -87,6 +125,9 @@ TABLES: dict[str, pa.Schema] = {
     "hashtag_counts_15m": HASHTAG_COUNTS_SCHEMA,
     "location_counts_15m": LOCATION_COUNTS_SCHEMA,
     "reconciliation_15m": RECONCILIATION_SCHEMA,
+    "entity_metrics_15m": ENTITY_METRICS_SCHEMA,
+    "spikes_15m": SPIKES_SCHEMA,
+    "nft_sales_15m": NFT_SALES_SCHEMA,
     "lake_files": LAKE_FILES_SCHEMA,
     "lake_quarantine": LAKE_QUARANTINE_SCHEMA,
     "posts_hot_repairs": POSTS_HOT_REPAIRS_SCHEMA,

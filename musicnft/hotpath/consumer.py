@@ -18,7 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from musicnft.contract.schema import ENRICHED_FIELDS, SchemaError, conform, to_json_record
+from musicnft.contract.schema import HOT_FIELDS, SchemaError, conform, to_json_record
 from musicnft.hotpath.decode import RejectedRecord, decode_line
 from musicnft.hotpath.enrich import enrich
 
@@ -61,7 +61,8 @@ def _b64(data: Any) -> bytes:
 
 
 def enrich_rows(posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [conform(enrich(p), ENRICHED_FIELDS) for p in posts]
+    """Posts → posts_hot rows (every warehouse column; the warehouse stamps `inserted_at`)."""
+    return [conform(enrich(p), HOT_FIELDS) for p in posts]
 
 
 def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) -> dict[str, Any]:

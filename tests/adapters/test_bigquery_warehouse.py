@@ -28,7 +28,7 @@ from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_lake import LocalLake
 from musicnft.batch import window_pipeline as wp
 from musicnft.batch.backfill import index_lake
-from musicnft.contract.schema import ENRICHED_COLUMNS
+from musicnft.contract.schema import HOT_COLUMNS
 from musicnft.contract.tables import POSTS_HOT_SCHEMA, TABLES, WINDOWED_TABLES
 from musicnft.contract.windows import WINDOW
 from musicnft.devtools.bq_emulator import PROJECT
@@ -217,6 +217,13 @@ def event_posts(event: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    """A posts row without the warehouse's own stamp, a null list read as BigQuery returns it."""
+    return {
+        k: [] if v is None and k == "entities" else v for k, v in row.items() if k != "inserted_at"
+    }
+
+
 def hot_ids(wh: BigQueryWarehouse) -> Counter[str]:
     return Counter(wh.query("SELECT post_id FROM posts_hot").column(0).to_pylist())
 
@@ -228,8 +235,14 @@ def test_consumer_writes_enriched_posts_to_bigquery(bq_endpoint: str, tmp_path: 
     # THEN posts_hot on BigQuery holds exactly what the embedded warehouse holds for the event
     embedded = EmbeddedWarehouse(tmp_path / "wh")
     handle_kinesis_event(event, embedded)
-    sql = "SELECT * FROM posts_hot ORDER BY post_id"
-    assert wh.query(sql).to_pylist() == embedded.query(sql).to_pylist()
+    # (but for inserted_at: each warehouse stamps its own acceptance time)
+    sql = "SELECT * EXCEPT (inserted_at) FROM posts_hot ORDER BY post_id"
+    # (and BigQuery has no null arrays: a null list reads back as [])
+    want = [
+        {k: [] if v is None and k == "entities" else v for k, v in row.items()}
+        for row in embedded.query(sql.replace("EXCEPT", "EXCLUDE")).to_pylist()
+    ]
+    assert wh.query(sql).to_pylist() == want
 
 
 def test_a_row_bigquery_rejects_is_reported_as_exactly_that_record(
@@ -415,7 +428,9 @@ def test_reconciliation_on_bigquery_repairs_gaps_and_duplicates(
     counts = hot_ids(wh)
     assert counts == Counter({**dict.fromkeys(expected, 1), hot_only["post_id"]: 1})
     repaired = wh.query("SELECT * FROM posts_hot WHERE post_id IN UNNEST(?)", [gaps]).to_pylist()
-    assert {r["post_id"]: r for r in repaired} == {pid: hot_row(expected[pid]) for pid in gaps}
+    assert {r["post_id"]: _comparable(r) for r in repaired} == {
+        pid: _comparable(hot_row(expected[pid])) for pid in gaps
+    }
 
 
 def test_duplicates_still_in_the_streaming_buffer_warn_and_are_kept_for_later(
@@ -542,11 +557,16 @@ def test_enriched_columns_round_trip_through_bigquery(sample_lake: Lake, bq_endp
     rows = [hot_row(p) for p in expected.values()]
     wh.insert_rows("posts_hot", rows, list(expected))
     got = {r["post_id"]: r for r in wh.query("SELECT * FROM posts_hot").to_pylist()}
-    assert list(next(iter(got.values()))) == list(ENRICHED_COLUMNS)
+    assert list(next(iter(got.values()))) == list(HOT_COLUMNS)
+    assert all(r["inserted_at"] is not None for r in got.values())  # stamped on insert
 
     # BigQuery stores a NULL array as an empty one; everything else round-trips exactly
     def norm(r: dict[str, Any]) -> dict[str, Any]:
-        return {k: ([] if v is None and isinstance(got_any[k], list) else v) for k, v in r.items()}
+        return {
+            k: ([] if v is None and isinstance(got_any[k], list) else v)
+            for k, v in r.items()
+            if k != "inserted_at"
+        }
 
     got_any = next(iter(got.values()))
     assert {pid: norm(r) for pid, r in got.items()} == {r["post_id"]: norm(r) for r in rows}

@@ -20,7 +20,13 @@ import pytest
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.contract.keywords import KeywordMatcher
-from musicnft.contract.schema import ENRICHED_COLUMNS, ENRICHED_FIELDS, conform, parse_timestamp
+from musicnft.contract.schema import (
+    ENRICHED_COLUMNS,
+    HOT_COLUMNS,
+    HOT_FIELDS,
+    conform,
+    parse_timestamp,
+)
 from musicnft.contract.schema import to_json_record as json_record
 from musicnft.hotpath.consumer import handle_firehose_event, handle_kinesis_event
 from musicnft.hotpath.enrich import enrich
@@ -82,11 +88,17 @@ def sequence_numbers(event: Event) -> list[str]:
 
 
 def expected_rows(posts: list[Post]) -> list[Post]:
-    return sorted((enrich(p) for p in posts), key=lambda r: r["post_id"])
+    """posts_hot rows as the consumer writes them, without `inserted_at` (the warehouse's)."""
+    rows = (conform(enrich(p), HOT_FIELDS) for p in posts)
+    return sorted(({k: v for k, v in r.items() if k != "inserted_at"} for r in rows),
+                  key=lambda r: r["post_id"])  # fmt: skip
 
 
 def hot_rows(warehouse: EmbeddedWarehouse) -> list[Post]:
-    return warehouse.query("SELECT * FROM posts_hot ORDER BY post_id").to_pylist()
+    """posts_hot's rows; every one carries the time the warehouse accepted it (then dropped)."""
+    rows = warehouse.query("SELECT * FROM posts_hot ORDER BY post_id").to_pylist()
+    assert all(r.pop("inserted_at") is not None for r in rows)
+    return rows
 
 
 class FakeWarehouse:
@@ -205,8 +217,8 @@ def test_kinesis_all_good_reports_no_failures_and_inserts_enriched_posts() -> No
     table, rows, row_ids = warehouse.calls[0]
     assert table == "posts_hot"
     assert row_ids == POST_IDS
-    assert rows == [conform(enrich(p), ENRICHED_FIELDS) for p in POSTS]
-    assert all(list(r) == list(ENRICHED_COLUMNS) for r in rows)
+    assert rows == [conform(enrich(p), HOT_FIELDS) for p in POSTS]
+    assert all(list(r) == list(HOT_COLUMNS) for r in rows)
 
 
 @pytest.mark.parametrize("data", list(POISON_DATA.values()), ids=list(POISON_DATA))
@@ -365,7 +377,7 @@ def test_firehose_also_writes_good_posts_to_posts_hot() -> None:
     table, rows, row_ids = warehouse.calls[0]
     assert table == "posts_hot"
     assert row_ids == POST_IDS
-    assert rows == [conform(enrich(p), ENRICHED_FIELDS) for p in POSTS]
+    assert rows == [conform(enrich(p), HOT_FIELDS) for p in POSTS]
 
 
 @pytest.mark.parametrize("event", [{}, {"Records": []}, {"records": "x"}, None], ids=repr)

@@ -23,7 +23,7 @@ from musicnft.batch.backfill import index_lake
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.lake_layout import raw_key
 from musicnft.contract.schema import (
-    ENRICHED_FIELDS,
+    HOT_FIELDS,
     POST_SCHEMA,
     conform,
     format_timestamp,
@@ -51,7 +51,7 @@ CHECKS = {
     "posts.schema_v1",
     "reconciliation_15m.lake_matches_warehouse",
 }
-VOLATILE = ("updated_at", "checked_at")
+VOLATILE = ("updated_at", "checked_at", "inserted_at")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def expected_posts(lake: Lake, window: datetime = WINDOW_START) -> dict[str, dic
             if kept is None or row["ingested_at"] > kept["ingested_at"]:
                 latest[row["post_id"]] = row
     return {
-        pid: conform(enrich(row), ENRICHED_FIELDS) | {"window_start": window}
+        pid: conform(enrich(row), HOT_FIELDS) | {"window_start": window}
         for pid, row in latest.items()
     }
 
@@ -150,4 +150,4 @@ def extra_post(i: int, created: datetime) -> dict[str, Any]:
     """A post the lake never received (only the hot path wrote it)."""
     msg = x_message(900_000 + i, created=format_timestamp(created))
     post = normalize_x_message(msg, MATCHER, created + timedelta(seconds=1))
-    return conform(enrich(post), ENRICHED_FIELDS)
+    return conform(enrich(post), HOT_FIELDS)

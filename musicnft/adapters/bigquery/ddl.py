@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from musicnft.contract.schema import ENRICHED_FIELDS
+from musicnft.contract.schema import HOT_FIELDS
 from musicnft.contract.tables import TABLES
 
 DEFAULT_DATASET = "musicnft"
@@ -60,6 +60,21 @@ LAYOUTS: dict[str, Layout] = {
         ("window_start",),
         "Per window: lake vs posts_hot counts, what was missing or duplicated, what was repaired.",
     ),
+    "entity_metrics_15m": Layout(
+        "window_start",
+        ("window_start", "entity"),
+        "Per 15-minute window and mentioned entity: volume, authors, sentiment and engagement.",
+    ),
+    "spikes_15m": Layout(
+        "window_start",
+        ("window_start", "dimension", "key"),
+        "Per window and keyword, entity or hashtag: volume against its robust baseline, spikes.",
+    ),
+    "nft_sales_15m": Layout(
+        "window_start",
+        ("window_start", "collection"),
+        "Per 15-minute window and NFT collection: sales, volume and prices in ETH, buyers.",
+    ),
     "lake_files": Layout(
         None,
         ("key",),
@@ -77,7 +92,7 @@ LAYOUTS: dict[str, Layout] = {
     ),
 }
 
-_DOCS: dict[str, str] = {f.name: f.doc for f in ENRICHED_FIELDS} | {
+_DOCS: dict[str, str] = {f.name: f.doc for f in HOT_FIELDS} | {
     "window_start": "UTC start of the 15-minute window",
 }
 

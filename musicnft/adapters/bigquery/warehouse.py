@@ -30,7 +30,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from musicnft.contract.table_names import TABLE_NAMES, WINDOWED_TABLE_NAMES
+from musicnft.contract.table_names import (
+    STAMPED_TABLE_NAMES,
+    TABLE_NAMES,
+    WINDOWED_TABLE_NAMES,
+)
 from musicnft.contract.windows import parse_window_key
 from musicnft.ports import InsertResult, ReadOnlyQueryError, StreamingBufferError
 
@@ -307,10 +311,14 @@ class BigQueryWarehouse:
         table_id = self.table_id(table)
         pending: list[tuple[str, dict[str, Any]]] = []
         seen: set[str] = set()
+        # When the request is made: the closest a client gets to BigQuery's acceptance time.
+        stamp = datetime.now(UTC) if table in STAMPED_TABLE_NAMES else None
         for row, rid in zip(rows, row_ids, strict=True):
             if rid in seen:
                 continue
             seen.add(rid)
+            if stamp is not None and row.get("inserted_at") is None:
+                row = {**row, "inserted_at": stamp}
             pending.append((rid, {k: _json_value(v) for k, v in row.items()}))
         skipped = len(rows) - len(pending)
         inserted = 0
