@@ -200,3 +200,16 @@ CREATE TABLE IF NOT EXISTS `musicnft.posts_hot_repairs` (
 )
 CLUSTER BY post_id
 OPTIONS(description="Posts reconciliation inserted into posts_hot; a lagging consumer skips them.");
+
+CREATE TABLE IF NOT EXISTS `musicnft.deletions` (
+  deletion_key STRING NOT NULL,
+  post_id STRING OPTIONS(description="Platform-prefixed unique id, e.g. x:1234 or bsky:at://..."),
+  author_id STRING OPTIONS(description="Platform author id"),
+  action STRING,
+  source STRING,
+  learned_at TIMESTAMP,
+  applied_at TIMESTAMP,
+  window_start TIMESTAMP OPTIONS(description="UTC start of the 15-minute window")
+)
+CLUSTER BY deletion_key
+OPTIONS(description="Tombstones: posts or authors deleted at the source, and where each was applied.");

@@ -19,6 +19,8 @@ SALES_PREFIX = "sales/"
 SCORED_PREFIX = "scored/"
 MODELS_PREFIX = "models/"
 CHECKPOINTS_PREFIX = "checkpoints/"
+# Tombstones as JSON lines (musicnft.contract.tombstone): `deletions/YYYY/MM/DD/HH/*.jsonl`.
+DELETIONS_PREFIX = "deletions/"
 CONVERSION_FAILED = "format-conversion-failed"
 DELIVERY_STREAM_VERSION = 1
 
@@ -48,6 +50,12 @@ def error_key(
         f"{ERRORS_PREFIX}{kind}/{hour_prefix(oldest_arrival)}"
         f"{object_name(stream, oldest_arrival, unique, DELIVERY_STREAM_VERSION)}"
     )
+
+
+def deletions_key(learned_at: datetime, unique: str | None = None) -> str:
+    """Where a batch of tombstones lands in the lake (folder hour = when they were learned)."""
+    unique = unique or str(uuid.uuid4())
+    return f"{DELETIONS_PREFIX}{hour_prefix(learned_at)}tombstones-{unique}.jsonl"
 
 
 def model_key(version: str, name: str = "sentiment") -> str:

@@ -16,6 +16,7 @@ TABLE_NAMES = (
     "lake_files",
     "lake_quarantine",
     "posts_hot_repairs",
+    "deletions",
 )
 WINDOWED_TABLE_NAMES = (
     "posts",

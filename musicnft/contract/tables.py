@@ -118,6 +118,21 @@ POSTS_HOT_REPAIRS_SCHEMA = pa.schema(
     ]
 )
 
+# Tombstones (musicnft.contract.tombstone): one row per deletion learned (applied_at null), and
+# one more per window it was applied to (applied_at set). `deletion_key` is the idempotency key.
+DELETIONS_SCHEMA = pa.schema(
+    [
+        pa.field("deletion_key", pa.string(), nullable=False),
+        pa.field("post_id", pa.string()),
+        pa.field("author_id", pa.string()),
+        pa.field("action", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("learned_at", TIMESTAMP),
+        pa.field("applied_at", TIMESTAMP),
+        pa.field("window_start", TIMESTAMP),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "posts_hot": POSTS_HOT_SCHEMA,
     "posts": POSTS_SCHEMA,
@@ -131,6 +146,7 @@ TABLES: dict[str, pa.Schema] = {
     "lake_files": LAKE_FILES_SCHEMA,
     "lake_quarantine": LAKE_QUARANTINE_SCHEMA,
     "posts_hot_repairs": POSTS_HOT_REPAIRS_SCHEMA,
+    "deletions": DELETIONS_SCHEMA,
 }
 # Tables replaced one window at a time (one transaction per window in the embedded warehouse).
 WINDOWED_TABLES = WINDOWED_TABLE_NAMES  # TABLE_NAMES lists TABLES in order (a test checks)

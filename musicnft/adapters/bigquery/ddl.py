@@ -90,6 +90,11 @@ LAYOUTS: dict[str, Layout] = {
         ("post_id",),
         "Posts reconciliation inserted into posts_hot; a lagging consumer skips them.",
     ),
+    "deletions": Layout(
+        None,
+        ("deletion_key",),
+        "Tombstones: posts or authors deleted at the source, and where each was applied.",
+    ),
 }
 
 _DOCS: dict[str, str] = {f.name: f.doc for f in HOT_FIELDS} | {
