@@ -15,6 +15,7 @@ from musicnft.contract.schema import to_json_record
 from musicnft.hotpath.deadletter import DeadLetter
 from musicnft.hotpath.decode import ControlMessage, RejectedRecord, SkipRecord
 from musicnft.hotpath.normalize_x import normalize_x_line
+from musicnft.hotpath.tombstones import TombstoneForStream
 from musicnft.ports import StreamSink
 from producer.replay import Pacer
 
@@ -38,6 +39,7 @@ class ProducerStats:
     keep_alives: int = 0
     control: int = 0
     skipped: int = 0
+    tombstones: int = 0
     batches: int = 0
     sink_retries: int = 0
 
@@ -134,6 +136,10 @@ class Producer:
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
             post = self._normalize(line, self.matcher, now)
+        except TombstoneForStream as deleted:  # a delete of a post we stored: tombstone it
+            self.stats.tombstones += 1
+            self._enqueue(deleted.tombstone.partition_key, deleted.tombstone.to_stream_record())
+            return
         except SkipRecord:
             self.stats.skipped += 1
             return
@@ -165,11 +171,14 @@ class Producer:
             reason = f"record too large ({size} bytes > {self.max_record_bytes})"
             self._reject(line, reason, ref, source_line=True)
             return
+        self._enqueue(post["post_id"], data)
+
+    def _enqueue(self, key: str, data: bytes) -> None:
         with self._lock:
             if not self._batch:
                 self._batch_started = self.clock()
                 self._batch_first = self._taken
-            self._batch.append((post["post_id"], data))
+            self._batch.append((key, data))
             if len(self._batch) >= self.batch_records:
                 self.flush()
 

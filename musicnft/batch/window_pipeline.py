@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from musicnft.batch.aggregates import dedupe_latest, hashtag_counts, location_counts, window_metrics
+from musicnft.batch.deletions import hide_deleted
 from musicnft.batch.lake_index import LakeIndex, read_table, unreadable_reason
 from musicnft.contract.schema import ENRICHED_COLUMNS, HOT_FIELDS, POST_COLUMNS, conform
 from musicnft.contract.tables import (
@@ -86,7 +87,7 @@ def build_posts(lake: Lake, warehouse: Any, window: datetime) -> PostsResult:
             index.quarantine(key, reason)
             files.remove(key)
     raw = pa.concat_tables(tables, promote_options="default").to_pylist() if tables else []
-    unique = dedupe_latest(raw)
+    unique = hide_deleted(warehouse, dedupe_latest(raw))  # posts deleted at the source
     written = datetime.now(UTC)
     rows = [
         conform(enrich(p), HOT_FIELDS) | {"window_start": window, "inserted_at": written}

@@ -19,8 +19,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from musicnft.contract.schema import HOT_FIELDS, SchemaError, conform, to_json_record
+from musicnft.contract.tombstone import is_tombstone_record
 from musicnft.hotpath.decode import RejectedRecord, decode_line
 from musicnft.hotpath.enrich import enrich
+from musicnft.hotpath.tombstones import apply_tombstones, tombstone_of
 
 log = logging.getLogger("musicnft.consumer")
 
@@ -70,6 +72,7 @@ def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) ->
     those that do not decode, and those whose rows the warehouse rejected after its retries."""
     failures: list[dict[str, str]] = []
     posts: list[dict[str, Any]] = []
+    tombstones: list[Any] = []  # deletions at the source (musicnft.hotpath.tombstones)
     sequences: dict[str, list[str]] = {}  # post_id -> the records that carried it
     records = event.get("Records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
@@ -82,14 +85,18 @@ def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) ->
             raise ValueError("Kinesis record without kinesis.sequenceNumber")
         assert isinstance(kinesis, Mapping)  # a str sequence number came from a Mapping
         try:
-            post = decode_post(_b64(kinesis.get("data")))
+            data = _b64(kinesis.get("data"))
+            if is_tombstone_record(data):
+                tombstones.append(tombstone_of(data))
+                continue
+            post = decode_post(data)
         except RejectedRecord as exc:
             log.error("kinesis record %s rejected: %s", seq, exc.reason)
             failures.append({"itemIdentifier": seq})
             continue
         posts.append(post)
         sequences.setdefault(post["post_id"], []).append(seq)
-    rows = without_repaired(warehouse, enrich_rows(posts))
+    rows = apply_tombstones(warehouse, tombstones, without_repaired(warehouse, enrich_rows(posts)))
     if rows:
         # An exception here (warehouse down) fails the batch as a whole: Lambda retries it.
         result = warehouse.insert_rows("posts_hot", rows, [r["post_id"] for r in rows])
@@ -108,13 +115,19 @@ def handle_firehose_event(event: Mapping[str, Any], warehouse: PostsHotWriter) -
         raise ValueError("not a Firehose transformation event: no 'records' list")
     answers: list[dict[str, Any]] = []
     good: list[dict[str, Any]] = []
+    tombstones: list[Any] = []
     for record in records:
         record_id = record.get("recordId") if isinstance(record, Mapping) else None
         if not isinstance(record_id, str):
             raise ValueError("Firehose record without recordId")
         raw = record.get("data")
         try:
-            post = decode_post(_b64(raw))
+            data = _b64(raw)
+            if is_tombstone_record(data):  # applied below; never a row of the lake's raw/
+                tombstones.append(tombstone_of(data))
+                answers.append({"recordId": record_id, "result": "Dropped", "data": raw})
+                continue
+            post = decode_post(data)
         except RejectedRecord as exc:
             log.error("firehose record %s rejected: %s", record_id, exc.reason)
             answers.append({"recordId": record_id, "result": "ProcessingFailed", "data": raw or ""})
@@ -124,7 +137,7 @@ def handle_firehose_event(event: Mapping[str, Any], warehouse: PostsHotWriter) -
         answers.append(
             {"recordId": record_id, "result": "Ok", "data": base64.b64encode(body).decode()}
         )
-    rows = enrich_rows(good)
+    rows = apply_tombstones(warehouse, tombstones, enrich_rows(good))
     if rows:
         result = warehouse.insert_rows("posts_hot", rows, [r["post_id"] for r in rows])
         for post_id in getattr(result, "failed", ()):

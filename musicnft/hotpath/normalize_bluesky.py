@@ -18,6 +18,7 @@ from typing import Any
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.schema import SCHEMA_VERSION, SchemaError, conform, parse_timestamp
 from musicnft.hotpath.decode import Post, RejectedRecord, SkipRecord, decode_line, text_hashtags
+from musicnft.hotpath.tombstones import deleted_post
 
 POST_COLLECTION = "app.bsky.feed.post"
 MATCHING_RULE = "jetstream"
@@ -303,6 +304,8 @@ def normalize_jetstream_event(
     _skip_unless_commit(message)
     commit, operation = _post_commit(message)
     uri = _post_uri(commit, did)
+    if operation == "delete":  # a tombstone for the stream (musicnft.hotpath.tombstones)
+        raise deleted_post(f"bsky:{uri}", "bluesky", ingested_at, f"delete of {uri}")
     _skip_unless_create(operation, uri)
     record = _post_record(commit, uri)
     text = _text(record, uri)

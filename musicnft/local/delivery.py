@@ -20,8 +20,9 @@ from io import BytesIO
 
 import pyarrow.parquet as pq
 
-from musicnft.contract.lake_layout import error_key, raw_key
+from musicnft.contract.lake_layout import deletions_key, error_key, raw_key
 from musicnft.contract.schema import POST_SCHEMA, to_table
+from musicnft.contract.tombstone import is_tombstone_record
 from musicnft.hotpath.consumer import decode_post
 from musicnft.hotpath.decode import RejectedRecord
 from musicnft.ports import Lake, StreamReader, StreamRecord
@@ -113,7 +114,11 @@ class DeliveryLoop:
         oldest = datetime.fromtimestamp(min(r.arrival for r in records), UTC)
         rows = []
         error_lines = []
+        tombstone_lines = []  # deletions at the source: kept under deletions/, never in raw/
         for record in records:
+            if is_tombstone_record(record.data):
+                tombstone_lines.append(record.data.strip() + b"\n")
+                continue
             try:
                 rows.append(decode_post(record.data))
             except RejectedRecord as exc:
@@ -136,6 +141,10 @@ class DeliveryLoop:
         if error_lines:
             key = error_key(self.stream_name, oldest)
             self.lake.put(key, b"".join(error_lines))
+            result.keys.append(key)
+        if tombstone_lines:
+            key = deletions_key(oldest)
+            self.lake.put(key, b"".join(tombstone_lines))
             result.keys.append(key)
         # Only now, with both files durable, may the stream forget these records for us.
         self.stream.commit(self.reader, records[-1].seq)

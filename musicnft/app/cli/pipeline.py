@@ -86,8 +86,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
         pacer = Pacer(None)
         log.info("following the X filtered stream at %s", settings.x_api_base)
     else:
-        from musicnft.hotpath.normalize_bluesky import normalize_jetstream_event
         from producer.bluesky import JetstreamSource
+        from producer.bluesky_deletes import DeletionAwareNormalizer, TrackedPosts
 
         source = JetstreamSource(
             settings.jetstream_url,
@@ -99,8 +99,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
         # and a replayed frame that is already dead-lettered is not dead-lettered again.
         producer.on_durable = source.acknowledge
         producer.on_dead_letter = source.dead_lettered
-        closing = [source, *closing]
-        normalize = normalize_jetstream_event
+        # Deletes of posts this producer stored become tombstones on the stream (docs/deletions.md).
+        normalize = DeletionAwareNormalizer(TrackedPosts(settings.data_dir / "bluesky" / "tracked"))
+        closing = [source, normalize, *closing]
         pacer = Pacer(None)
         log.info("following Bluesky Jetstream at %s", settings.jetstream_url)
     try:
