@@ -65,6 +65,8 @@ LAMBDA_CORE = (
     "adapters/__init__.py",
     "adapters/bigquery/__init__.py",
     "adapters/bigquery/warehouse.py",
+    # the promoted sentiment model is read from the lake on S3 (boto3: the runtime's)
+    "adapters/s3_lake.py",
 )
 PYTHONS = ("3.11", "3.12")  # the Lambda runtimes infra/template.yaml allows (LambdaRuntime)
 DEFAULT_PYTHON = "3.12"  # the template's default runtime

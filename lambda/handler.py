@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from musicnft.hotpath.consumer import handle_firehose_event, handle_kinesis_event
 from musicnft.logs import setup_logging
 from musicnft.settings import Settings
-from musicnft.wiring import open_warehouse
+from musicnft.wiring import install_model_scoring, open_warehouse
 
 if TYPE_CHECKING:
     from musicnft.ports import Warehouse
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 def _warehouse() -> Warehouse:
     settings = Settings.from_env()
     setup_logging(settings.log_level)
+    install_model_scoring(settings)  # the trained model: promoted artifact or SageMaker endpoint
     return open_warehouse(settings)
 
 

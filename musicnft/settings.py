@@ -68,6 +68,27 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _endpoint_name(env: Mapping[str, str]) -> str:
+    """MUSICNFT_SENTIMENT_ENDPOINT: a SageMaker endpoint name (1-63 letters, digits, '-')."""
+    value = (env.get("MUSICNFT_SENTIMENT_ENDPOINT") or "").strip()
+    if value and (
+        len(value) > 63
+        or not all(c.isascii() and (c.isalnum() or c == "-") for c in value)
+        or value.startswith("-")
+    ):
+        raise ConfigError(
+            f"MUSICNFT_SENTIMENT_ENDPOINT must be a SageMaker endpoint name, got {value[:80]!r}"
+        )
+    return value
+
+
 def _clamped_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """An integer kept within [low, high]; a non-number falls back to the default (the dashboard
     must still start)."""
@@ -186,6 +207,14 @@ class Settings:
     # Delivery writes timestamps as Firehose's format conversion does (INT96) where it stands in
     # for Firehose in front of S3 (the cloud rehearsal), so every lake reader is proven on them.
     delivery_int96_timestamps: bool = False
+    # Issue 15: the trained sentiment model. `promoted` scores in process from the lake's promoted
+    # artifact, `off` leaves the model columns null; a SageMaker endpoint name makes the consumer
+    # call it instead (with this timeout per call, VADER-only rows when it fails).
+    sentiment_model: str = "promoted"
+    sentiment_endpoint: str = ""
+    sentiment_endpoint_timeout: float = 2.0
+    sagemaker_endpoint_url: str | None = None  # the SageMaker runtime API's URL (a local fake)
+    sagemaker_bind_port: int | None = None  # SAGEMAKER_BIND_TO_PORT: the serving container's port
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -290,6 +319,23 @@ class Settings:
             warehouse_catalog=_warehouse_catalog(env),
             warehouse_data_path=env.get("MUSICNFT_WAREHOUSE_DATA_PATH", "").strip(),
             delivery_int96_timestamps=_delivery_timestamps(env, lake_backend) == "int96",
+            sentiment_model=_choice(
+                env, "MUSICNFT_SENTIMENT_MODEL", "promoted", ("promoted", "off")
+            ),
+            sentiment_endpoint=_endpoint_name(env),
+            sentiment_endpoint_timeout=_float(
+                env, "MUSICNFT_SENTIMENT_ENDPOINT_TIMEOUT_SECONDS", 2.0, 0.05, 60
+            ),
+            sagemaker_endpoint_url=(
+                _url(env, "MUSICNFT_SAGEMAKER_ENDPOINT_URL", "", ("http://", "https://"))
+                if (env.get("MUSICNFT_SAGEMAKER_ENDPOINT_URL") or "").strip()
+                else None
+            ),
+            sagemaker_bind_port=(
+                _int(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535)
+                if (env.get("SAGEMAKER_BIND_TO_PORT") or "").strip()
+                else None
+            ),
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:

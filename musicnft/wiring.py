@@ -8,6 +8,8 @@ the ones it uses (the Lambda bundle carries just the BigQuery adapter).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from musicnft.contract.keywords import KeywordMatcher
@@ -17,6 +19,7 @@ from musicnft.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     from musicnft.adapters.local_stream import LocalStream
+    from musicnft.hotpath.model_scoring import Scoring
 
 
 def open_stream(settings: Settings) -> LocalStream:
@@ -140,3 +143,59 @@ def dead_letter(settings: Settings, stage: str) -> DeadLetter:
 
 def keyword_matcher(settings: Settings) -> KeywordMatcher:
     return KeywordMatcher(settings.keywords)
+
+
+def sagemaker_invoker(settings: Settings) -> Callable[[bytes], bytes]:
+    """One call to the SageMaker endpoint `settings.sentiment_endpoint`: a JSON body in, the
+    answer's bytes out. One attempt per call (no SDK retries) within the settings' timeout, so a
+    slow endpoint costs a Lambda batch at most that long before its rows fall back to VADER."""
+    import boto3
+    from botocore.config import Config
+
+    timeout = settings.sentiment_endpoint_timeout
+    client = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=settings.sagemaker_endpoint_url,
+        config=Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"max_attempts": 1, "mode": "standard"},
+        ),
+    )
+    name = settings.sentiment_endpoint
+
+    def invoke(body: bytes) -> bytes:
+        answer = client.invoke_endpoint(
+            EndpointName=name, ContentType="application/json", Accept="application/json", Body=body
+        )
+        return bytes(answer["Body"].read())
+
+    return invoke
+
+
+def model_scoring(settings: Settings, lake: Lake | None = None) -> Scoring | None:
+    """How this process fills the model columns: the SageMaker endpoint when one is named, else
+    the lake's promoted model in process, or nothing (`MUSICNFT_SENTIMENT_MODEL=off`)."""
+    from musicnft.hotpath.model_scoring import EndpointScoring, PromotedScoring
+
+    if settings.sentiment_endpoint:
+        return EndpointScoring(sagemaker_invoker(settings), settings.sentiment_endpoint)
+    if settings.sentiment_model == "off":
+        return None
+    return PromotedScoring(lake if lake is not None else open_lake(settings))
+
+
+def install_model_scoring(settings: Settings) -> None:
+    """Install `model_scoring(settings)` for this process's consumer (`enrich_rows`)."""
+    from musicnft.hotpath.model_scoring import install
+
+    try:
+        scoring = model_scoring(settings)
+    except Exception as exc:  # the model is optional: posts are scored by VADER regardless
+        logging.getLogger("musicnft.model").error(
+            "sentiment model scoring unavailable (%s: %s); model columns stay null",
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        scoring = None
+    install(scoring)

@@ -28,6 +28,7 @@ from musicnft.contract.tables import (
 )
 from musicnft.contract.windows import WINDOW, window_key
 from musicnft.hotpath.enrich import enrich
+from musicnft.hotpath.model_scoring import PromotedScoring, score_rows
 from musicnft.ports import Lake, StreamingBufferError
 
 log = logging.getLogger("musicnft.windows")
@@ -93,6 +94,9 @@ def build_posts(lake: Lake, warehouse: Any, window: datetime) -> PostsResult:
         conform(enrich(p), HOT_FIELDS) | {"window_start": window, "inserted_at": written}
         for p in unique
     ]
+    # The trained model's columns, from the promoted model (re-scores rows the hot path left
+    # VADER-only when the endpoint was down).
+    score_rows(rows, PromotedScoring(lake, recheck_seconds=0))
     warehouse.replace_partition(
         "posts", window_key(window), pa.Table.from_pylist(rows, schema=POSTS_SCHEMA)
     )

@@ -61,14 +61,17 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "musicnft.settings",
         "musicnft.logs",
     ),
+    # the sentiment model's training and serving (issue 15): outer, beside the app layer
+    "musicnft.model": ("musicnft.contract", "musicnft.ports", "musicnft.hotpath", "musicnft.batch"),
     "musicnft.wiring": CORE,
     "producer": (*CORE, "musicnft.wiring"),
     "dashboard": (*CORE, "musicnft.wiring"),
-    "musicnft_dagster": (*CORE, "musicnft.wiring"),
+    "musicnft_dagster": (*CORE, "musicnft.wiring", "musicnft.model"),
     HANDLER: (*CORE, "musicnft.wiring"),
     "musicnft.app": (
         *CORE,
         "musicnft.wiring",
+        "musicnft.model",
         "musicnft.devtools",
         "producer",
         "musicnft_dagster",

@@ -20,6 +20,7 @@ from musicnft.app.cli import (
     bigquery,
     cost,
     dashboard,
+    model,
     pipeline,
     query,
     sample,
@@ -33,7 +34,7 @@ from musicnft.settings import ConfigError, Settings
 __all__ = ["SAMPLE_PATH", "build_parser", "main"]
 
 # In `musicnft --help` order.
-GROUPS = (pipeline, query, backfill, dashboard, xrules, bigquery, schema, sample, cost)
+GROUPS = (pipeline, query, backfill, dashboard, xrules, bigquery, schema, sample, cost, model)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -176,6 +176,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     # The Lambda handler's code, over the warehouse these settings name (in Lambda it builds its
     # own from the function's environment).
     handler = load_handler(warehouse)
+    wiring.install_model_scoring(settings)  # model_score/label/version (issue 15)
     last_compaction = [time.monotonic()]
 
     def compact_when_idle() -> None:
