@@ -42,3 +42,10 @@ def bq_endpoint() -> Iterator[str]:
 
     with bigquery_emulator() as endpoint:
         yield endpoint
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files holding slow tests run first (their order within a file kept): under `make test`'s
+    parallel workers the long ones start at once instead of trailing the run."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -23,6 +23,10 @@ from musicnft.ports import LakeObject
 
 LOOKBACK = timedelta(hours=48)
 OVERLAP = timedelta(minutes=10)
+# Files the hour-folder listing cannot see (delivered more than LOOKBACK late, or behind a
+# watermark a clock-skewed file pushed ahead) are found by a full listing of raw/ compared with
+# the index, this often.
+SWEEP_EVERY = timedelta(hours=1)
 CURSOR_VERSION = 1
 
 
@@ -31,17 +35,21 @@ class DropCursor:
     watermark: datetime | None = None
     recent: dict[str, float] = field(default_factory=dict)  # key -> last_modified (epoch s)
     pending: dict[str, list[str]] = field(default_factory=dict)  # future window -> file keys
+    swept_at: datetime | None = None  # the last full listing of raw/ against the index
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "v": CURSOR_VERSION,
-                "watermark": self.watermark.timestamp() if self.watermark else None,
-                "recent": self.recent,
-                "pending": self.pending,
-            },
-            sort_keys=True,
-        )
+        data: dict[str, object] = {
+            "v": CURSOR_VERSION,
+            "watermark": self.watermark.timestamp() if self.watermark else None,
+            "recent": self.recent,
+            "pending": self.pending,
+        }
+        if self.swept_at is not None:
+            data["swept_at"] = self.swept_at.timestamp()
+        return json.dumps(data, sort_keys=True)
+
+    def sweep_due(self, now: datetime) -> bool:
+        return self.swept_at is None or now - self.swept_at >= SWEEP_EVERY
 
     @classmethod
     def from_json(cls, raw: str | None) -> DropCursor:
@@ -54,12 +62,14 @@ class DropCursor:
                 raise ValueError(f"cursor version {data.get('v')!r}")
             mark = data["watermark"]
             pending = data["pending"]
+            swept = data.get("swept_at")  # absent in cursors written before the sweep existed
             if not all(isinstance(v, list) for v in pending.values()):
                 raise ValueError("pending windows must map to lists of keys")
             return cls(
                 watermark=datetime.fromtimestamp(mark, UTC) if mark is not None else None,
                 recent={str(k): float(v) for k, v in data["recent"].items()},
                 pending={str(k): [str(x) for x in v] for k, v in pending.items()},
+                swept_at=datetime.fromtimestamp(swept, UTC) if swept is not None else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
             raise ValueError(f"unreadable drop-sensor cursor: {exc}") from None
@@ -69,9 +79,15 @@ class DropCursor:
 
 
 def select_new_files(
-    cursor: DropCursor, listing: Iterable[LakeObject], max_files: int
+    cursor: DropCursor,
+    listing: Iterable[LakeObject],
+    max_files: int,
+    now: datetime | None = None,
 ) -> tuple[list[LakeObject], DropCursor, bool]:
-    """(files to process now, the cursor after them, whether more are waiting)."""
+    """(files to process now, the cursor after them, whether more are waiting).
+
+    The watermark never passes `now`: a file stamped in the future (a skewed clock) must not make
+    the sensor skip the files that land before that time."""
     floor = None if cursor.watermark is None else cursor.watermark - OVERLAP
     fresh = sorted(
         (
@@ -87,11 +103,27 @@ def select_new_files(
     if not take:
         return [], cursor, False
     watermark = max([cursor.watermark or take[-1].last_modified, take[-1].last_modified])
+    if now is not None:
+        watermark = min(watermark, max(now, cursor.watermark or now))
     keep_after = (watermark - OVERLAP).timestamp()
     recent = {k: t for k, t in cursor.recent.items() if t >= keep_after}
     recent.update({o.key: o.last_modified.timestamp() for o in take})
     recent = {k: t for k, t in recent.items() if t >= keep_after}
-    return take, DropCursor(watermark, recent, dict(cursor.pending)), more
+    return take, DropCursor(watermark, recent, dict(cursor.pending), cursor.swept_at), more
+
+
+def missed_files(
+    listing: Iterable[LakeObject], known: set[str], max_files: int
+) -> list[LakeObject]:
+    """Parquet files of a full listing that are neither indexed nor quarantined (`known`): the
+    ones the hour-folder listing missed, and those whose footer read failed in passing (taken
+    by a tick, so in the cursor, but never indexed). Oldest first, at most `max_files` (the
+    rest are found by the next sweep)."""
+    missed = sorted(
+        (o for o in listing if o.key.endswith(".parquet") and o.key not in known),
+        key=lambda o: (o.last_modified, o.key),
+    )
+    return missed[:max_files]
 
 
 @dataclass

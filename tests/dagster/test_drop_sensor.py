@@ -11,7 +11,7 @@ import io
 import itertools
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +22,14 @@ import pytest
 import musicnft_dagster.sensors.drops as sensor_module
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_lake import LocalLake
-from musicnft.batch.drops import OVERLAP, DropCursor, plan_runs, run_key, select_new_files
+from musicnft.batch.drops import (
+    OVERLAP,
+    SWEEP_EVERY,
+    DropCursor,
+    plan_runs,
+    run_key,
+    select_new_files,
+)
 from musicnft.batch.lake_index import FileStats, LakeIndex
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.lake_layout import error_key, raw_key
@@ -712,7 +719,7 @@ def test_an_unreadable_cursor_rescans_the_lake(env: Env, stored: str) -> None:
     # instead of failing every tick
     again = tick(env, stored)
     assert again.run_keys == first.run_keys == day_keys({wk(0): [a]})
-    assert again.state == first.state
+    assert replace(again.state, swept_at=None) == replace(first.state, swept_at=None)
 
 
 def test_requested_partition_keys_are_real_partitions(env: Env) -> None:
@@ -773,3 +780,78 @@ def test_windows_a_backfill_rebuilt_with_their_files_are_not_run_again(env: Env)
     c = env.drop([T0 + timedelta(minutes=3)], T0 + timedelta(hours=1))
     later = tick(env, t.cursor, instance)
     assert later.run_keys == day_keys({wk(0): [c]})
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) Files the hour listing cannot see: the periodic full sweep, future stamps, bad footers
+# ---------------------------------------------------------------------------------------------
+
+
+def _sweep_due(cursor: str | None) -> str:
+    """The same cursor, its last full sweep more than SWEEP_EVERY ago."""
+    state = DropCursor.from_json(cursor)
+    state.swept_at = datetime.now(UTC) - SWEEP_EVERY - timedelta(seconds=1)
+    return state.to_json()
+
+
+def test_a_file_delivered_beyond_the_lookback_is_found_by_the_full_sweep(env: Env) -> None:
+    # GIVEN a sensor whose watermark is 3 days past T0
+    now_ish = T0 + timedelta(days=3)
+    env.drop([now_ish], now_ish + timedelta(minutes=1))
+    first = tick(env, None)
+    # WHEN a backlog lands in T0's hour folder with an old last_modified (restored from a
+    # backup, a Firehose retry beyond 48 h): the hour listing never looks there again
+    late = env.drop([T0 + timedelta(minutes=5)], T0 + timedelta(minutes=6))
+    assert tick(env, first.cursor).skipped
+    # THEN the next full sweep takes it, once
+    swept = tick(env, _sweep_due(first.cursor))
+    assert swept.run_keys == day_keys({wk(0): [late]})
+    assert late in env.indexed_keys()
+    assert swept.state.swept_at is not None and not swept.state.sweep_due(datetime.now(UTC))
+    assert tick(env, _sweep_due(swept.cursor)).skipped
+
+
+def test_a_file_stamped_in_the_future_does_not_hide_the_files_after_it(env: Env) -> None:
+    # GIVEN a file whose last_modified is a year ahead (a skewed clock)
+    now = datetime.now(UTC)
+    future = env.drop([T0 + timedelta(minutes=1)], T0, modified=now + timedelta(days=365))
+    first = tick(env, None)
+    assert first.run_keys == day_keys({wk(0): [future]})
+    # THEN the watermark stays at the present
+    assert first.state.watermark is not None and first.state.watermark <= datetime.now(UTC)
+    # AND a drop landing now is taken by the next tick; the future file is not taken again
+    later = env.drop([T0 + timedelta(minutes=20)], datetime.now(UTC), modified=datetime.now(UTC))
+    second = tick(env, first.cursor)
+    assert second.run_keys == day_keys({wk(15): [later]})
+    assert tick(env, second.cursor).skipped
+
+
+def test_unreadable_footers_are_quarantined_and_passing_failures_retried_by_the_sweep(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a broken drop and a good one whose first footer read fails for a passing reason
+    bad = env.put(
+        raw_key(STREAM, T0 + timedelta(minutes=3)), b"\x00" * 64, T0 + timedelta(minutes=3)
+    )
+    flaky = env.drop([T0 + timedelta(minutes=20)], T0 + timedelta(minutes=21))
+    real_read = sensor_module.read_file_stats
+    failures = iter([ConnectionError("connection reset by peer")])
+
+    def read_once_failing(lake: object, obj: LakeObject) -> FileStats:
+        if obj.key == flaky:
+            err = next(failures, None)
+            if err is not None:
+                raise err
+        return real_read(lake, obj)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sensor_module, "read_file_stats", read_once_failing)
+    first = tick(env, None)
+    # THEN the broken file is quarantined with its reason, never indexed
+    quarantined = LakeIndex(EmbeddedWarehouse(env.wh_root)).quarantined()
+    assert list(quarantined) == [bad] and quarantined[bad]
+    assert first.requests == [] and env.indexed_keys() == []
+    # AND the file whose read failed in passing is taken by the next full sweep, once
+    swept = tick(env, _sweep_due(first.cursor))
+    assert swept.run_keys == day_keys({wk(15): [flaky]})
+    assert env.indexed_keys() == [flaky]
+    assert tick(env, _sweep_due(swept.cursor)).skipped
