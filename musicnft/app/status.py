@@ -10,11 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from musicnft.adapters.local_stream import LocalStream
-from musicnft.batch.lake_index import read_table
+from musicnft.app.lake_census import lake_census
+from musicnft.batch.deletions import counts as deletion_counts
 from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
 from musicnft.hotpath.deadletter import count_lines
 from musicnft.ports import Lake, Warehouse
@@ -28,20 +26,18 @@ def _lines(data: bytes) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
-def lake_counts(lake: Lake) -> dict[str, int]:
-    """Rows, unique posts and files under raw/, and lines under errors/, read through the port."""
-    files = [o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")]
-    ids = []
-    for key in files:
-        try:
-            ids.append(read_table(lake, key, columns=["post_id"]).column(0).cast(pa.string()))
-        except Exception as exc:  # an unreadable file (quarantined by the windows) or a blip
-            log.warning("status cannot read %s: %s", key, exc)
-    rows = sum(len(column) for column in ids)
-    chunks = [chunk for column in ids for chunk in column.chunks]
-    unique = pc.count_distinct(pa.chunked_array(chunks, pa.string())).as_py() if rows else 0
+def lake_counts(lake: Lake, memory: Path | None = None) -> dict[str, int]:
+    """Rows, unique posts and files under raw/, and lines under errors/, read through the port;
+    with a `memory` file, only the raw/ files new or changed since the last call are read."""
+    files = [o for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")]
+    census = lake_census(lake, files, memory)
     errors = sum(_lines(lake.get(o.key)) for o in lake.list_objects(ERRORS_PREFIX))
-    return {"lake": rows, "lake_unique": unique, "lake_files": len(files), "lake_errors": errors}
+    return {
+        "lake": census.rows,
+        "lake_unique": census.unique,
+        "lake_files": census.files,
+        "lake_errors": errors,
+    }
 
 
 def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict[str, Any]:
@@ -69,7 +65,7 @@ def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict
             status["checkpoints"] = checkpoints
     else:
         status.update(produced=0, stream=0, delivery_lag=0, consumer_lag=0, checkpoints={})
-    status.update(lake_counts(lake))
+    status.update(lake_counts(lake, settings.data_dir / "status" / "lake_census.parquet"))
     row = warehouse.query(
         "SELECT count(*) AS n, count(DISTINCT post_id) AS u FROM posts_hot"
     ).to_pylist()[0]
@@ -79,6 +75,8 @@ def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict
     status["lake_quarantined"] = int(
         warehouse.query("SELECT count(DISTINCT key) AS n FROM lake_quarantine").to_pylist()[0]["n"]
     )
+    # tombstones held, and those not yet applied everywhere (docs/deletions.md)
+    status["deleted"], status["deleted_pending"] = deletion_counts(warehouse)
     dl = settings.dead_letter_dir
     status["dead_letter_producer"] = count_lines(dl / "producer.jsonl")
     status["dead_letter_consumer"] = count_lines(dl / "consumer.jsonl")
@@ -109,6 +107,8 @@ def format_status(status: dict[str, Any]) -> str:
         ("  by the consumer", status["dead_letter_consumer"]),
         ("  lake errors/", status["lake_errors"]),
         ("lake files quarantined", status.get("lake_quarantined", 0)),
+        ("deleted at the source (tombstones)", status.get("deleted", 0)),
+        ("  not yet applied everywhere", status.get("deleted_pending", 0)),
     ]
     if "x_posts_read" in status:
         rows.append(("X posts read (billed)", status["x_posts_read"]))
