@@ -20,6 +20,7 @@ from musicnft.app.cli import (
     bigquery,
     cost,
     dashboard,
+    deletions,
     model,
     pipeline,
     query,
@@ -34,7 +35,19 @@ from musicnft.settings import ConfigError, Settings
 __all__ = ["SAMPLE_PATH", "build_parser", "main"]
 
 # In `musicnft --help` order.
-GROUPS = (pipeline, query, backfill, dashboard, xrules, bigquery, schema, sample, cost, model)
+GROUPS = (
+    pipeline,
+    query,
+    backfill,
+    dashboard,
+    xrules,
+    bigquery,
+    schema,
+    sample,
+    cost,
+    model,
+    deletions,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

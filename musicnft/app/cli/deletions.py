@@ -1,0 +1,139 @@
+"""`forget` and `compliance x-sync`: deletions at the source, honoured everywhere (docs/deletions.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from musicnft import wiring
+from musicnft.app.cli.common import Subparsers, data_dir_option, settings_from, x_token
+from musicnft.settings import ConfigError, Settings
+
+ACTION_CHOICES = ("delete", "scrub_geo")
+
+
+def _rebuilder(settings: Settings, lake: Any, warehouse: Any) -> Any:
+    from musicnft.batch.backfill import materialize_window
+
+    def rebuild(window: datetime) -> None:
+        materialize_window(lake, warehouse, window, list(settings.keywords))
+        print(f"rebuilt window {window:%Y-%m-%d %H:%M}")
+
+    return rebuild
+
+
+def _print_report(report: Any, dry_run: bool, as_json: bool) -> None:
+    purge = report.purge
+    summary = {
+        "tombstones": len(report.tombstones),
+        "recorded": report.recorded,
+        "applied": purge.applied if purge else 0,
+        "pending": purge.pending if purge else 0,
+        "rows_removed": purge.rows_removed if purge else {},
+        "rows_scrubbed": purge.rows_scrubbed if purge else {},
+        "files_rewritten": len(purge.files_rewritten) if purge else 0,
+        "windows": [w.isoformat() for w in purge.windows] if purge else [],
+        "bad_lines": len(report.bad_lines),
+        "unknown_actions": len(report.unknown_actions),
+        "jobs": report.jobs,
+        "dry_run": dry_run,
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    verb = "would forget" if dry_run else "forget"
+    for t in report.tombstones[:50] if dry_run else []:
+        print(f"{verb} {t.action}: {t.post_id or 'author ' + str(t.author_id)}")
+    if dry_run and len(report.tombstones) > 50:
+        print(f"… and {len(report.tombstones) - 50} more")
+    print(
+        f"{summary['tombstones']} tombstone(s), {summary['recorded']} new; applied "
+        f"{summary['applied']}, pending {summary['pending']}; removed {summary['rows_removed']}, "
+        f"scrubbed {summary['rows_scrubbed']}; {summary['files_rewritten']} lake file(s) "
+        f"rewritten; {len(summary['windows'])} window(s) to re-materialize"
+    )
+    for n, reason in report.bad_lines:
+        print(f"line {n}: {reason}", file=sys.stderr)
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from musicnft.app.deletions import forget
+
+    settings = settings_from(args)
+    path = Path(args.ids_file)
+    if not path.is_file():
+        raise ConfigError(f"--ids-file {path}: no such file")
+    lake, warehouse = wiring.open_lake(settings), wiring.open_warehouse(settings)
+    rebuild = _rebuilder(settings, lake, warehouse) if args.rebuild else None
+    report = forget(path, args.action, lake, warehouse, args.dry_run, rebuild)
+    _print_report(report, args.dry_run, args.json)
+    return 1 if report.bad_lines else 0
+
+
+def cmd_x_sync(args: argparse.Namespace) -> int:
+    from musicnft.adapters.x_compliance import ComplianceApi, ComplianceError
+    from musicnft.app.deletions import x_sync
+
+    settings = settings_from(args)
+    api = ComplianceApi(settings.x_api_base, x_token(settings, args.bearer_token_file))
+    lake, warehouse = wiring.open_lake(settings), wiring.open_warehouse(settings)
+    rebuild = _rebuilder(settings, lake, warehouse) if args.rebuild else None
+    try:
+        report = x_sync(
+            api,
+            lake,
+            warehouse,
+            dry_run=args.dry_run,
+            poll_seconds=args.poll_seconds,
+            timeout_seconds=args.timeout,
+            rebuild=rebuild,
+        )
+    except ComplianceError as exc:
+        print(f"musicnft compliance x-sync: {exc}", file=sys.stderr)
+        return 1
+    _print_report(report, args.dry_run, args.json)
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    common = data_dir_option()
+    f = sub.add_parser(
+        "forget",
+        parents=[common],
+        help="delete posts everywhere (lake, warehouse, aggregates) by id; idempotent",
+    )
+    f.add_argument(
+        "--ids-file",
+        required=True,
+        metavar="PATH",
+        help="one post id a line as X or Bluesky write them (x:/bsky: prefix optional)",
+    )
+    f.add_argument("--action", choices=ACTION_CHOICES, default="delete", help="default delete")
+    f.add_argument("--dry-run", action="store_true", help="list what would be forgotten")
+    f.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="re-materialize the affected windows here (default: Dagster's deletions sensor)",
+    )
+    f.add_argument("--json", action="store_true", help="one JSON summary line")
+    f.set_defaults(func=cmd_forget)
+
+    c = sub.add_parser("compliance", parents=[common], help="X batch compliance")
+    c_sub = c.add_subparsers(dest="compliance_command", required=True, metavar="ACTION")
+    x = c_sub.add_parser(
+        "x-sync",
+        parents=[common],
+        help="run X batch compliance jobs over the stored X posts and users; apply the results",
+    )
+    x.add_argument("--dry-run", action="store_true", help="run the jobs, list, change nothing")
+    x.add_argument("--x-api-base", metavar="URL", help="API host (default $MUSICNFT_X_API_BASE)")
+    x.add_argument("--bearer-token-file", metavar="PATH", help="read the bearer token from a file")
+    x.add_argument("--poll-seconds", type=float, default=10.0, help="job polling interval")
+    x.add_argument("--timeout", type=float, default=3600.0, help="give up on a job after this")
+    x.add_argument("--rebuild", action="store_true", help="re-materialize affected windows here")
+    x.add_argument("--json", action="store_true", help="one JSON summary line")
+    x.set_defaults(func=cmd_x_sync)
