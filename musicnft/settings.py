@@ -89,6 +89,14 @@ def _endpoint_name(env: Mapping[str, str]) -> str:
     return value
 
 
+def _secret_url(env: Mapping[str, str], name: str) -> str:
+    """An optional http(s) URL that is itself a secret (a webhook): errors never echo it."""
+    value = (env.get(name) or "").strip()
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https:// (value not shown)")
+    return value
+
+
 def _clamped_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """An integer kept within [low, high]; a non-number falls back to the default (the dashboard
     must still start)."""
@@ -207,6 +215,10 @@ class Settings:
     # Delivery writes timestamps as Firehose's format conversion does (INT96) where it stands in
     # for Firehose in front of S3 (the cloud rehearsal), so every lake reader is proven on them.
     delivery_int96_timestamps: bool = False
+    # Issue 18: the entities file (None = the one shipped in musicnft/hotpath/entities.json) and
+    # the spike alerts' Slack-compatible webhook (a secret: kept out of repr, never logged).
+    entities_file: Path | None = None
+    alert_webhook_url: str = field(default="", repr=False)
     # Issue 15: the trained sentiment model. `promoted` scores in process from the lake's promoted
     # artifact, `off` leaves the model columns null; a SageMaker endpoint name makes the consumer
     # call it instead (with this timeout per call, VADER-only rows when it fails).
@@ -319,6 +331,10 @@ class Settings:
             warehouse_catalog=_warehouse_catalog(env),
             warehouse_data_path=env.get("MUSICNFT_WAREHOUSE_DATA_PATH", "").strip(),
             delivery_int96_timestamps=_delivery_timestamps(env, lake_backend) == "int96",
+            entities_file=Path(env["MUSICNFT_ENTITIES_FILE"].strip())
+            if (env.get("MUSICNFT_ENTITIES_FILE") or "").strip()
+            else None,
+            alert_webhook_url=_secret_url(env, "MUSICNFT_ALERT_WEBHOOK_URL"),
             sentiment_model=_choice(
                 env, "MUSICNFT_SENTIMENT_MODEL", "promoted", ("promoted", "off")
             ),

@@ -31,6 +31,8 @@ WINDOW_ASSETS = (
     "hashtag_counts_15m",
     "location_counts_15m",
     "reconciliation_15m",
+    "entity_metrics_15m",
+    "spikes_15m",
 )
 
 

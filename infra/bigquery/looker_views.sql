@@ -178,6 +178,47 @@ FROM `musicnft.posts` AS p
 CROSS JOIN UNNEST(ARRAY_CONCAT(['all'], IFNULL(p.matched_keywords, ARRAY<STRING>[])))
   AS keyword;
 
+CREATE OR REPLACE VIEW `musicnft.looker_entities`
+OPTIONS(description="Looker Studio: share of voice per 15-minute window and entity (entities file): posts, authors, sentiment split and sums/weights, engagement, and the window's total posts.")
+AS
+SELECT
+  e.window_start,
+  TIMESTAMP_TRUNC(e.window_start, HOUR) AS hour,
+  DATE(e.window_start) AS day,
+  e.entity,
+  e.post_count AS posts,
+  e.unique_authors AS authors,
+  e.avg_sentiment,
+  IF(e.avg_sentiment IS NULL, 0.0, e.avg_sentiment * e.post_count) AS sentiment_sum,
+  IF(e.avg_sentiment IS NULL, 0, e.post_count) AS sentiment_weight,
+  e.positive_count AS positive,
+  e.neutral_count AS neutral,
+  e.negative_count AS negative,
+  e.total_engagement AS engagement,
+  w.post_count AS window_posts,
+  SAFE_DIVIDE(e.post_count, w.post_count) AS share_of_voice,
+  e.updated_at
+FROM `musicnft.entity_metrics_15m` AS e
+LEFT JOIN `musicnft.window_metrics_15m` AS w
+  ON w.window_start = e.window_start AND w.keyword = 'all';
+
+CREATE OR REPLACE VIEW `musicnft.looker_spikes`
+OPTIONS(description="Looker Studio: per 15-minute window, keyword/entity/hashtag volume against its robust 7-day baseline (median), score (MAD z-score) and whether it is a spike.")
+AS
+SELECT
+  window_start,
+  TIMESTAMP_TRUNC(window_start, HOUR) AS hour,
+  DATE(window_start) AS day,
+  dimension,
+  key,
+  post_count AS posts,
+  baseline,
+  SAFE_DIVIDE(post_count, NULLIF(baseline, 0)) AS ratio,
+  score,
+  is_spike,
+  updated_at
+FROM `musicnft.spikes_15m`;
+
 CREATE OR REPLACE VIEW `musicnft.looker_freshness`
 OPTIONS(description="Looker Studio: one row: last update and covered windows of the aggregates, fresh/stale (20 minutes), and reconciliation totals (missing, duplicates, repaired).")
 AS

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from musicnft.batch import window_pipeline as wp
+from musicnft.batch.insight_pipeline import build_insight
 from musicnft.batch.lake_index import LakeIndex, read_file_stats, unreadable_reason
 from musicnft.contract.lake_layout import RAW_PREFIX
 from musicnft.contract.windows import window_key, window_start, windows_between
@@ -89,6 +90,7 @@ def materialize_window(
     posts = wp.build_posts(lake, warehouse, window)
     for table in wp.AGGREGATE_TABLES:
         wp.build_aggregate(warehouse, table, window, keywords)
+    build_insight(warehouse, window)
     recon = wp.reconcile(warehouse, window)
     unique_ok, dups = wp.check_posts_unique(warehouse, window)
     schema_ok, diffs = wp.check_posts_schema(warehouse, window)

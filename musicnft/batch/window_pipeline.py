@@ -28,6 +28,7 @@ from musicnft.contract.tables import (
 )
 from musicnft.contract.windows import WINDOW, window_key
 from musicnft.hotpath.enrich import enrich
+from musicnft.hotpath.entities import with_entities
 from musicnft.hotpath.model_scoring import PromotedScoring, score_rows
 from musicnft.ports import Lake, StreamingBufferError
 
@@ -91,7 +92,8 @@ def build_posts(lake: Lake, warehouse: Any, window: datetime) -> PostsResult:
     unique = hide_deleted(warehouse, dedupe_latest(raw))  # posts deleted at the source
     written = datetime.now(UTC)
     rows = [
-        conform(enrich(p), HOT_FIELDS) | {"window_start": window, "inserted_at": written}
+        with_entities(conform(enrich(p), HOT_FIELDS))
+        | {"window_start": window, "inserted_at": written}
         for p in unique
     ]
     # The trained model's columns, from the promoted model (re-scores rows the hot path left
@@ -165,7 +167,8 @@ def reconcile(
     duplicates = sum(hot[pid] - 1 for pid in duplicated)
     inserted = 0
     if missing:
-        rows = [{k: truth[pid][k] for k in ENRICHED_COLUMNS} for pid in missing]
+        # entities too: a repaired row stands in for the hot path's, which tags them
+        rows = [{k: truth[pid][k] for k in (*ENRICHED_COLUMNS, "entities")} for pid in missing]
         # Recorded first: a consumer that is merely behind (its records still on the stream)
         # skips these ids when it gets to them, instead of inserting them a second time.
         warehouse.append(

@@ -24,6 +24,8 @@ WINDOWED_TABLE_NAMES = (
     "hashtag_counts_15m",
     "location_counts_15m",
     "reconciliation_15m",
+    "entity_metrics_15m",
+    "spikes_15m",
 )
 # Tables whose rows carry `inserted_at`, the warehouse's acceptance time (stamped on insert).
 STAMPED_TABLE_NAMES = ("posts_hot", "posts")

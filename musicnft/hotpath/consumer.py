@@ -22,6 +22,7 @@ from musicnft.contract.schema import HOT_FIELDS, SchemaError, conform, to_json_r
 from musicnft.contract.tombstone import is_tombstone_record
 from musicnft.hotpath.decode import RejectedRecord, decode_line
 from musicnft.hotpath.enrich import enrich
+from musicnft.hotpath.entities import with_entities
 from musicnft.hotpath.model_scoring import score_rows  # the trained model's columns
 from musicnft.hotpath.tombstones import apply_tombstones, tombstone_of
 
@@ -65,7 +66,7 @@ def _b64(data: Any) -> bytes:
 
 def enrich_rows(posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Posts → posts_hot rows (every warehouse column; the warehouse stamps `inserted_at`)."""
-    return score_rows([conform(enrich(p), HOT_FIELDS) for p in posts])
+    return score_rows([with_entities(conform(enrich(p), HOT_FIELDS)) for p in posts])
 
 
 def handle_kinesis_event(event: Mapping[str, Any], warehouse: PostsHotWriter) -> dict[str, Any]:

@@ -3,6 +3,7 @@ warehouse maintenance job with its schedule."""
 
 import dagster as dg
 
+from musicnft_dagster.assets.insight import INSIGHT_DEFS
 from musicnft_dagster.assets.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from musicnft_dagster.assets.sentiment_model import MODEL_ASSETS, MODEL_JOBS
 from musicnft_dagster.assets.windows import WINDOW_ASSETS
@@ -11,5 +12,7 @@ from musicnft_dagster.jobs import windows_job
 defs = dg.Definitions(
     assets=WINDOW_ASSETS, jobs=[windows_job, *MAINTENANCE_JOBS], schedules=MAINTENANCE_SCHEDULES
 )
+# Entities and spikes (issue 18): window assets in the windows group, so in `window_refresh`.
+defs = dg.Definitions.merge(defs, INSIGHT_DEFS)
 # The sentiment model (issue 15): its own group and job, not partitioned.
 defs = dg.Definitions.merge(defs, dg.Definitions(assets=MODEL_ASSETS, jobs=MODEL_JOBS))

@@ -32,6 +32,8 @@ WINDOW_ASSET_NAMES = frozenset(
         "hashtag_counts_15m",
         "location_counts_15m",
         "reconciliation_15m",
+        "entity_metrics_15m",
+        "spikes_15m",
     )
 )
 WINDOW_ASSET_KEYS = frozenset(dg.AssetKey(k) for k in WINDOW_ASSET_NAMES)

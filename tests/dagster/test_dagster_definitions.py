@@ -14,11 +14,14 @@ ASSETS = {
     "hashtag_counts_15m",
     "location_counts_15m",
     "reconciliation_15m",
+    "entity_metrics_15m",
+    "spikes_15m",
 }
 CHECKS = {
     ("posts", "post_id_unique"),
     ("posts", "schema_v1"),
     ("reconciliation_15m", "lake_matches_warehouse"),
+    ("spikes_15m", "no_spikes"),
 }
 
 

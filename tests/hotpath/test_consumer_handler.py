@@ -30,6 +30,7 @@ from musicnft.contract.schema import (
 from musicnft.contract.schema import to_json_record as json_record
 from musicnft.hotpath.consumer import handle_firehose_event, handle_kinesis_event
 from musicnft.hotpath.enrich import enrich
+from musicnft.hotpath.entities import with_entities
 from musicnft.hotpath.normalize_x import normalize_x_message
 from musicnft.local.consumer_loop import kinesis_event, load_handler_module
 from musicnft.ports import StreamRecord
@@ -89,7 +90,7 @@ def sequence_numbers(event: Event) -> list[str]:
 
 def expected_rows(posts: list[Post]) -> list[Post]:
     """posts_hot rows as the consumer writes them, without `inserted_at` (the warehouse's)."""
-    rows = (conform(enrich(p), HOT_FIELDS) for p in posts)
+    rows = (with_entities(conform(enrich(p), HOT_FIELDS)) for p in posts)
     return sorted(({k: v for k, v in r.items() if k != "inserted_at"} for r in rows),
                   key=lambda r: r["post_id"])  # fmt: skip
 
@@ -217,7 +218,7 @@ def test_kinesis_all_good_reports_no_failures_and_inserts_enriched_posts() -> No
     table, rows, row_ids = warehouse.calls[0]
     assert table == "posts_hot"
     assert row_ids == POST_IDS
-    assert rows == [conform(enrich(p), HOT_FIELDS) for p in POSTS]
+    assert rows == [with_entities(conform(enrich(p), HOT_FIELDS)) for p in POSTS]
     assert all(list(r) == list(HOT_COLUMNS) for r in rows)
 
 
@@ -377,7 +378,7 @@ def test_firehose_also_writes_good_posts_to_posts_hot() -> None:
     table, rows, row_ids = warehouse.calls[0]
     assert table == "posts_hot"
     assert row_ids == POST_IDS
-    assert rows == [conform(enrich(p), HOT_FIELDS) for p in POSTS]
+    assert rows == [with_entities(conform(enrich(p), HOT_FIELDS)) for p in POSTS]
 
 
 @pytest.mark.parametrize("event", [{}, {"Records": []}, {"records": "x"}, None], ids=repr)

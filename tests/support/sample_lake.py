@@ -33,6 +33,7 @@ from musicnft.contract.windows import WINDOW, parse_window_key
 from musicnft.devtools.sample import generate_lines
 from musicnft.hotpath.decode import ControlMessage, RejectedRecord
 from musicnft.hotpath.enrich import enrich
+from musicnft.hotpath.entities import with_entities
 from musicnft.hotpath.normalize_x import normalize_x_line, normalize_x_message
 from musicnft.settings import DEFAULT_KEYWORDS
 from tests.support.records import x_message
@@ -136,7 +137,7 @@ def expected_posts(lake: Lake, window: datetime = WINDOW_START) -> dict[str, dic
             if kept is None or row["ingested_at"] > kept["ingested_at"]:
                 latest[row["post_id"]] = row
     return {
-        pid: conform(enrich(row), HOT_FIELDS) | {"window_start": window}
+        pid: with_entities(conform(enrich(row), HOT_FIELDS)) | {"window_start": window}
         for pid, row in latest.items()
     }
 
@@ -150,4 +151,4 @@ def extra_post(i: int, created: datetime) -> dict[str, Any]:
     """A post the lake never received (only the hot path wrote it)."""
     msg = x_message(900_000 + i, created=format_timestamp(created))
     post = normalize_x_message(msg, MATCHER, created + timedelta(seconds=1))
-    return conform(enrich(post), HOT_FIELDS)
+    return with_entities(conform(enrich(post), HOT_FIELDS))

@@ -212,6 +212,45 @@ VIEWS: dict[str, str] = {
         FROM `{{dataset}}.posts` AS p
         CROSS JOIN UNNEST(ARRAY_CONCAT(['all'], IFNULL(p.matched_keywords, ARRAY<STRING>[])))
           AS keyword""").format(url=_POST_URL, engagement=_ENGAGEMENT),
+    # Share of voice (issue 18): one row per window and mentioned entity, with the window's total
+    # posts beside it. Sentiment re-aggregates as SUM(sentiment_sum) / SUM(sentiment_weight);
+    # share of voice over a range is a "percent of total" of `posts` by entity in Looker.
+    "looker_entities": dedent("""\
+        SELECT
+          e.window_start,
+          TIMESTAMP_TRUNC(e.window_start, HOUR) AS hour,
+          DATE(e.window_start) AS day,
+          e.entity,
+          e.post_count AS posts,
+          e.unique_authors AS authors,
+          e.avg_sentiment,
+          IF(e.avg_sentiment IS NULL, 0.0, e.avg_sentiment * e.post_count) AS sentiment_sum,
+          IF(e.avg_sentiment IS NULL, 0, e.post_count) AS sentiment_weight,
+          e.positive_count AS positive,
+          e.neutral_count AS neutral,
+          e.negative_count AS negative,
+          e.total_engagement AS engagement,
+          w.post_count AS window_posts,
+          SAFE_DIVIDE(e.post_count, w.post_count) AS share_of_voice,
+          e.updated_at
+        FROM `{dataset}.entity_metrics_15m` AS e
+        LEFT JOIN `{dataset}.window_metrics_15m` AS w
+          ON w.window_start = e.window_start AND w.keyword = 'all'"""),
+    # What is spiking (issue 18): every scored key per window; filter is_spike = true for alerts.
+    "looker_spikes": dedent("""\
+        SELECT
+          window_start,
+          TIMESTAMP_TRUNC(window_start, HOUR) AS hour,
+          DATE(window_start) AS day,
+          dimension,
+          key,
+          post_count AS posts,
+          baseline,
+          SAFE_DIVIDE(post_count, NULLIF(baseline, 0)) AS ratio,
+          score,
+          is_spike,
+          updated_at
+        FROM `{dataset}.spikes_15m`"""),
     # One row: when the aggregates were last written and which windows they cover (as the
     # dashboard's freshness indicator computes it), and whether the hot path was reconciled.
     "looker_freshness": dedent(f"""\
@@ -285,6 +324,14 @@ DESCRIPTIONS: dict[str, str] = {
     "looker_top_posts": (
         "Looker Studio: reconciled posts, one row per keyword ('all' + matched keywords), with "
         "engagement (reply+repost+like+quote), sentiment and a link to the post."
+    ),
+    "looker_entities": (
+        "Looker Studio: share of voice per 15-minute window and entity (entities file): posts, "
+        "authors, sentiment split and sums/weights, engagement, and the window's total posts."
+    ),
+    "looker_spikes": (
+        "Looker Studio: per 15-minute window, keyword/entity/hashtag volume against its robust "
+        "7-day baseline (median), score (MAD z-score) and whether it is a spike."
     ),
     "looker_freshness": (
         "Looker Studio: one row: last update and covered windows of the aggregates, fresh/stale "

@@ -1,0 +1,222 @@
+"""Which entities (artists, labels, collections, marketplaces, platforms) a post mentions.
+
+Keyword counts cannot say *who* is being talked about; an entities file can. The default file,
+`entities.json` beside this module (shipped in the Lambda bundle with the rest of the hot path),
+lists each entity's id, display name, kind, aliases, hashtags, handles and OpenSea collection
+slugs; `MUSICNFT_ENTITIES_FILE` (read by `musicnft.settings`) replaces it as a whole.
+
+The matching rule (issue 18), applied exactly:
+- an alias occurs in the text, case-insensitively, with no letter or digit directly before or
+  after it (so "BTS's", "#BTS", "(BTS)" and "https://opensea.io/..." match; "subtle", "BTSX" and
+  "2BTS" do not; a space inside an alias matches any run of whitespace, so a line break between
+  "Bored Ape" and "Yacht Club" does not hide it);
+- or a hashtag or cashtag equals an alias with its spaces removed ("#BoredApeYachtClub"), or one
+  of the entity's listed hashtags, case-insensitively;
+- or a mention equals one of its handles, case-insensitively.
+Short ambiguous words (Royal, Catalog, Sound) are never aliases on their own: each entity's `note`
+in the file says which qualifier it needs.
+
+Pure and cheap (a few compiled patterns per entity), so the hot path and the batch path tag every
+post with the same code, like `enrich`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from musicnft.hotpath.decode import text_cashtags, text_hashtags, text_mentions
+
+DEFAULT_FILE = Path(__file__).with_name("entities.json")
+KINDS = ("artist", "label", "collection", "marketplace", "platform")
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# Bluesky handles are domain names (`name.bsky.social`); X's rule (text_mentions) stops at a dot.
+_DOMAIN_MENTION = re.compile(r"(?<![\w@])@([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)+)", re.I)
+# "no letter or digit directly before or after": [^\W_] is a letter or digit in any script.
+_NOT_ALNUM_BEFORE = r"(?<![^\W_])"
+_NOT_ALNUM_AFTER = r"(?![^\W_])"
+
+
+class EntitiesFileError(ValueError):
+    """The entities file cannot be used; the message names the file and the entity."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    id: str
+    name: str
+    kind: str
+    aliases: tuple[str, ...]
+    hashtags: tuple[str, ...] = ()
+    handles: tuple[str, ...] = ()
+    opensea_slugs: tuple[str, ...] = ()
+    note: str = ""
+
+
+def _alias_pattern(aliases: Sequence[str]) -> re.Pattern[str] | None:
+    if not aliases:
+        return None
+    parts = [
+        r"\s+".join(re.escape(word) for word in alias.split())
+        for alias in sorted(aliases, key=len, reverse=True)
+    ]
+    return re.compile(
+        _NOT_ALNUM_BEFORE + "(?:" + "|".join(parts) + ")" + _NOT_ALNUM_AFTER, re.IGNORECASE
+    )
+
+
+def _fold(value: str) -> str:
+    return value.casefold()
+
+
+class EntityCatalog:
+    """The entities of one file, ready to match posts."""
+
+    def __init__(self, entities: Sequence[Entity]) -> None:
+        self.entities: tuple[Entity, ...] = tuple(entities)
+        self._patterns = [(e.id, _alias_pattern(e.aliases)) for e in self.entities]
+        self._tags: dict[str, list[str]] = {}
+        self._handles: dict[str, list[str]] = {}
+        for e in self.entities:
+            tags = {_fold("".join(a.split())) for a in e.aliases}
+            tags.update(_fold(t.lstrip("#$")) for t in e.hashtags)
+            for tag in tags:
+                self._tags.setdefault(tag, []).append(e.id)
+            for handle in {_fold(h.lstrip("@")) for h in e.handles}:
+                self._handles.setdefault(handle, []).append(e.id)
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entities]
+
+    def get(self, entity_id: str) -> Entity | None:
+        return next((e for e in self.entities if e.id == entity_id), None)
+
+    def match(
+        self, text: str | None, tags: Iterable[str] = (), mentions: Iterable[str] = ()
+    ) -> list[str]:
+        """Ids of the entities mentioned, in file order, each once. `tags` are hashtags and
+        cashtags (with or without '#'/'$'), `mentions` handles (with or without '@')."""
+        found: set[str] = set()
+        for tag in tags:
+            if isinstance(tag, str):
+                found.update(self._tags.get(_fold(tag.lstrip("#$")), ()))
+        for mention in mentions:
+            if isinstance(mention, str):
+                found.update(self._handles.get(_fold(mention.lstrip("@")), ()))
+        if isinstance(text, str) and text:
+            for entity_id, pattern in self._patterns:
+                if entity_id not in found and pattern is not None and pattern.search(text):
+                    found.add(entity_id)
+        return [i for i in self.ids if i in found]
+
+    def post_entities(self, post: Mapping[str, Any]) -> list[str]:
+        """The entities a post mentions: its text, its hashtags (stored and in the text), the
+        cashtags in its text, and its mentions (stored, X-style and Bluesky-style in the text)."""
+        text = post.get("text")
+        text = text if isinstance(text, str) else ""
+        tags = [*(post.get("hashtags") or []), *text_hashtags(text), *text_cashtags(text)]
+        mentions = [
+            *(post.get("mentions") or []),
+            *text_mentions(text),
+            *_DOMAIN_MENTION.findall(text),
+        ]
+        return self.match(text, tags, mentions)
+
+
+def _strings(entry: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise EntitiesFileError(f"{where}: {key!r} must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def parse_catalog(data: Any, source: str = "entities file") -> EntityCatalog:
+    """The catalog in `data` (the file's JSON), checked entity by entity."""
+    entries = data.get("entities") if isinstance(data, Mapping) else None
+    if not isinstance(entries, list):
+        raise EntitiesFileError(f"{source}: expected an object with an 'entities' list")
+    entities: list[Entity] = []
+    seen: set[str] = set()
+    for n, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise EntitiesFileError(f"{source}: entity #{n} is not an object")
+        entity_id = entry.get("id")
+        where = f"{source}: entity {entity_id!r}" if entity_id else f"{source}: entity #{n}"
+        if not isinstance(entity_id, str) or not _ID.match(entity_id):
+            raise EntitiesFileError(f"{where}: 'id' must be lower-case letters, digits and '-'")
+        if entity_id in seen:
+            raise EntitiesFileError(f"{where}: duplicate id")
+        seen.add(entity_id)
+        kind = entry.get("kind")
+        if kind not in KINDS:
+            raise EntitiesFileError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise EntitiesFileError(f"{where}: 'name' must be a non-empty string")
+        aliases = _strings(entry, "aliases", where)
+        hashtags = _strings(entry, "hashtags", where)
+        handles = _strings(entry, "handles", where)
+        if not (aliases or hashtags or handles):
+            raise EntitiesFileError(f"{where}: no alias, hashtag or handle: it could never match")
+        note = entry.get("note", "")
+        entities.append(
+            Entity(
+                id=entity_id,
+                name=name.strip(),
+                kind=kind,
+                aliases=aliases,
+                hashtags=hashtags,
+                handles=handles,
+                opensea_slugs=_strings(entry, "opensea_slugs", where),
+                note=note if isinstance(note, str) else "",
+            )
+        )
+    return EntityCatalog(entities)
+
+
+def load_catalog(path: Path | str | None = None) -> EntityCatalog:
+    """The catalog in `path` (JSON), or the shipped default when None."""
+    file = Path(path) if path else DEFAULT_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EntitiesFileError(f"cannot read entities file {file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise EntitiesFileError(f"entities file {file} is not valid JSON: {exc}") from None
+    return parse_catalog(data, str(file))
+
+
+_active: EntityCatalog | None = None
+
+
+def use_catalog(catalog: EntityCatalog | None) -> None:
+    """Make `catalog` the one `post_entities` uses (None: back to the configured file)."""
+    global _active
+    _active = catalog
+
+
+def active_catalog() -> EntityCatalog:
+    """The configured catalog (`MUSICNFT_ENTITIES_FILE` through the settings, else the shipped
+    file), loaded once per process: every hot-path batch and batch-path window tags with it."""
+    global _active
+    if _active is None:
+        from musicnft.settings import Settings
+
+        _active = load_catalog(Settings.from_env().entities_file)
+    return _active
+
+
+def post_entities(post: Mapping[str, Any]) -> list[str]:
+    """The ids of the entities `post` mentions, by the configured catalog."""
+    return active_catalog().post_entities(post)
+
+
+def with_entities(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its `entities` column set (the hot path's and the batch path's one call)."""
+    row["entities"] = post_entities(row)
+    return row
