@@ -56,6 +56,10 @@ class LocalStream:
         self._db = sqlite3.connect(
             str(self.path), timeout=timeout_seconds, isolation_level=None, check_same_thread=False
         )
+        # A new file gives freed pages back on request (`trim`); an older file is converted by
+        # the first VACUUM `trim` makes (set on an existing file, the pragma would only pretend).
+        if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed put survives power loss, which is what the producer promises callers.
         self._db.execute("PRAGMA synchronous=FULL")
@@ -152,7 +156,25 @@ class LocalStream:
             "(SELECT coalesce(min(seq), 0) FROM checkpoints)",
             (now - retention_seconds,),
         )
-        return int(cur.rowcount)
+        removed = int(cur.rowcount)
+        if removed:
+            self.reclaim()
+        return removed
+
+    def reclaim(self, min_free_pages: int = 1024) -> bool:
+        """Give the disk back once a quarter of the file (and at least `min_free_pages`) is free
+        pages, as after a backlog was worked off: SQLite otherwise keeps the file at its peak
+        size for ever. Returns whether pages were given back."""
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        total = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        if free < min_free_pages or free * 4 < total:
+            return False
+        if int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+            self._db.executescript("PRAGMA incremental_vacuum;")  # (stepped to the end)
+        else:  # a file made before auto_vacuum was set: one full VACUUM converts it
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self._db.execute("VACUUM")
+        return True
 
 
 class LocalStreamSink:

@@ -95,3 +95,59 @@ def test_trim_keeps_what_any_registered_reader_has_not_read(tmp_path: Path) -> N
         assert s.count() == 3
         assert s.total_appended() == 6
         assert [r.seq for r in s.read(s.checkpoint("consumer"), 10)] == seqs[3:]
+
+
+def _file_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def _shrinks_after_a_worked_off_backlog(path: Path) -> tuple[int, int]:
+    s = LocalStream(path, shards=2, readers=("delivery", "consumer"))
+    payload = b"x" * 2000
+    for i in range(0, 6000, 500):
+        s.put_records([(f"k{i + j}", payload) for j in range(500)])
+    end = s.total_appended()
+    for reader in ("delivery", "consumer"):
+        s.commit(reader, end)
+    s._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    peak = _file_bytes(path)
+    # WHEN retention trims what everyone has read
+    assert s.trim(0, now=10**10) == 6000
+    s._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    after = _file_bytes(path)
+    # THEN the stream keeps working
+    s.put_records([("again", b"y")])
+    assert [r.data for r in s.read(end, 10)] == [b"y"]
+    s.close()
+    return peak, after
+
+
+def test_a_trimmed_backlog_gives_the_disk_back(tmp_path: Path) -> None:
+    # GIVEN a stream that held a 12 MB backlog, then everyone read it
+    peak, after = _shrinks_after_a_worked_off_backlog(tmp_path / "stream.db")
+    # THEN the file shrinks to a fraction of its peak instead of staying there for ever
+    assert peak > 10_000_000
+    assert after < peak / 4
+
+
+def test_a_stream_file_made_before_auto_vacuum_is_converted_by_its_first_reclaim(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    def auto_vacuum(path: Path) -> int:
+        con = sqlite3.connect(path)
+        try:
+            return int(con.execute("PRAGMA auto_vacuum").fetchone()[0])
+        finally:
+            con.close()
+
+    path = tmp_path / "old.db"
+    # GIVEN a file created by an older version (no auto_vacuum)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE placeholder(x)")
+    con.close()
+    assert auto_vacuum(path) == 0
+    peak, after = _shrinks_after_a_worked_off_backlog(path)
+    assert after < peak / 4
+    assert auto_vacuum(path) == 2
