@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+INT64_MAX = 2**63 - 1  # what the warehouse's integer columns (and the window tables) hold
+
 ALL = "all"
 
 
@@ -150,14 +152,24 @@ def top_posts(
         "" if keyword == ALL else f"AND {wh.dialect.list_contains_param('matched_keywords')} "
     )
     params: list[Any] = [start, end] + ([] if keyword == ALL else [keyword]) + [limit]
+    # Summed as floats: four counters near 2^62 each pass int64, and the query would fail (the
+    # panel shows the exact sum, capped at int64's maximum as the window tables cap it).
+    counts = " + ".join(
+        wh.dialect.as_float(f"coalesce({c}, 0)")
+        for c in ("reply_count", "repost_count", "like_count", "quote_count")
+    )
     rows = wh.query(
         "SELECT post_id, author_handle, text, created_at, sentiment_label, engagement_rate, "
-        "coalesce(reply_count, 0) + coalesce(repost_count, 0) + coalesce(like_count, 0) "
-        "+ coalesce(quote_count, 0) AS engagement "
+        "reply_count, repost_count, like_count, quote_count, " + counts + " AS rank_engagement "
         "FROM posts WHERE window_start >= ? AND window_start < ? " + keyword_filter + ""
-        "ORDER BY engagement DESC, engagement_rate DESC NULLS LAST, post_id LIMIT ?",
+        "ORDER BY rank_engagement DESC, engagement_rate DESC NULLS LAST, post_id LIMIT ?",
         params,
     ).to_pylist()
     for row in rows:
+        exact = sum(
+            row.pop(c) or 0 for c in ("reply_count", "repost_count", "like_count", "quote_count")
+        )
+        row.pop("rank_engagement")
+        row["engagement"] = min(exact, INT64_MAX)
         row["url"] = post_url(row["post_id"], row["author_handle"])
     return rows

@@ -121,6 +121,8 @@ class Dialect(Protocol):
 
     def in_list_param(self, column: str) -> str: ...
 
+    def as_float(self, expression: str) -> str: ...
+
 
 class Warehouse(Protocol):
     @property

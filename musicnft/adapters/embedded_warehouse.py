@@ -103,6 +103,11 @@ class DuckDBDialect:
     def in_list_param(column: str) -> str:
         return f"{column} IN (SELECT unnest(?))"
 
+    @staticmethod
+    def as_float(expression: str) -> str:
+        """For sums of counters that may pass int64 (four counts near 2^62 each)."""
+        return f"CAST({expression} AS DOUBLE)"
+
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:

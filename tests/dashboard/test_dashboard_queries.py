@@ -130,3 +130,30 @@ def test_empty_warehouse(tmp_path: Path) -> None:
     assert f.last_window is None and f.keywords == []
     assert q.summary(wh, *DAY1).total_posts == 0
     assert q.top_posts(wh, *DAY1) == []
+
+
+def test_top_posts_survive_counts_whose_sum_passes_int64(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from musicnft.contract.tables import POSTS_SCHEMA
+    from musicnft.contract.windows import window_key
+
+    # GIVEN posts whose four counters sum past int64 (a hostile or broken source)
+    wh = EmbeddedWarehouse(tmp_path / "wh")
+    big = 2**62
+    rows = [
+        {"post_id": "x:huge", "like_count": big, "repost_count": big, "reply_count": big},
+        {"post_id": "x:small", "like_count": 3},
+    ]
+    for r in rows:
+        r.update(platform="x", text="t", created_at=fx.W1, ingested_at=fx.W1, window_start=fx.W1)
+        r.update(schema_version=1)
+    wh.replace_partition(
+        "posts", window_key(fx.W1), pa.Table.from_pylist(rows, schema=POSTS_SCHEMA)
+    )
+    # WHEN the panel asks for the top posts, THEN it answers (capped, ranked) instead of failing
+    top = q.top_posts(wh, *DAY1)
+    assert [(r["post_id"], r["engagement"]) for r in top] == [
+        ("x:huge", 2**63 - 1),
+        ("x:small", 3),
+    ]

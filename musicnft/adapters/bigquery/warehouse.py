@@ -66,6 +66,10 @@ class BigQueryDialect:
     def in_list_param(column: str) -> str:
         return f"{column} IN UNNEST(?)"
 
+    @staticmethod
+    def as_float(expression: str) -> str:
+        return f"CAST({expression} AS FLOAT64)"
+
 
 def _credentials_info(raw: str) -> dict[str, Any]:
     """A service-account key given as base64 (dagster-gcp's convention) or as JSON."""
