@@ -159,7 +159,7 @@ def sagemaker_invoker(settings: Settings) -> Callable[[bytes], bytes]:
         config=Config(
             connect_timeout=timeout,
             read_timeout=timeout,
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
         ),
     )
     name = settings.sentiment_endpoint

@@ -93,14 +93,13 @@ class Fitted:
         return np.clip(self.predict(texts), -1.0, 1.0)
 
     def export(self, version: str) -> SentimentModel:
-        """The weights as the stdlib scorer reads them (n-grams with a zero weight dropped)."""
+        """The weights as the stdlib scorer reads them: every n-gram of the vocabulary, those
+        with a zero coefficient too (they still count in each text's L2 norm)."""
         names = self.vectorizer.get_feature_names_out()
         idf = self.vectorizer.idf_
         n = len(names)
         coef = np.asarray(self.ridge.coef_, dtype=np.float64)
-        weights = {
-            str(names[i]): (float(idf[i]), float(coef[i])) for i in range(n) if coef[i] != 0.0
-        }
+        weights = {str(names[i]): (float(idf[i]), float(coef[i])) for i in range(n)}
         return SentimentModel(
             version=version,
             weights=weights,
