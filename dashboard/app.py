@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries as q
+from dashboard.insight import insight_panels
 from musicnft import wiring
 from musicnft.ports import Warehouse
 from musicnft.settings import Settings
@@ -284,6 +285,7 @@ def panels(start: datetime, end: datetime, keyword: str) -> None:
     volume_row(wh, hourly, start, end)
     hashtag_row(wh, start, end)
     locations_and_posts_row(wh, start, end, keyword)
+    insight_panels(wh, start, end)
 
 
 main()

@@ -24,6 +24,8 @@ PANELS = [
     "Hashtag ranking",
     "Top locations",
     "Top posts by engagement",
+    "Share of voice by entity",
+    "Spiking now",
 ]
 
 
