@@ -1,0 +1,569 @@
+"""`make chaos`: replay a large sample through the embedded profile while SIGKILLing its processes
+at random points, then prove that nothing was lost and nothing doubled (issue 12).
+
+Why this exists: the supervisor's tests kill each stage once or twice on a few thousand lines. The
+promises (at-least-once on the stream, exactly one row per post in `posts_hot` and `posts`, every
+malformed line dead-lettered) are about every crash at any point, so this driver kills the
+producer, delivery, consumer and the batch backfill many times over a replay of 100,000 posts and
+counts the outcome from the stores themselves:
+
+1. a seeded sample (`devtools.sample`, with its re-deliveries and malformed lines) is written, and
+   what it should give is computed in this process with the hot path's own parser;
+2. `musicnft run --fresh --file SAMPLE --exit-when-done` replays it; at random points of the replay
+   (drawn from the seed) one stage process is SIGKILLed. The supervisor restarts delivery and
+   consumer; a killed producer ends the run (a file replay has no resume position), so the driver
+   starts `musicnft run` again without `--fresh`, which replays the file from its first line:
+   the stream gets everything again and the pipeline must absorb the repeats;
+3. `musicnft backfill --no-dagster` over the sample's range is SIGKILLed mid-way and started
+   again until one completes (windows, `posts`, reconciliation of `posts_hot`);
+4. the lake's unique post ids, `posts_hot`, `posts` (read-only warehouse queries) and the
+   dead-letter files are compared with the input.
+
+The result is a `ChaosResult` (the shortened test in tests/app/test_chaos.py checks it) and one
+table on stdout; the exit code is 1 when a post was lost or doubled or a malformed line was not
+dead-lettered.
+
+    python -m musicnft.devtools.chaos [--posts N] [--kills K] [--seed S] [--speed max|N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from musicnft import wiring
+from musicnft.adapters.local_stream import LocalStream
+from musicnft.app import proctree
+from musicnft.app.processes import stage_command
+from musicnft.contract.keywords import KeywordMatcher
+from musicnft.contract.lake_layout import RAW_PREFIX
+from musicnft.contract.schema import to_json_record
+from musicnft.devtools.sample import write_sample
+from musicnft.hotpath.decode import ControlMessage, RejectedRecord
+from musicnft.hotpath.normalize_x import normalize_x_line
+from musicnft.settings import Settings
+from producer.replay import iter_lines
+
+STREAM_STAGES = ("produce", "deliver", "consume")
+STAGE_WEIGHTS = {"produce": 0.15, "deliver": 0.425, "consume": 0.425}
+# The sample's posts per hour of post time: 100,000 posts span about a day (about 100 windows),
+# not the shipped sample's two weeks, so the backfill stays minutes long on a small machine.
+POSTS_PER_HOUR = 4000.0
+# Well-formed unique posts per sample line (the rest: re-deliveries, malformed, keep-alives).
+UNIQUE_SHARE = 0.96
+RUN_TIMEOUT = 3600.0  # one `musicnft run` attempt longer than this is a failure of its own
+WINDOW = timedelta(minutes=15)
+
+
+# ---- what the input should give ------------------------------------------------------------
+
+
+@dataclass
+class Expected:
+    """What a replay file should produce, computed with the hot path's own parser."""
+
+    ids: set[str] = field(default_factory=set)  # unique valid post ids
+    valid: int = 0  # valid post lines, re-deliveries included
+    malformed: set[str] = field(default_factory=set)  # refs ("file:line") of rejected lines
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+def expected_from(path: Path, keywords: tuple[str, ...], max_record_bytes: int) -> Expected:
+    matcher = KeywordMatcher(keywords)
+    now = datetime.now(UTC)
+    out = Expected()
+    for ref, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            post = normalize_x_line(line, matcher, now)
+        except ControlMessage:
+            continue
+        except RejectedRecord:
+            out.malformed.add(ref)
+            continue
+        if len(json.dumps(to_json_record(post), ensure_ascii=False).encode()) > max_record_bytes:
+            out.malformed.add(ref)
+            continue
+        out.valid += 1
+        out.ids.add(str(post["post_id"]))
+        created = post["created_at"]
+        out.first = created if out.first is None else min(out.first, created)
+        out.last = created if out.last is None else max(out.last, created)
+    return out
+
+
+# ---- the result ------------------------------------------------------------------------------
+
+
+@dataclass
+class Kill:
+    stage: str
+    pid: int
+    at: float  # seconds since the chaos run started
+    outage: float | None = None  # seconds until a process of the stage ran again
+
+
+@dataclass
+class ChaosResult:
+    profile: str
+    lines: int
+    input_unique: int
+    input_malformed: int
+    lake_unique: int
+    posts_hot_rows: int
+    posts_hot_unique: int
+    posts_rows: int
+    posts_unique: int
+    lost: int  # input posts missing from the lake, posts_hot or posts (the worst of the three)
+    doubled: int  # extra rows in posts_hot and posts beyond one per post
+    unexpected: int  # post ids in a table that the input does not hold
+    dead_lettered: int  # distinct input lines in the dead-letter files
+    not_dead_lettered: int  # malformed input lines found in no dead-letter file
+    kills: list[Kill]
+    run_attempts: int
+    run_exit_codes: list[int]
+    backfill_exit_code: int
+    wall_seconds: float
+
+    @property
+    def kills_survived(self) -> int:
+        return sum(1 for k in self.kills if k.outage is not None)
+
+    @property
+    def outage_seconds(self) -> float:
+        return sum(k.outage or 0.0 for k in self.kills)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == 0
+            and self.doubled == 0
+            and self.unexpected == 0
+            and self.not_dead_lettered == 0
+            and self.backfill_exit_code == 0
+        )
+
+    def kills_by_stage(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for k in self.kills:
+            out[k.stage] = out.get(k.stage, 0) + 1
+        return out
+
+
+def format_table(results: list[ChaosResult]) -> str:
+    rows: list[tuple[str, ...]] = [
+        ("profile", *(r.profile for r in results)),
+        ("posts in (unique, valid)", *(f"{r.input_unique:,}" for r in results)),
+        (
+            "kills survived / made",
+            *(f"{r.kills_survived} / {len(r.kills)}" for r in results),
+        ),
+        (
+            "  by stage",
+            *(" ".join(f"{s}={n}" for s, n in sorted(r.kills_by_stage().items())) for r in results),
+        ),
+        ("outage seconds", *(f"{r.outage_seconds:,.1f}" for r in results)),
+        ("posts lost (must be 0)", *(f"{r.lost:,}" for r in results)),
+        ("posts doubled (must be 0)", *(f"{r.doubled:,}" for r in results)),
+        ("unexpected post ids (must be 0)", *(f"{r.unexpected:,}" for r in results)),
+        (
+            "dead-lettered / malformed in",
+            *(f"{r.dead_lettered:,} / {r.input_malformed:,}" for r in results),
+        ),
+        ("malformed not dead-lettered", *(f"{r.not_dead_lettered:,}" for r in results)),
+        (
+            "lake / posts_hot / posts unique",
+            *(f"{r.lake_unique:,} / {r.posts_hot_unique:,} / {r.posts_unique:,}" for r in results),
+        ),
+        ("run attempts (exit codes)", *(f"{r.run_attempts} {r.run_exit_codes}" for r in results)),
+        ("wall time", *(f"{r.wall_seconds / 60:,.1f} min" for r in results)),
+        ("verdict", *("PASS" if r.ok else "FAIL" for r in results)),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                  enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    )  # fmt: skip
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")
+
+
+def stage_pids(root: int) -> dict[str, int]:
+    """stage -> pid of the supervisor's live stage processes (by their `musicnft STAGE` argv)."""
+    found: dict[str, int] = {}
+    for proc in proctree.descendants(root):
+        if proc.state == "Z":
+            continue
+        argv = _argv(proc.pid)
+        if "musicnft" in argv and len(argv) > argv.index("musicnft") + 1:
+            stage = argv[argv.index("musicnft") + 1]
+            if stage in STREAM_STAGES:
+                found[stage] = proc.pid
+    return found
+
+
+def _kill(pid: int) -> bool:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _appended(stream: Path) -> int:
+    if not stream.exists():
+        return 0
+    try:
+        with LocalStream(stream, readers=()) as s:
+            return int(s.total_appended())
+    except Exception:  # the file may be mid-creation: progress is only a trigger here
+        return 0
+
+
+# ---- the embedded run ----------------------------------------------------------------------
+
+
+class EmbeddedChaos:
+    def __init__(
+        self,
+        sample: Path,
+        expected: Expected,
+        data_dir: Path,
+        kills: int,
+        seed: int,
+        speed: str,
+        log_path: Path,
+        batch_kills: int | None = None,
+    ) -> None:
+        self.sample = sample
+        self.expected = expected
+        self.data_dir = data_dir
+        self.rng = random.Random(seed)
+        self.speed = speed
+        self.log_path = log_path
+        self.t0 = time.monotonic()
+        self.kills: list[Kill] = []
+        self.batch_kills = max(1, kills // 8) if batch_kills is None else batch_kills
+        stream_kills = max(0, kills - self.batch_kills)
+        producer_cap = max(1, stream_kills // 6)
+        # The plan: (fraction of the current attempt's replay, stage), in order.
+        plan: list[tuple[float, str]] = []
+        produce = 0
+        for at in sorted(self.rng.uniform(0.03, 0.97) for _ in range(stream_kills)):
+            stages, weights = zip(*STAGE_WEIGHTS.items(), strict=True)
+            stage = self.rng.choices(stages, weights)[0]
+            if stage == "produce":
+                if produce >= producer_cap:
+                    stage = self.rng.choice(("deliver", "consume"))
+                else:
+                    produce += 1
+            plan.append((at, stage))
+        # every stage dies at least once when there are kills enough for each
+        for stage in STREAM_STAGES:
+            counts = {s: sum(1 for _, t in plan if t == s) for s in STREAM_STAGES}
+            if counts[stage] == 0 and len(plan) >= len(STREAM_STAGES):
+                spare = [i for i, (_, t) in enumerate(plan) if counts[t] > 1]
+                i = self.rng.choice(spare)
+                plan[i] = (plan[i][0], stage)
+        self.plan = plan
+        self.env = dict(os.environ)
+        self.env.update(
+            MUSICNFT_DATA_DIR=str(data_dir),
+            MUSICNFT_LOG_LEVEL=self.env.get("MUSICNFT_LOG_LEVEL", "INFO"),
+            # many small lake files and consumer batches: many points to die between
+            MUSICNFT_DELIVERY_BUFFER_BYTES=self.env.get(
+                "MUSICNFT_DELIVERY_BUFFER_BYTES", "1000000"
+            ),
+            MUSICNFT_DELIVERY_BUFFER_SECONDS=self.env.get("MUSICNFT_DELIVERY_BUFFER_SECONDS", "1"),
+            DAGSTER_DISABLE_TELEMETRY="1",
+        )
+        self.settings = Settings.from_env(self.env)
+
+    def _now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _log(self, message: str) -> None:
+        print(f"chaos [{self._now():7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def _record_kill(self, stage: str, pid: int) -> Kill | None:
+        if not _kill(pid):
+            return None
+        kill = Kill(stage, pid, self._now())
+        self.kills.append(kill)
+        self._log(f"SIGKILL {stage} (pid {pid}), kill {len(self.kills)}")
+        return kill
+
+    # -- the stream stages --------------------------------------------------------------------
+    def _attempt(self, fresh: bool, pending: list[Kill]) -> int:
+        """One `musicnft run`; kills from the plan as its replay passes their points. Returns
+        its exit code. `pending`: kills whose stage has not come back yet (across attempts)."""
+        cmd = stage_command(
+            "run", "--file", str(self.sample), "--speed", self.speed, "--exit-when-done",
+            "--max-restarts", "1000",
+        )  # fmt: skip
+        if fresh:
+            cmd.append("--fresh")
+        stream = self.settings.stream_path
+        base = 0 if fresh else _appended(stream)
+        target = max(1, self.expected.valid)
+        seen: dict[int, float] = {}  # pid -> first seen (a process is killed after it ran a bit)
+        min_age = self.rng.uniform(0.2, 1.5)
+        with open(self.log_path, "ab") as log:
+            run = subprocess.Popen(
+                cmd, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
+        deadline = time.monotonic() + RUN_TIMEOUT
+        last_poll = 0.0
+        progress = 0.0
+        try:
+            while run.poll() is None and time.monotonic() < deadline:
+                procs = stage_pids(run.pid)
+                now = self._now()
+                for pid in procs.values():
+                    seen.setdefault(pid, now)
+                for kill in list(pending):
+                    pid = procs.get(kill.stage)
+                    if pid is not None and pid != kill.pid:
+                        kill.outage = now - kill.at
+                        pending.remove(kill)
+                if time.monotonic() - last_poll > 0.5:
+                    last_poll = time.monotonic()
+                    progress = (_appended(stream) - base) / target
+                if self.plan:
+                    at, stage = self.plan[0]
+                    if "produce" not in procs and stage == "produce" and progress > 0.5:
+                        stage = self.rng.choice(("deliver", "consume"))  # the replay is over
+                    pid = procs.get(stage)
+                    blocked = any(k.stage == stage for k in pending)
+                    draining = "produce" not in procs and progress > 0.5
+                    due = progress >= at or draining
+                    if due and pid is not None and not blocked and now - seen[pid] >= min_age:
+                        kill = self._record_kill(stage, pid)
+                        if kill is not None:
+                            pending.append(kill)
+                            self.plan.pop(0)
+                            min_age = self.rng.uniform(0.2, 1.5)
+                time.sleep(0.05)
+            if run.poll() is None:
+                self._log(f"musicnft run did not end within {RUN_TIMEOUT:.0f}s: stopping it")
+                proctree.stop_group(run, signal.SIGTERM, 30.0, "musicnft run")
+        finally:
+            if run.poll() is None:  # an exception here (Ctrl-C): nothing outlives the driver
+                proctree.stop_group(run, signal.SIGKILL, 5.0, "musicnft run")
+            run.wait()
+        return int(run.returncode)
+
+    def replay(self) -> list[int]:
+        codes: list[int] = []
+        pending: list[Kill] = []
+        fresh = True
+        max_attempts = 2 + sum(1 for _, s in self.plan if s == "produce") * 2
+        while len(codes) < max_attempts:
+            rc = self._attempt(fresh, pending)
+            codes.append(rc)
+            self._log(f"musicnft run exited {rc}")
+            fresh = False
+            producer_killed = any(k.stage == "produce" for k in pending)
+            if rc == 0 and not producer_killed:
+                break
+            # a killed producer ends its run (exit 1): the next run replays the file again;
+            # exit 3 (not drained) asks for another run too
+        now = self._now()
+        for kill in pending:  # stages that never came back within the replay
+            if kill.stage != "produce":
+                kill.outage = None
+            else:
+                kill.outage = now - kill.at if codes and codes[-1] == 0 else None
+        return codes
+
+    # -- the batch path -----------------------------------------------------------------------
+    def backfill(self) -> int:
+        exp = self.expected
+        assert exp.first is not None and exp.last is not None
+        start = exp.first.replace(minute=exp.first.minute // 15 * 15, second=0, microsecond=0)
+        end = exp.last.replace(minute=exp.last.minute // 15 * 15, second=0, microsecond=0) + WINDOW
+        cmd = stage_command(
+            "backfill", "--no-dagster", "--start", start.isoformat(), "--end", end.isoformat()
+        )
+        made = 0
+        duration = 20.0  # a guess until one backfill has run to its end
+        attempts = 0
+        while True:
+            attempts += 1
+            began = time.monotonic()
+            with open(self.log_path, "ab") as log:
+                proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log)
+            want_kill = made < self.batch_kills and attempts <= self.batch_kills * 3
+            if want_kill:
+                delay = self.rng.uniform(1.5, max(2.0, 0.8 * duration))
+                try:
+                    proc.wait(delay)
+                except subprocess.TimeoutExpired:
+                    kill = self._record_kill("backfill", proc.pid)
+                    proc.wait()
+                    if kill is not None:
+                        made += 1
+                        kill.outage = time.monotonic() - began - delay  # restarted at once
+                        continue
+            rc = proc.wait()
+            duration = time.monotonic() - began
+            self._log(f"musicnft backfill exited {rc} after {duration:.0f}s")
+            if not want_kill or rc != 0:
+                return rc
+            # it finished before its kill: run it again, later kills get a better estimate
+
+
+# ---- the counts ------------------------------------------------------------------------------
+
+
+def _lake_ids(settings: Settings) -> set[str]:
+    import pyarrow.parquet as pq
+
+    lake = wiring.open_lake(settings)
+    ids: set[str] = set()
+    for obj in lake.list_objects(RAW_PREFIX):
+        if obj.key.endswith(".parquet"):
+            table = pq.read_table(io.BytesIO(lake.get(obj.key)), columns=["post_id"])
+            ids.update(str(v) for v in table.column("post_id").to_pylist())
+    return ids
+
+
+def _table_ids(settings: Settings, table: str) -> tuple[int, set[str]]:
+    warehouse = wiring.open_warehouse(settings, read_only=True)
+    rows = warehouse.query(f"SELECT post_id FROM {table}").column("post_id").to_pylist()
+    return len(rows), {str(v) for v in rows}
+
+
+def _dead_letter_refs(directory: Path) -> Iterator[str]:
+    for path in sorted(directory.glob("*.jsonl")) if directory.exists() else ():
+        with open(path, "rb") as fh:
+            for line in fh:
+                try:
+                    ref = json.loads(line).get("ref")
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(ref, str):
+                    yield ref
+
+
+def measure(
+    settings: Settings,
+    expected: Expected,
+    lines: int,
+    kills: list[Kill],
+    codes: list[int],
+    backfill_rc: int,
+    wall: float,
+    profile: str = "embedded",
+) -> ChaosResult:
+    lake = _lake_ids(settings)
+    hot_rows, hot = _table_ids(settings, "posts_hot")
+    posts_rows, posts = _table_ids(settings, "posts")
+    want = expected.ids
+    lost = max(len(want - lake), len(want - hot), len(want - posts))
+    unexpected = len((lake | hot | posts) - want)
+    refs = set(_dead_letter_refs(settings.dead_letter_dir))
+    return ChaosResult(
+        profile=profile,
+        lines=lines,
+        input_unique=len(want),
+        input_malformed=len(expected.malformed),
+        lake_unique=len(lake),
+        posts_hot_rows=hot_rows,
+        posts_hot_unique=len(hot),
+        posts_rows=posts_rows,
+        posts_unique=len(posts),
+        lost=lost,
+        doubled=(hot_rows - len(hot)) + (posts_rows - len(posts)),
+        unexpected=unexpected,
+        dead_lettered=len(refs & expected.malformed),
+        not_dead_lettered=len(expected.malformed - refs),
+        kills=kills,
+        run_attempts=len(codes),
+        run_exit_codes=codes,
+        backfill_exit_code=backfill_rc,
+        wall_seconds=wall,
+    )
+
+
+def run_embedded(
+    workdir: Path,
+    posts: int = 100_000,
+    kills: int = 24,
+    seed: int = 12,
+    speed: str = "max",
+    batch_kills: int | None = None,
+) -> ChaosResult:
+    """The embedded chaos run in `workdir` (sample, data dir, log): see the module docstring."""
+    started = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    sample = workdir / "sample.jsonl"
+    lines = math.ceil(posts / UNIQUE_SHARE)
+    write_sample(sample, lines=lines, seed=seed, posts_per_hour=POSTS_PER_HOUR)
+    base = Settings.from_env({**os.environ, "MUSICNFT_DATA_DIR": str(workdir / "data")})
+    expected = expected_from(sample, base.keywords, base.max_record_bytes)
+    chaos = EmbeddedChaos(
+        sample, expected, workdir / "data", kills, seed, speed, workdir / "run.log", batch_kills
+    )
+    chaos._log(
+        f"sample: {lines:,} lines, {len(expected.ids):,} unique valid posts, "
+        f"{len(expected.malformed):,} malformed; {len(chaos.plan)} stream kills planned, "
+        f"{chaos.batch_kills} backfill kills; log {chaos.log_path}"
+    )
+    codes = chaos.replay()
+    backfill_rc = chaos.backfill()
+    return measure(
+        chaos.settings, expected, lines, chaos.kills, codes, backfill_rc,
+        time.monotonic() - started,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m musicnft.devtools.chaos", description=__doc__)
+    p.add_argument("--posts", type=int, default=100_000, help="unique posts (default 100000)")
+    p.add_argument("--kills", type=int, default=24, help="SIGKILLs in all (default 24)")
+    p.add_argument("--seed", type=int, default=12, help="sample and kill points (default 12)")
+    p.add_argument("--speed", default="max", help="replay speed: max or N x (default max)")
+    p.add_argument(
+        "--profile", choices=["embedded"], default="embedded", help="only embedded for now"
+    )
+    p.add_argument("--workdir", type=Path, help="keep sample, data and log here (default: temp)")
+    args = p.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="musicnft-chaos-"))
+    try:
+        result = run_embedded(workdir, args.posts, args.kills, args.seed, args.speed)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(format_table([result]), flush=True)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
