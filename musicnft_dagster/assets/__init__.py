@@ -3,6 +3,7 @@ warehouse maintenance job with its schedule."""
 
 import dagster as dg
 
+from musicnft_dagster.assets.deletions import DELETIONS_DEFS
 from musicnft_dagster.assets.insight import INSIGHT_DEFS
 from musicnft_dagster.assets.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from musicnft_dagster.assets.sentiment_model import MODEL_ASSETS, MODEL_JOBS
@@ -16,3 +17,5 @@ defs = dg.Definitions(
 defs = dg.Definitions.merge(defs, INSIGHT_DEFS)
 # The sentiment model (issue 15): its own group and job, not partitioned.
 defs = dg.Definitions.merge(defs, dg.Definitions(assets=MODEL_ASSETS, jobs=MODEL_JOBS))
+# Deletions at the source (issue 19): the daily sweep asset, its check, job and schedule.
+defs = dg.Definitions.merge(defs, DELETIONS_DEFS)

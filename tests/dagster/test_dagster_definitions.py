@@ -9,6 +9,7 @@ from musicnft_dagster.partitions import DAYS, WINDOWS
 from musicnft_dagster.resources import EmbeddedWarehouseResource, LocalLakeResource
 
 ASSETS = {
+    "deletions",  # the deletions sweep (issue 19)
     "posts",
     "window_metrics_15m",
     "hashtag_counts_15m",
@@ -18,6 +19,8 @@ ASSETS = {
     "spikes_15m",
 }
 CHECKS = {
+    ("deletions", "no_deleted_post_visible"),
+    ("deletions", "no_deleted_post_visible_now"),
     ("posts", "post_id_unique"),
     ("posts", "schema_v1"),
     ("reconciliation_15m", "lake_matches_warehouse"),
@@ -30,7 +33,11 @@ def test_definitions_load_with_everything() -> None:
     graph = repo.asset_graph
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == CHECKS
-    assert sorted(s.name for s in repo.sensor_defs) == ["failed_windows_sensor", "lake_drop_sensor"]
+    assert sorted(s.name for s in repo.sensor_defs) == [
+        "deletions_sensor",
+        "failed_windows_sensor",
+        "lake_drop_sensor",
+    ]
     assert "refresh_latest_windows" in {s.name for s in repo.schedule_defs}
     assert "window_refresh" in {j.name for j in repo.get_all_jobs()}
     for key in graph.get_all_asset_keys():
