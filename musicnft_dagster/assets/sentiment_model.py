@@ -13,6 +13,15 @@ import dagster as dg
 from musicnft.model.training_set import TRAINING_SET_KEY, build_training_set, read_training_set
 from musicnft_dagster.resources import LakeResource
 
+
+class ModelTrainingConfig(dg.Config):
+    """Run configuration of the model step (the launchpad shows it)."""
+
+    seed: int = 15
+    cross_validation: bool = True
+    max_unlabelled: int = 20_000
+
+
 MODEL_GROUP = "sentiment_model"
 OWNERS = ["team:data-engineering"]
 COMMON = {"group_name": MODEL_GROUP, "owners": OWNERS}
@@ -49,15 +58,23 @@ def sentiment_training_set(lake: LakeResource) -> dg.MaterializeResult:
         )
     ],
 )
-def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def sentiment_model(
+    context: dg.AssetExecutionContext, config: ModelTrainingConfig, lake: LakeResource
+) -> dg.MaterializeResult:
     """A ridge regression on word and character n-grams plus VADER's scores, fitted on the
     training split (self-trained on confident lake posts), evaluated on the held-out split and by
     5-fold cross-validation beside VADER, written as `models/sentiment/<version>/model.tar.gz`
     (SageMaker's layout, with its model card)."""
     from musicnft.model.pipeline import check_candidate, train_candidate
+    from musicnft.model.train import TrainConfig
 
     the_lake = lake.lake()
-    candidate = train_candidate(the_lake, read_training_set(the_lake))
+    candidate = train_candidate(
+        the_lake,
+        read_training_set(the_lake),
+        TrainConfig(seed=config.seed, max_unlabelled=config.max_unlabelled),
+        cv=config.cross_validation,
+    )
     ok, why = check_candidate(candidate)
     context.log.info("candidate %s: %s", candidate.version, why)
     held = candidate.card["metrics"]["held_out"]
