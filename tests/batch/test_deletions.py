@@ -260,3 +260,30 @@ def deletions_row(p: dict[str, Any]) -> dict[str, Any]:
     from musicnft.hotpath.enrich import enrich
 
     return conform(enrich(p), HOT_FIELDS)
+
+
+def test_delivery_keeps_tombstones_under_deletions_not_raw(tmp_path: Path) -> None:
+    """Local delivery (Firehose's role): a tombstone on the stream is neither a lake row nor a
+    conversion error; it lands as a JSON line under deletions/."""
+    from musicnft.adapters.local_stream import LocalStream
+    from musicnft.contract.tombstone import from_json
+    from musicnft.local.delivery import DeliveryLoop
+
+    stream = LocalStream(tmp_path / "s.sqlite")
+    lake = LocalLake(tmp_path / "lake")
+    p1, p2 = post(1), post(2)
+    stream.put_records(
+        [
+            (p1["post_id"], post_bytes(p1)),
+            (p2["post_id"], tomb(p2["post_id"]).to_stream_record()),
+            (p2["post_id"], post_bytes(p2)),
+        ]
+    )
+    result = DeliveryLoop(stream, lake, "musicnft-posts").run_once()
+    assert (result.records, result.rows, result.errors) == (3, 2, 0)
+    keys = list(lake.list(DELETIONS_PREFIX))
+    assert len(keys) == 1 and not list(lake.list("errors/"))
+    lines = lake.get(keys[0]).decode().splitlines()
+    import json
+
+    assert [from_json(json.loads(line)).post_id for line in lines] == [p2["post_id"]]

@@ -268,3 +268,9 @@ def account_event(time_us: int, did: str = DID) -> dict[str, Any]:
             "time": "2024-09-05T06:11:04.870Z",
         },
     }
+
+
+def delete_of(event: Mapping[str, Any], time_us: int) -> dict[str, Any]:
+    """The delete Jetstream sends when the author deletes the post that `event` created."""
+    commit = event["commit"]
+    return delete_event(time_us, commit["rkey"], did=event["did"], collection=commit["collection"])
