@@ -212,8 +212,8 @@ def _post_uri(commit: Mapping[str, Any], did: str) -> str:
 
 def _skip_unless_create(operation: str, uri: str) -> None:
     if operation == "delete":
-        # A delete carries no record. The post (if we had it) stays in the lake: the dashboards
-        # count the conversation as it happened, and the schema has no tombstone.
+        # Not reached from normalize_jetstream_event, which turns deletes into tombstones first
+        # (DeletedAtSource, docs/deletions.md); kept so this guard alone still never makes a post.
         raise SkipRecord(f"delete of {uri}")
     if operation == "update":
         # The Bluesky app cannot edit posts, and the AppView treats posts as immutable, so an
