@@ -197,13 +197,17 @@ def stale_windows(warehouse: Any) -> list[datetime]:
     return sorted(stale)
 
 
-def counts(warehouse: Any) -> tuple[int, int]:
-    """(tombstones held, tombstones not yet applied everywhere) for `musicnft status`."""
-    held = int(
+def _held(warehouse: Any) -> int:
+    return int(
         warehouse.query("SELECT count(DISTINCT deletion_key) AS n FROM deletions")
         .column(0)[0]
         .as_py()
     )
+
+
+def counts(warehouse: Any) -> tuple[int, int]:
+    """(tombstones held, tombstones not yet applied everywhere) for `musicnft status`."""
+    held = _held(warehouse)
     if not held:
         return 0, 0
     pending = {t.key for t in unapplied(warehouse, limit=1_000_000)}
@@ -413,6 +417,8 @@ def apply_deletions(
     of `raw/` and `scored/` with `full_scan` (the daily sweep)."""
     now = now or datetime.now(UTC)
     result = PurgeResult()
+    if not _held(warehouse):  # the common case: one tiny query, no joins (BigQuery bills them)
+        return result
     todo = {t.key: t for t in unapplied(warehouse, limit)}
     for tombstones in visible(warehouse).values():
         todo.update({t.key: t for t in tombstones})
