@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard import queries as q
 from dashboard.insight import insight_panels
+from dashboard.model_sentiment import model_sentiment_panel
 from musicnft import wiring
 from musicnft.ports import Warehouse
 from musicnft.settings import Settings
@@ -282,6 +283,7 @@ def panels(start: datetime, end: datetime, keyword: str) -> None:
         return
     hourly = pd.DataFrame(q.hourly(wh, start, end, keyword))
     sentiment_row(hourly, s)
+    model_sentiment_panel(wh, start, end, keyword)
     volume_row(wh, hourly, start, end)
     hashtag_row(wh, start, end)
     locations_and_posts_row(wh, start, end, keyword)

@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS `musicnft.window_metrics_15m` (
   total_engagement INT64,
   avg_engagement_rate FLOAT64,
   repost_share FLOAT64,
-  updated_at TIMESTAMP
+  updated_at TIMESTAMP,
+  avg_model_sentiment FLOAT64
 )
 PARTITION BY DATE(window_start)
 CLUSTER BY window_start, keyword

@@ -38,6 +38,7 @@ def metrics_row(
 ) -> Row:
     followers = [p["author_followers"] for p in posts if p.get("author_followers") is not None]
     sentiments = [p["sentiment_compound"] for p in posts if p.get("sentiment_compound") is not None]
+    model_scores = [p["model_score"] for p in posts if p.get("model_score") is not None]
     rates = [p["engagement_rate"] for p in posts if p.get("engagement_rate") is not None]
     labels = Counter(p.get("sentiment_label") for p in posts)
     n = len(posts)
@@ -56,6 +57,7 @@ def metrics_row(
         "avg_engagement_rate": _mean(rates),
         "repost_share": (sum(1 for p in posts if p.get("is_repost")) / n) if n else None,
         "updated_at": updated_at,
+        "avg_model_sentiment": _mean(model_scores),  # null when no post has a model score
     }
 
 

@@ -26,6 +26,9 @@ WINDOW_METRICS_SCHEMA = pa.schema(
         pa.field("avg_engagement_rate", pa.float64()),
         pa.field("repost_share", pa.float64()),
         pa.field("updated_at", TIMESTAMP),
+        # The trained model's mean score (issue 15), beside VADER's avg_sentiment; last, as a
+        # migration adds it (ALTER TABLE ... ADD COLUMN appends).
+        pa.field("avg_model_sentiment", pa.float64()),
     ]
 )
 HASHTAG_COUNTS_SCHEMA = pa.schema(
