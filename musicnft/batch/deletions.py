@@ -422,18 +422,22 @@ def apply_deletions(
     todo = {t.key: t for t in unapplied(warehouse, limit)}
     for tombstones in visible(warehouse).values():
         todo.update({t.key: t for t in tombstones})
-    targets = Targets.of(todo.values())
-    if not todo and not full_scan:
+    if not todo and not full_scan and since is None:
         return result
-    if full_scan and not todo:  # a sweep for late lake copies: every tombstone counts
-        everything = warehouse.query(
-            "SELECT deletion_key, post_id, author_id, action, source, learned_at FROM deletions"
-        ).to_pylist()
-        targets = Targets.of(_latest(everything))
-        if not targets:
-            return result
-    created, windows = _affected(warehouse, targets)
-    windows |= {window_start(c) for c in created}
+    # A file that is rewritten loses every tombstoned post it holds, not only this pass's.
+    everything = Targets.of(
+        _latest(
+            warehouse.query(
+                "SELECT deletion_key, post_id, author_id, action, source, learned_at FROM deletions"
+            ).to_pylist()
+        )
+    )
+    created: set[datetime] = set()
+    windows: set[datetime] = set()
+    targets = Targets.of(todo.values())
+    if todo or full_scan:
+        created, windows = _affected(warehouse, targets if todo else everything)
+        windows |= {window_start(c) for c in created}
     if todo:  # posts landing around or after their tombstone are in files indexed since then
         landed = min(t.learned_at for t in todo.values()) - LATE_MARGIN
         since = landed if since is None else min(since, landed)
@@ -443,7 +447,7 @@ def apply_deletions(
         keys += [o.key for o in lake.list_objects(SCORED_PREFIX) if o.key.endswith(".parquet")]
     for key in keys:
         try:
-            removed, scrubbed, touched = rewrite_file(lake, key, targets)
+            removed, scrubbed, touched = rewrite_file(lake, key, everything)
         except FileNotFoundError:
             continue
         if removed or scrubbed:
@@ -451,6 +455,9 @@ def apply_deletions(
             result.rows_removed["lake"] = result.rows_removed.get("lake", 0) + removed
             result.rows_scrubbed["lake"] = result.rows_scrubbed.get("lake", 0) + scrubbed
             windows |= touched
+    if not todo:  # a sweep of lake copies only: the tables were already clean
+        result.windows = sorted(windows)
+        return result
     if _purge_tables(warehouse, targets, result):
         _mark_applied(warehouse, list(todo.values()), windows, now)
         result.applied = len(todo)
