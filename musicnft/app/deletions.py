@@ -10,6 +10,7 @@ in this process with `--rebuild`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,7 +118,6 @@ def x_sync(
         if not ids:
             log.info("no stored X %s: no %s job", kind, kind)
             continue
-        extra = {"sleep": sleep} if sleep is not None else {}
         outcome = run_job(
             api,
             kind,
@@ -125,7 +125,7 @@ def x_sync(
             f"musicnft-{kind}-{learned:%Y%m%dT%H%M%SZ}",
             poll_seconds=poll_seconds,
             timeout_seconds=timeout_seconds,
-            **extra,
+            sleep=sleep or time.sleep,
         )
         report.jobs[kind] = outcome.job_id
         tombstones, unknown = tombstones_from(kind, outcome.results, learned)

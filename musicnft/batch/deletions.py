@@ -395,7 +395,8 @@ def _mark_applied(
 ) -> None:
     rows = []
     for t in tombstones:
-        for w in sorted(windows) or [None]:
+        targets: list[datetime | None] = [*sorted(windows)] or [None]
+        for w in targets:
             rows.append(t.row() | {"applied_at": now, "window_start": w})
     if rows:
         warehouse.append(TABLE, pa.Table.from_pylist(rows, schema=TABLES[TABLE]))
