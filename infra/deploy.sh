@@ -93,6 +93,10 @@ optional=(
   ALARM_EMAIL:AlarmEmail
   ITERATOR_AGE_ALARM_MS:IteratorAgeAlarmMilliseconds
   DATA_FRESHNESS_ALARM_SECONDS:DataFreshnessAlarmSeconds
+  SENTIMENT_MODEL_DATA_URL:SentimentModelDataUrl
+  SENTIMENT_MODEL_IMAGE:SentimentModelImage
+  SENTIMENT_ENDPOINT_MEMORY:SentimentEndpointMemory
+  SENTIMENT_ENDPOINT_MAX_CONCURRENCY:SentimentEndpointMaxConcurrency
 )
 for pair in "${optional[@]}"; do
   var="${pair%%:*}"

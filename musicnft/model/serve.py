@@ -169,3 +169,42 @@ def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 self.rfile.read(length)
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The serving container's entry point (`python -m musicnft.model.serve [serve]`): the same
+    server as `musicnft model serve`, importing nothing beyond the standard library, this package's
+    scorer and vaderSentiment, so the image stays small. SageMaker runs the image with the
+    argument `serve`; the port is SAGEMAKER_BIND_TO_PORT (through the settings) or 8080."""
+    import argparse
+    import signal
+    from pathlib import Path
+
+    from musicnft.hotpath.model_artifact import load_model_dir
+    from musicnft.logs import setup_logging
+    from musicnft.settings import Settings
+
+    settings = Settings.from_env()
+    setup_logging(settings.log_level)
+    parser = argparse.ArgumentParser(prog="python -m musicnft.model.serve")
+    parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker's argument")
+    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=settings.sagemaker_bind_port or 8080)
+    parser.add_argument("--model-dir", default="/opt/ml/model", help="unpacked model.tar.gz")
+    args = parser.parse_args(argv)
+    model_dir = Path(args.model_dir)
+    server = ModelServer(lambda: load_model_dir(model_dir), args.host, args.port)
+    log.info("serving on %s:%d from %s", args.host, server.port, model_dir)
+
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+    server.httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

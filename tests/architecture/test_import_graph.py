@@ -62,7 +62,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "musicnft.logs",
     ),
     # the sentiment model's training and serving (issue 15): outer, beside the app layer
-    "musicnft.model": ("musicnft.contract", "musicnft.ports", "musicnft.hotpath", "musicnft.batch"),
+    "musicnft.model": (
+        "musicnft.contract",
+        "musicnft.ports",
+        "musicnft.hotpath",
+        "musicnft.batch",
+        "musicnft.settings",
+        "musicnft.logs",
+    ),
     "musicnft.wiring": CORE,
     "producer": (*CORE, "musicnft.wiring"),
     "dashboard": (*CORE, "musicnft.wiring"),

@@ -525,7 +525,12 @@ def test_consumer_role_grants(template) -> None:
         "secretsmanager:GetSecretValue": [ref("BigQueryCredentialsSecret")],
         "logs:CreateLogStream": [log_group],
         "logs:PutLogEvents": [log_group],
+        # the promoted sentiment model (issue 15): its objects, and listing only their prefix
+        "s3:GetObject": [{"Fn::Sub": "${LakeBucket.Arn}/models/sentiment/*"}],
+        "s3:ListBucket": [getatt("LakeBucket", "Arn")],
     }
+    (listing,) = [s for s in role_statements(template, "ConsumerRole") if "Condition" in s]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "models/sentiment/*"}}
     assert props(template, "ConsumerLogGroup")["LogGroupName"] == {
         "Fn::Sub": "/aws/lambda/${AWS::StackName}-consumer"
     }
