@@ -5,6 +5,7 @@
   average sentiment and its split, engagement.
 - **Spiking now**: the latest spikes in the range (keyword, entity or hashtag against its
   trailing 7 days), each with the posts behind it.
+- **Engagement at 24 h**: engagement per post as re-read 24 h after posting, per hour posted.
 """
 
 from __future__ import annotations
@@ -106,7 +107,43 @@ def spiking_now(wh: Any, start: datetime, end: datetime) -> None:
                 st.write("(its posts are no longer in the warehouse)")
 
 
+def engagement_at_24h(wh: Any, start: datetime, end: datetime) -> None:
+    st.subheader("Engagement at 24 h")
+    rows = iq.engagement_hourly(wh, start, end)
+    read = sum(r["read_24h"] or 0 for r in rows)
+    if not read:
+        st.info(
+            "No post in this range has been re-read 24 h after it was posted yet (Bluesky posts "
+            "are re-read for free; X posts only within MUSICNFT_X_REREAD_BUDGET_USD a day)."
+        )
+        return
+    data = pd.DataFrame(rows)
+    data["hour"] = pd.to_datetime(data["hour"], utc=True)
+    data["per_post_24h"] = data["engagement_24h"] / data["read_24h"].where(data["read_24h"] > 0)
+    chart = (
+        alt.Chart(data.dropna(subset=["per_post_24h"]))
+        .mark_bar(color="#ef6c00")
+        .encode(
+            x=alt.X("hour:T", title="hour posted (UTC)"),
+            y=alt.Y("per_post_24h:Q", title="engagement per post at 24 h"),
+            tooltip=[
+                alt.Tooltip("hour:T", format="%Y-%m-%d %H:00"),
+                "read_24h:Q",
+                "engagement_24h:Q",
+            ],
+        )
+        .properties(height=200)
+    )
+    st.altair_chart(chart, width="stretch")
+    total = sum(r["engagement_24h"] or 0 for r in rows)
+    st.caption(
+        f"{read:,} posts re-read at 24 h: {total:,} replies, reposts, likes and quotes "
+        f"({total / read:,.1f} a post), against ~0 when they were streamed."
+    )
+
+
 def insight_panels(wh: Any, start: datetime, end: datetime) -> None:
-    """Both panels, one under the other."""
+    """The insight panels, one under the other."""
     share_of_voice(wh, start, end)
     spiking_now(wh, start, end)
+    engagement_at_24h(wh, start, end)

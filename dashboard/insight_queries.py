@@ -66,3 +66,18 @@ def spikes(wh: Any, start: datetime, end: datetime, limit: int = 10) -> list[dic
 def posts_behind(wh: Any, spike: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
     """The window's posts carrying the spike's key, most engaged first."""
     return spike_posts(wh, spike["window_start"], spike["dimension"], spike["key"], limit)
+
+
+def engagement_hourly(wh: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per hour (all posts): posts, posts re-read at 1 h and 24 h, and their engagement then."""
+    return wh.query(
+        f"SELECT {wh.dialect.hour('window_start')} AS hour, "
+        "CAST(sum(post_count) AS BIGINT) AS posts, "
+        "CAST(sum(read_1h) AS BIGINT) AS read_1h, "
+        "CAST(sum(engagement_1h) AS BIGINT) AS engagement_1h, "
+        "CAST(sum(read_24h) AS BIGINT) AS read_24h, "
+        "CAST(sum(engagement_24h) AS BIGINT) AS engagement_24h "
+        "FROM engagement_15m WHERE keyword = ? AND window_start >= ? AND window_start < ? "
+        "GROUP BY 1 ORDER BY 1",
+        ["all", start, end],
+    ).to_pylist()

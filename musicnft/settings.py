@@ -219,6 +219,10 @@ class Settings:
     # the spike alerts' Slack-compatible webhook (a secret: kept out of repr, never logged).
     entities_file: Path | None = None
     alert_webhook_url: str = field(default="", repr=False)
+    # Engagement re-reads (issue 18): Bluesky's public AppView (free), and a daily cap in USD on
+    # X's paid post reads (0 = X posts are not re-read).
+    bluesky_appview_url: str = "https://public.api.bsky.app"
+    x_reread_budget_usd: float = 0.0
     # Issue 15: the trained sentiment model. `promoted` scores in process from the lake's promoted
     # artifact, `off` leaves the model columns null; a SageMaker endpoint name makes the consumer
     # call it instead (with this timeout per call, VADER-only rows when it fails).
@@ -335,6 +339,13 @@ class Settings:
             if (env.get("MUSICNFT_ENTITIES_FILE") or "").strip()
             else None,
             alert_webhook_url=_secret_url(env, "MUSICNFT_ALERT_WEBHOOK_URL"),
+            bluesky_appview_url=_url(
+                env,
+                "MUSICNFT_BLUESKY_APPVIEW_URL",
+                "https://public.api.bsky.app",
+                ("http://", "https://"),
+            ),
+            x_reread_budget_usd=_float(env, "MUSICNFT_X_REREAD_BUDGET_USD", 0.0, 0, 100_000),
             sentiment_model=_choice(
                 env, "MUSICNFT_SENTIMENT_MODEL", "promoted", ("promoted", "off")
             ),

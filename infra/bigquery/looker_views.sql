@@ -219,6 +219,22 @@ SELECT
   updated_at
 FROM `musicnft.spikes_15m`;
 
+CREATE OR REPLACE VIEW `musicnft.looker_engagement`
+OPTIONS(description="Looker Studio: per 15-minute window and keyword: posts re-read at 1 h and 24 h after posting and their engagement then (replies+reposts+likes+quotes).")
+AS
+SELECT
+  window_start,
+  TIMESTAMP_TRUNC(window_start, HOUR) AS hour,
+  DATE(window_start) AS day,
+  keyword,
+  post_count AS posts,
+  read_1h,
+  engagement_1h,
+  read_24h,
+  engagement_24h,
+  updated_at
+FROM `musicnft.engagement_15m`;
+
 CREATE OR REPLACE VIEW `musicnft.looker_freshness`
 OPTIONS(description="Looker Studio: one row: last update and covered windows of the aggregates, fresh/stale (20 minutes), and reconciliation totals (missing, duplicates, repaired).")
 AS

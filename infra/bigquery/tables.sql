@@ -214,3 +214,34 @@ CREATE TABLE IF NOT EXISTS `musicnft.deletions` (
 )
 CLUSTER BY deletion_key
 OPTIONS(description="Tombstones: posts or authors deleted at the source, and where each was applied.");
+
+CREATE TABLE IF NOT EXISTS `musicnft.engagement_snapshots` (
+  post_id STRING NOT NULL OPTIONS(description="Platform-prefixed unique id, e.g. x:1234 or bsky:at://..."),
+  platform STRING OPTIONS(description="x | bluesky | replay"),
+  age STRING NOT NULL,
+  window_start TIMESTAMP NOT NULL OPTIONS(description="UTC start of the 15-minute window"),
+  read_at TIMESTAMP,
+  status STRING,
+  replies INT64,
+  reposts INT64,
+  likes INT64,
+  quotes INT64,
+  engagement INT64
+)
+PARTITION BY DATE(window_start)
+CLUSTER BY window_start, post_id
+OPTIONS(description="Engagement counts re-read about 1 h and 24 h after each post (Bluesky AppView, X API).");
+
+CREATE TABLE IF NOT EXISTS `musicnft.engagement_15m` (
+  window_start TIMESTAMP NOT NULL OPTIONS(description="UTC start of the 15-minute window"),
+  keyword STRING NOT NULL,
+  post_count INT64,
+  read_1h INT64,
+  engagement_1h INT64,
+  read_24h INT64,
+  engagement_24h INT64,
+  updated_at TIMESTAMP
+)
+PARTITION BY DATE(window_start)
+CLUSTER BY window_start, keyword
+OPTIONS(description="Per 15-minute window and keyword: engagement of its posts as re-read at 1 h and 24 h.");

@@ -13,6 +13,7 @@ from typing import Any
 from musicnft.adapters.local_stream import LocalStream
 from musicnft.app.lake_census import lake_census
 from musicnft.batch.deletions import counts as deletion_counts
+from musicnft.batch.engagement import reread_status
 from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
 from musicnft.hotpath.deadletter import count_lines
 from musicnft.ports import Lake, Warehouse
@@ -83,6 +84,12 @@ def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict
     status["dead_letter"] = (
         status["dead_letter_producer"] + status["dead_letter_consumer"] + status["lake_errors"]
     )
+    # engagement re-reads of X posts (docs/insight.md): today's reads, cost and daily cap
+    status.update(
+        reread_status(
+            warehouse, datetime.now(UTC), settings.x_price_per_post, settings.x_reread_budget_usd
+        )
+    )
     usage = settings.data_dir / "x" / "x_usage.json"
     if usage.exists():
         data = json.loads(usage.read_text())
@@ -118,6 +125,13 @@ def format_status(status: dict[str, Any]) -> str:
         f"  {k.ljust(width)}  {v:>10,}" if v is not None else f"  {k.ljust(width)}  {'n/a':>10}"
         for k, v in rows
     ]
+    if status.get("x_reread_posts_today") is not None:
+        lines.append(
+            f"  X engagement re-reads today: {status['x_reread_posts_today']:,} posts, "
+            f"${status['x_reread_spend_usd_today']:,.2f} of "
+            f"${status['x_reread_budget_usd']:,.2f} a day"
+            + (" (off)" if not status["x_reread_budget_usd"] else "")
+        )
     if "x_estimated_spend_usd" in status:
         lines.append(f"  estimated X API spend: ${status['x_estimated_spend_usd']:,.2f}")
     return "\n".join(lines)

@@ -17,6 +17,8 @@ TABLE_NAMES = (
     "lake_quarantine",
     "posts_hot_repairs",
     "deletions",
+    "engagement_snapshots",
+    "engagement_15m",
 )
 WINDOWED_TABLE_NAMES = (
     "posts",
@@ -26,6 +28,7 @@ WINDOWED_TABLE_NAMES = (
     "reconciliation_15m",
     "entity_metrics_15m",
     "spikes_15m",
+    "engagement_15m",
 )
 # Tables whose rows carry `inserted_at`, the warehouse's acceptance time (stamped on insert).
 STAMPED_TABLE_NAMES = ("posts_hot", "posts")

@@ -87,6 +87,38 @@ NFT_SALES_SCHEMA = pa.schema(
     ]
 )
 
+# Engagement re-read later (issue 18): at stream time a post's counts are ~0. Each post is read
+# again about 1 h and 24 h after it was created (Bluesky's AppView, X's API within a budget); one
+# row per post and age. `status` is ok, or missing (deleted or not found at the source).
+ENGAGEMENT_SNAPSHOTS_SCHEMA = pa.schema(
+    [
+        pa.field("post_id", pa.string(), nullable=False),
+        pa.field("platform", pa.string()),
+        pa.field("age", pa.string(), nullable=False),  # 1h | 24h
+        WINDOW_START,
+        pa.field("read_at", TIMESTAMP),
+        pa.field("status", pa.string()),
+        pa.field("replies", pa.int64()),
+        pa.field("reposts", pa.int64()),
+        pa.field("likes", pa.int64()),
+        pa.field("quotes", pa.int64()),
+        pa.field("engagement", pa.int64()),
+    ]
+)
+# Per window and keyword (or `all`), the engagement of its posts as re-read at 1 h and 24 h.
+ENGAGEMENT_15M_SCHEMA = pa.schema(
+    [
+        WINDOW_START,
+        pa.field("keyword", pa.string(), nullable=False),
+        pa.field("post_count", pa.int64()),
+        pa.field("read_1h", pa.int64()),
+        pa.field("engagement_1h", pa.int64()),
+        pa.field("read_24h", pa.int64()),
+        pa.field("engagement_24h", pa.int64()),
+        pa.field("updated_at", TIMESTAMP),
+    ]
+)
+
 # Not a DESIGN.md table: the batch path's index of lake files (which windows each file touches),
 # so a window reads only its own files however large the lake grows.
 LAKE_FILES_SCHEMA = pa.schema(
@@ -150,6 +182,8 @@ TABLES: dict[str, pa.Schema] = {
     "lake_quarantine": LAKE_QUARANTINE_SCHEMA,
     "posts_hot_repairs": POSTS_HOT_REPAIRS_SCHEMA,
     "deletions": DELETIONS_SCHEMA,
+    "engagement_snapshots": ENGAGEMENT_SNAPSHOTS_SCHEMA,
+    "engagement_15m": ENGAGEMENT_15M_SCHEMA,
 }
 # Tables replaced one window at a time (one transaction per window in the embedded warehouse).
 WINDOWED_TABLES = WINDOWED_TABLE_NAMES  # TABLE_NAMES lists TABLES in order (a test checks)

@@ -18,6 +18,7 @@ from musicnft.batch.alerts import SpikeAlerter
 from musicnft.contract.tables import ENTITY_METRICS_SCHEMA, SPIKES_SCHEMA
 from musicnft.contract.windows import WINDOW, window_key
 from musicnft.settings import Settings
+from musicnft_dagster.assets.engagement import ENGAGEMENT_DEFS
 from musicnft_dagster.assets.windows import (
     _KINDS,
     COMMON,
@@ -157,6 +158,9 @@ def spikes_15m(
 
 
 INSIGHT_ASSETS = [entity_metrics_15m, spikes_15m]
-INSIGHT_DEFS = dg.Definitions(
-    assets=INSIGHT_ASSETS, resources={"alerts": alerts_resource(Settings.from_env())}
+INSIGHT_DEFS = dg.Definitions.merge(
+    dg.Definitions(
+        assets=INSIGHT_ASSETS, resources={"alerts": alerts_resource(Settings.from_env())}
+    ),
+    ENGAGEMENT_DEFS,
 )

@@ -26,6 +26,7 @@ PANELS = [
     "Top posts by engagement",
     "Share of voice by entity",
     "Spiking now",
+    "Engagement at 24 h",
 ]
 
 

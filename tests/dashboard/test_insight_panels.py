@@ -80,6 +80,18 @@ def build(root: Path) -> EmbeddedWarehouse:
     wh.replace_partition(
         "posts", window_key(fx.W2), pa.Table.from_pylist(rows, schema=TABLES["posts"])
     )
+    engagement = [
+        {"window_start": fx.W1, "keyword": "all", "post_count": 10, "read_1h": 8,
+         "engagement_1h": 16, "read_24h": 8, "engagement_24h": 40, "updated_at": fx.UPDATED},
+        {"window_start": fx.W2, "keyword": "all", "post_count": 20, "read_1h": 2,
+         "engagement_1h": 1, "read_24h": 2, "engagement_24h": 10, "updated_at": fx.UPDATED},
+    ]  # fmt: skip
+    for row in engagement:
+        wh.replace_partition(
+            "engagement_15m",
+            window_key(row["window_start"]),
+            pa.Table.from_pylist([row], schema=TABLES["engagement_15m"]),
+        )
     return wh
 
 
@@ -124,3 +136,9 @@ def test_app_renders_share_of_voice_and_spiking_now(
     assert "12 posts vs 1.0 usual" in expander.label
     shown = [df.value for df in at.dataframe]
     assert any("fan1" in set(d.get("author_handle", [])) for d in shown)
+    assert any("10 posts re-read at 24 h: 50 replies" in c.value for c in at.caption)
+
+
+def test_engagement_hourly_sums_what_was_re_read(wh: EmbeddedWarehouse) -> None:
+    (row,) = iq.engagement_hourly(wh, START, END)[:1]
+    assert (row["posts"], row["read_24h"], row["engagement_24h"]) == (30, 10, 50)

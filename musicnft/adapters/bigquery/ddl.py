@@ -90,6 +90,16 @@ LAYOUTS: dict[str, Layout] = {
         ("post_id",),
         "Posts reconciliation inserted into posts_hot; a lagging consumer skips them.",
     ),
+    "engagement_snapshots": Layout(
+        "window_start",
+        ("window_start", "post_id"),
+        "Engagement counts re-read about 1 h and 24 h after each post (Bluesky AppView, X API).",
+    ),
+    "engagement_15m": Layout(
+        "window_start",
+        ("window_start", "keyword"),
+        "Per 15-minute window and keyword: engagement of its posts as re-read at 1 h and 24 h.",
+    ),
     "deletions": Layout(
         None,
         ("deletion_key",),

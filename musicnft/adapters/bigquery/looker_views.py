@@ -251,6 +251,21 @@ VIEWS: dict[str, str] = {
           is_spike,
           updated_at
         FROM `{dataset}.spikes_15m`"""),
+    # Engagement re-read later (issue 18): per window and keyword, the engagement of its posts at
+    # 1 h and 24 h; per post = SUM(engagement_24h) / SUM(read_24h) over any range.
+    "looker_engagement": dedent("""\
+        SELECT
+          window_start,
+          TIMESTAMP_TRUNC(window_start, HOUR) AS hour,
+          DATE(window_start) AS day,
+          keyword,
+          post_count AS posts,
+          read_1h,
+          engagement_1h,
+          read_24h,
+          engagement_24h,
+          updated_at
+        FROM `{dataset}.engagement_15m`"""),
     # One row: when the aggregates were last written and which windows they cover (as the
     # dashboard's freshness indicator computes it), and whether the hot path was reconciled.
     "looker_freshness": dedent(f"""\
@@ -332,6 +347,10 @@ DESCRIPTIONS: dict[str, str] = {
     "looker_spikes": (
         "Looker Studio: per 15-minute window, keyword/entity/hashtag volume against its robust "
         "7-day baseline (median), score (MAD z-score) and whether it is a spike."
+    ),
+    "looker_engagement": (
+        "Looker Studio: per 15-minute window and keyword: posts re-read at 1 h and 24 h after "
+        "posting and their engagement then (replies+reposts+likes+quotes)."
     ),
     "looker_freshness": (
         "Looker Studio: one row: last update and covered windows of the aggregates, fresh/stale "
