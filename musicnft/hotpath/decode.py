@@ -11,7 +11,19 @@ import re
 import unicodedata
 from typing import Any
 
+try:  # a fast parser where installed (not needed in the Lambda bundle: the result is the same)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised by the Lambda bundle test
+    _orjson = None  # type: ignore[assignment]
+
 Post = dict[str, Any]
+
+# orjson reads an integer outside 64 bits (from 19 digits with a minus, 20 without) as a float; the
+# standard library keeps it exact. Lines that may hold one (a run of 19 digits after a ':', '[' or
+# ',') take the standard path.
+_HUGE_INTEGER_PATTERN = r"[:\[,]\s*-?\d{19}"
+_HUGE_INTEGER = re.compile(_HUGE_INTEGER_PATTERN.encode())
+_HUGE_INTEGER_STR = re.compile(_HUGE_INTEGER_PATTERN)
 
 
 class RejectedRecord(ValueError):
@@ -46,7 +58,26 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_line(raw: bytes | str) -> dict[str, Any]:
-    """One stream line → a JSON object. Raises RejectedRecord naming the fault."""
+    """One stream line → a JSON object. Raises RejectedRecord naming the fault.
+
+    orjson parses first when installed (about 3× the standard library); whatever it refuses (bad
+    UTF-8 or JSON, a lone surrogate, an integer past 64 bits, 1e400, deep nesting) goes to the
+    standard library, which accepts exactly what it always accepted and names the fault as it
+    always did. The two agree on everything both accept (a test holds them to it)."""
+    if _orjson is not None and not (
+        _HUGE_INTEGER if isinstance(raw, bytes) else _HUGE_INTEGER_STR
+    ).search(raw):
+        try:
+            value = _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            return _decode_line_stdlib(raw)
+        if not isinstance(value, dict):
+            raise RejectedRecord(f"not a JSON object (got {type(value).__name__})")
+        return value
+    return _decode_line_stdlib(raw)
+
+
+def _decode_line_stdlib(raw: bytes | str) -> dict[str, Any]:
     if isinstance(raw, bytes):
         try:
             text = raw.decode("utf-8")
