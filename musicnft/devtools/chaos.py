@@ -29,8 +29,10 @@ dead-lettered.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import logging
 import math
 import os
 import random
@@ -48,10 +50,18 @@ from pathlib import Path
 from musicnft import wiring
 from musicnft.adapters.local_stream import LocalStream
 from musicnft.app import proctree
-from musicnft.app.processes import stage_command
+from musicnft.app.processes import child_env, stage_command
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.lake_layout import RAW_PREFIX
 from musicnft.contract.schema import to_json_record
+from musicnft.devtools.fault_proxy import (
+    FaultProxy,
+    any_request,
+    google_unavailable,
+    kinesis_request,
+    kinesis_throttled,
+    kinesis_unavailable,
+)
 from musicnft.devtools.sample import write_sample
 from musicnft.hotpath.decode import ControlMessage, RejectedRecord
 from musicnft.hotpath.normalize_x import normalize_x_line
@@ -140,6 +150,11 @@ class ChaosResult:
     run_exit_codes: list[int]
     backfill_exit_code: int
     wall_seconds: float
+    faults: dict[str, float] = field(default_factory=dict)  # cloud: outage seconds, throttles
+
+    @property
+    def fault_outage_seconds(self) -> float:
+        return sum(v for k, v in self.faults.items() if k.endswith("outage_s"))
 
     @property
     def kills_survived(self) -> int:
@@ -147,7 +162,7 @@ class ChaosResult:
 
     @property
     def outage_seconds(self) -> float:
-        return sum(k.outage or 0.0 for k in self.kills)
+        return sum(k.outage or 0.0 for k in self.kills) + self.fault_outage_seconds
 
     @property
     def ok(self) -> bool:
@@ -179,6 +194,19 @@ def format_table(results: list[ChaosResult]) -> str:
             *(" ".join(f"{s}={n}" for s, n in sorted(r.kills_by_stage().items())) for r in results),
         ),
         ("outage seconds", *(f"{r.outage_seconds:,.1f}" for r in results)),
+        (
+            "  Kinesis / BigQuery down (s)",
+            *(
+                f"{r.faults['kinesis_outage_s']:,.0f} / {r.faults['bigquery_outage_s']:,.0f}"
+                if r.faults
+                else "-"
+                for r in results
+            ),
+        ),
+        (
+            "  Kinesis calls+records throttled",
+            *(f"{r.faults['kinesis_throttled']:,.0f}" if r.faults else "-" for r in results),
+        ),
         ("posts lost (must be 0)", *(f"{r.lost:,}" for r in results)),
         ("posts doubled (must be 0)", *(f"{r.doubled:,}" for r in results)),
         ("unexpected post ids (must be 0)", *(f"{r.unexpected:,}" for r in results)),
@@ -292,18 +320,15 @@ class EmbeddedChaos:
                 i = self.rng.choice(spare)
                 plan[i] = (plan[i][0], stage)
         self.plan = plan
-        self.env = dict(os.environ)
-        self.env.update(
-            MUSICNFT_DATA_DIR=str(data_dir),
-            MUSICNFT_LOG_LEVEL=self.env.get("MUSICNFT_LOG_LEVEL", "INFO"),
-            # many small lake files and consumer batches: many points to die between
-            MUSICNFT_DELIVERY_BUFFER_BYTES=self.env.get(
-                "MUSICNFT_DELIVERY_BUFFER_BYTES", "1000000"
-            ),
-            MUSICNFT_DELIVERY_BUFFER_SECONDS=self.env.get("MUSICNFT_DELIVERY_BUFFER_SECONDS", "1"),
+        self.settings = Settings.from_env().with_data_dir(data_dir)
+        # many small lake files: many points to die between (the children read these through
+        # their own settings; this process never reads its environment for configuration)
+        self.env = child_env(
+            self.settings,
+            MUSICNFT_DELIVERY_BUFFER_BYTES="1000000",
+            MUSICNFT_DELIVERY_BUFFER_SECONDS="1",
             DAGSTER_DISABLE_TELEMETRY="1",
         )
-        self.settings = Settings.from_env(self.env)
 
     def _now(self) -> float:
         return time.monotonic() - self.t0
@@ -369,7 +394,8 @@ class EmbeddedChaos:
                             pending.append(kill)
                             self.plan.pop(0)
                             min_age = self.rng.uniform(0.2, 1.5)
-                time.sleep(0.05)
+                self._tick()
+                time.sleep(0.1)
             if run.poll() is None:
                 self._log(f"musicnft run did not end within {RUN_TIMEOUT:.0f}s: stopping it")
                 proctree.stop_group(run, signal.SIGTERM, 30.0, "musicnft run")
@@ -378,6 +404,9 @@ class EmbeddedChaos:
                 proctree.stop_group(run, signal.SIGKILL, 5.0, "musicnft run")
             run.wait()
         return int(run.returncode)
+
+    def _tick(self) -> None:
+        """Called about ten times a second during a run (the cloud profile's faults)."""
 
     def replay(self) -> list[int]:
         codes: list[int] = []
@@ -481,6 +510,7 @@ def measure(
     backfill_rc: int,
     wall: float,
     profile: str = "embedded",
+    faults: dict[str, float] | None = None,
 ) -> ChaosResult:
     lake = _lake_ids(settings)
     hot_rows, hot = _table_ids(settings, "posts_hot")
@@ -509,6 +539,7 @@ def measure(
         run_exit_codes=codes,
         backfill_exit_code=backfill_rc,
         wall_seconds=wall,
+        faults=faults or {},
     )
 
 
@@ -526,7 +557,7 @@ def run_embedded(
     sample = workdir / "sample.jsonl"
     lines = math.ceil(posts / UNIQUE_SHARE)
     write_sample(sample, lines=lines, seed=seed, posts_per_hour=POSTS_PER_HOUR)
-    base = Settings.from_env({**os.environ, "MUSICNFT_DATA_DIR": str(workdir / "data")})
+    base = Settings.from_env()
     expected = expected_from(sample, base.keywords, base.max_record_bytes)
     chaos = EmbeddedChaos(
         sample, expected, workdir / "data", kills, seed, speed, workdir / "run.log", batch_kills
@@ -544,25 +575,239 @@ def run_embedded(
     )  # fmt: skip
 
 
+# ---- the cloud profile on moto server and the BigQuery emulator ----------------------------
+
+AWS_TEST_ENV = {  # moto accepts any credentials; these never leave this machine
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@contextlib.contextmanager
+def _aws_credentials() -> Iterator[None]:
+    """moto's test credentials in this process's environment while it counts (boto3 reads
+    them there); the previous values are put back after."""
+    saved = {k: os.environ.get(k) for k in AWS_TEST_ENV}
+    os.environ.update(AWS_TEST_ENV)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class CloudChaos(EmbeddedChaos):
+    """The same replay with MUSICNFT_PROFILE=cloud: Kinesis and S3 on moto server, BigQuery on
+    the emulator, each behind a `FaultProxy`. During the run: Kinesis throttled all along
+    (`throttle` share of its calls), then down for `kinesis_outage` seconds, then BigQuery down for
+    `bq_outage` seconds. No SIGKILLs here (the embedded profile has those)."""
+
+    def __init__(
+        self,
+        sample: Path,
+        expected: Expected,
+        data_dir: Path,
+        seed: int,
+        speed: str,
+        log_path: Path,
+        env: dict[str, str],
+        aws: FaultProxy,
+        bq: FaultProxy,
+        kinesis_outage: float,
+        bq_outage: float,
+        throttle: float,
+    ) -> None:
+        super().__init__(sample, expected, data_dir, 0, seed, speed, log_path, batch_kills=0)
+        self.plan = []
+        self.env = env
+        self.settings = Settings.from_env(env)
+        self.aws, self.bq = aws, bq
+        self.throttle = throttle
+        # (start, end) in seconds after the run starts; the second begins when the first ends
+        self.outages = {
+            "kinesis": [15.0, 15.0 + kinesis_outage, None, None],
+            "bigquery": [25.0 + kinesis_outage, 25.0 + kinesis_outage + bq_outage, None, None],
+        }
+        self.run_started: float | None = None
+
+    def _proxy(self, name: str) -> FaultProxy:
+        return self.aws if name == "kinesis" else self.bq
+
+    def _tick(self) -> None:
+        if self.run_started is None:
+            self.run_started = time.monotonic()
+            self.aws.throttle(self.throttle)
+        t = time.monotonic() - self.run_started
+        for name, span in self.outages.items():
+            start, end, began, ended = span
+            if began is None and t >= start:
+                self._proxy(name).down()
+                span[2] = time.monotonic()
+                self._log(f"{name} DOWN (outage of {end - start:.0f}s begins)")
+            elif began is not None and ended is None and t >= end:
+                self._proxy(name).up()
+                span[3] = time.monotonic()
+                self._log(f"{name} up again")
+
+    def end_faults(self) -> dict[str, float]:
+        """Lift every fault still on; what was injected (outage seconds really spent down)."""
+        self.aws.throttle(0.0)
+        out: dict[str, float] = {}
+        for name, span in self.outages.items():
+            if span[2] is not None and span[3] is None:
+                self._proxy(name).up()
+                span[3] = time.monotonic()
+            out[f"{name}_outage_s"] = (span[3] - span[2]) if span[2] is not None else 0.0
+        out["kinesis_throttled"] = float(self.aws.throttled)
+        out["kinesis_refused"] = float(self.aws.refused)
+        out["bigquery_refused"] = float(self.bq.refused)
+        return out
+
+
+def run_cloud(
+    workdir: Path,
+    posts: int = 5_000,
+    seed: int = 12,
+    speed: str = "25",
+    kinesis_outage: float = 60.0,
+    bq_outage: float = 60.0,
+    throttle: float = 0.05,
+) -> ChaosResult:
+    """The cloud profile's chaos run in `workdir`: see `CloudChaos`; moto server and the BigQuery
+    emulator are started here and stopped at the end."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from musicnft.adapters.bigquery.migrate import migrate
+    from musicnft.adapters.bigquery.warehouse import bigquery_client
+    from musicnft.devtools.bq_emulator import PROJECT, bigquery_emulator
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server's access log
+    started = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    sample = workdir / "sample.jsonl"
+    lines = math.ceil(posts / UNIQUE_SHARE)
+    write_sample(sample, lines=lines, seed=seed, posts_per_hour=POSTS_PER_HOUR)
+    base = Settings.from_env()
+    expected = expected_from(sample, base.keywords, base.max_record_bytes)
+    data_dir = workdir / "data"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    moto = f"http://{host}:{port}"
+    stream, bucket, dataset = "musicnft-posts", "musicnft-lake", "musicnft"
+    credentials = {
+        "region_name": AWS_TEST_ENV["AWS_DEFAULT_REGION"],
+        "aws_access_key_id": AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+    }
+    boto3.client("kinesis", endpoint_url=moto, **credentials).create_stream(
+        StreamName=stream, ShardCount=2
+    )
+    boto3.client("s3", endpoint_url=moto, **credentials).create_bucket(Bucket=bucket)
+    aws = FaultProxy(moto, kinesis_request, kinesis_unavailable, kinesis_throttled, seed=seed)
+    try:
+        with bigquery_emulator(workdir / "bq-emulator.log") as bq_endpoint:
+            migrate(bigquery_client(PROJECT, endpoint=bq_endpoint), dataset)
+            bq = FaultProxy(bq_endpoint, any_request, google_unavailable, seed=seed)
+            try:
+                env = child_env(
+                    base.with_data_dir(data_dir),
+                    **AWS_TEST_ENV,
+                    MUSICNFT_PROFILE="cloud",
+                    MUSICNFT_AWS_ENDPOINT_URL=aws.endpoint,
+                    MUSICNFT_S3_BUCKET=bucket,
+                    MUSICNFT_STREAM_NAME=stream,
+                    MUSICNFT_WAREHOUSE="bigquery",
+                    MUSICNFT_BIGQUERY_PROJECT=PROJECT,
+                    MUSICNFT_BIGQUERY_DATASET=dataset,
+                    MUSICNFT_BIGQUERY_ENDPOINT=bq.endpoint,
+                    MUSICNFT_DELIVERY_BUFFER_BYTES="1000000",
+                    MUSICNFT_DELIVERY_BUFFER_SECONDS="2",
+                    DAGSTER_DISABLE_TELEMETRY="1",
+                )
+                chaos = CloudChaos(
+                    sample, expected, data_dir, seed, speed, workdir / "run.log", env,
+                    aws, bq, kinesis_outage, bq_outage, throttle,
+                )  # fmt: skip
+                chaos._log(
+                    f"cloud sample: {lines:,} lines, {len(expected.ids):,} unique valid posts; "
+                    f"moto {moto} behind {aws.endpoint}, BigQuery {bq_endpoint} behind "
+                    f"{bq.endpoint}; log {chaos.log_path}"
+                )
+                try:
+                    codes = chaos.replay()
+                finally:
+                    faults = chaos.end_faults()
+                backfill_rc = chaos.backfill()
+                with _aws_credentials():  # this process reads S3 and BigQuery to count
+                    return measure(
+                        chaos.settings, expected, lines, [], codes, backfill_rc,
+                        time.monotonic() - started, profile="cloud", faults=faults,
+                    )  # fmt: skip
+            finally:
+                bq.close()
+    finally:
+        aws.close()
+        server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m musicnft.devtools.chaos", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m musicnft.devtools.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--posts", type=int, default=100_000, help="unique posts (default 100000)")
     p.add_argument("--kills", type=int, default=24, help="SIGKILLs in all (default 24)")
     p.add_argument("--seed", type=int, default=12, help="sample and kill points (default 12)")
-    p.add_argument("--speed", default="max", help="replay speed: max or N x (default max)")
+    p.add_argument("--speed", default="max", help="embedded replay speed: max or N (default max)")
+    p.add_argument("--profile", choices=["embedded", "cloud", "both"], default="embedded")
     p.add_argument(
-        "--profile", choices=["embedded"], default="embedded", help="only embedded for now"
+        "--cloud-posts", type=int, default=5_000, help="cloud profile's posts (default 5000)"
     )
-    p.add_argument("--workdir", type=Path, help="keep sample, data and log here (default: temp)")
+    p.add_argument(
+        "--cloud-speed",
+        default="25",
+        help="cloud replay speed (default 25: the replay outlasts the outages)",
+    )
+    p.add_argument("--kinesis-outage", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("--bq-outage", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument(
+        "--throttle", type=float, default=0.05, help="share of Kinesis calls throttled (0.05)"
+    )
+    p.add_argument("--workdir", type=Path, help="keep samples, data and logs here (default: temp)")
     args = p.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="musicnft-chaos-"))
+    results: list[ChaosResult] = []
     try:
-        result = run_embedded(workdir, args.posts, args.kills, args.seed, args.speed)
+        if args.profile in ("embedded", "both"):
+            results.append(
+                run_embedded(workdir / "embedded", args.posts, args.kills, args.seed, args.speed)
+            )
+        if args.profile in ("cloud", "both"):
+            results.append(
+                run_cloud(
+                    workdir / "cloud",
+                    args.cloud_posts,
+                    args.seed,
+                    args.cloud_speed,
+                    args.kinesis_outage,
+                    args.bq_outage,
+                    args.throttle,
+                )
+            )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(format_table([result]), flush=True)
-    return 0 if result.ok else 1
+    print(format_table(results), flush=True)
+    return 0 if all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":
