@@ -287,3 +287,32 @@ def test_delivery_keeps_tombstones_under_deletions_not_raw(tmp_path: Path) -> No
     import json
 
     assert [from_json(json.loads(line)).post_id for line in lines] == [p2["post_id"]]
+
+
+def test_consumer_without_pyarrow_never_fails_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lambda bundle has no pyarrow: query results cannot be read there. The consumer still
+    records tombstones and inserts posts (the purge pass removes late ones), and never fails."""
+    from musicnft.adapters.embedded_warehouse import DuckDBDialect
+    from musicnft.hotpath import tombstones as hot_tombstones
+
+    class NoArrowWarehouse:
+        dialect = DuckDBDialect()
+
+        def __init__(self) -> None:
+            self.inserted: dict[str, list[str]] = {}
+
+        def insert_rows(self, table: str, rows: Any, row_ids: Any) -> Any:
+            self.inserted.setdefault(table, []).extend(row_ids)
+
+        def query(self, *args: Any, **kwargs: Any) -> Any:
+            raise ValueError("The pyarrow library is not installed")
+
+    monkeypatch.setattr(hot_tombstones, "_can_read_results", lambda: False)
+    wh = NoArrowWarehouse()
+    p1, p2 = post(1), post(2)
+    batch = [tomb(p1["post_id"]).to_stream_record(), post_bytes(p2)]
+    assert handle_kinesis_event(event(batch), wh) == {"batchItemFailures": []}
+    assert wh.inserted == {
+        "deletions": [f"tombstone:delete|post:{p1['post_id']}"],
+        "posts_hot": [p2["post_id"]],
+    }
