@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from musicnft.hotpath.decode import text_cashtags, text_hashtags, text_mentions
-
 DEFAULT_FILE = Path(__file__).with_name("entities.json")
 KINDS = ("artist", "label", "collection", "marketplace", "platform")
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-# Bluesky handles are domain names (`name.bsky.social`); X's rule (text_mentions) stops at a dot.
-_DOMAIN_MENTION = re.compile(r"(?<![\w@])@([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)+)", re.I)
+# Tags and mentions written in the text (the stored lists may lack them: cashtags are not stored,
+# Bluesky stores mentions as DIDs). A '#' or '$' then letters, digits or '_', with no letter or
+# digit before it; an '@' then a name, which for Bluesky is a domain (`name.bsky.social`): the
+# whole name and its part before the first dot (X's usernames stop there) are both candidates.
+_TEXT_TAG = re.compile(r"(?<![^\W_])[#$]([^\W_]\w*)")
+_TEXT_MENTION = re.compile(r"(?<![\w@])@(\w+(?:[.-]\w+)*)")
 # "no letter or digit directly before or after": [^\W_] is a letter or digit in any script.
 _NOT_ALNUM_BEFORE = r"(?<![^\W_])"
 _NOT_ALNUM_AFTER = r"(?![^\W_])"
@@ -78,7 +80,13 @@ class EntityCatalog:
 
     def __init__(self, entities: Sequence[Entity]) -> None:
         self.entities: tuple[Entity, ...] = tuple(entities)
-        self._patterns = [(e.id, _alias_pattern(e.aliases)) for e in self.entities]
+        # (id, pattern, needles): the pattern runs only when the lower-cased text contains the
+        # first word of one of the entity's aliases (a substring test is ~100× cheaper, and most
+        # posts name no entity)
+        self._patterns = [
+            (e.id, _alias_pattern(e.aliases), tuple({a.split()[0].lower() for a in e.aliases}))
+            for e in self.entities
+        ]
         self._tags: dict[str, list[str]] = {}
         self._handles: dict[str, list[str]] = {}
         for e in self.entities:
@@ -109,8 +117,14 @@ class EntityCatalog:
             if isinstance(mention, str):
                 found.update(self._handles.get(_fold(mention.lstrip("@")), ()))
         if isinstance(text, str) and text:
-            for entity_id, pattern in self._patterns:
-                if entity_id not in found and pattern is not None and pattern.search(text):
+            lowered = text.lower()
+            for entity_id, pattern, needles in self._patterns:
+                if (
+                    entity_id not in found
+                    and pattern is not None
+                    and any(n in lowered for n in needles)
+                    and pattern.search(text)
+                ):
                     found.add(entity_id)
         return [i for i in self.ids if i in found]
 
@@ -119,12 +133,13 @@ class EntityCatalog:
         cashtags in its text, and its mentions (stored, X-style and Bluesky-style in the text)."""
         text = post.get("text")
         text = text if isinstance(text, str) else ""
-        tags = [*(post.get("hashtags") or []), *text_hashtags(text), *text_cashtags(text)]
-        mentions = [
-            *(post.get("mentions") or []),
-            *text_mentions(text),
-            *_DOMAIN_MENTION.findall(text),
-        ]
+        tags = [*(post.get("hashtags") or [])]
+        mentions = [*(post.get("mentions") or [])]
+        if "#" in text or "$" in text:
+            tags += _TEXT_TAG.findall(text)
+        if "@" in text:
+            for name in _TEXT_MENTION.findall(text):
+                mentions += [name, name.partition(".")[0]]
         return self.match(text, tags, mentions)
 
 
