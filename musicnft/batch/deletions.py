@@ -57,6 +57,7 @@ class PurgeResult:
     rows_removed: dict[str, int] = field(default_factory=dict)
     rows_scrubbed: dict[str, int] = field(default_factory=dict)
     files_rewritten: list[str] = field(default_factory=list)
+    files_failed: list[str] = field(default_factory=list)  # retried by the next pass
     windows: list[datetime] = field(default_factory=list)
 
 
@@ -444,12 +445,17 @@ def apply_deletions(
         since = landed if since is None else min(since, landed)
     keys = _candidate_files(warehouse, created, since, full_scan)
     if full_scan:
-        keys = sorted(set(keys) | {o.key for o in lake.list_objects(RAW_PREFIX)})
+        raw = {o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")}
+        keys = sorted(set(keys) | raw)
         keys += [o.key for o in lake.list_objects(SCORED_PREFIX) if o.key.endswith(".parquet")]
     for key in keys:
         try:
             removed, scrubbed, touched = rewrite_file(lake, key, everything)
         except FileNotFoundError:
+            continue
+        except Exception as exc:  # one bad or unreachable file must not stop the others
+            log.error("lake file %s not purged: %s: %s", key, type(exc).__name__, str(exc)[:200])
+            result.files_failed.append(key)
             continue
         if removed or scrubbed:
             result.files_rewritten.append(key)
@@ -459,7 +465,7 @@ def apply_deletions(
     if not todo:  # a sweep of lake copies only: the tables were already clean
         result.windows = sorted(windows)
         return result
-    if _purge_tables(warehouse, targets, result):
+    if _purge_tables(warehouse, targets, result) and not result.files_failed:
         _mark_applied(warehouse, list(todo.values()), windows, now)
         result.applied = len(todo)
     else:
@@ -467,7 +473,8 @@ def apply_deletions(
     result.windows = sorted(windows)
     if todo or result.files_rewritten:
         log.info(
-            "deletions: %d applied, %d pending (streaming buffer), removed %s, scrubbed %s, "
+            "deletions: %d applied, %d pending (streaming buffer or a lake file), removed %s, "
+            "scrubbed %s, "
             "%d lake file(s) rewritten, %d window(s) to re-materialize",
             result.applied,
             result.pending,

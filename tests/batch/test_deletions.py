@@ -316,3 +316,26 @@ def test_consumer_without_pyarrow_never_fails_a_batch(monkeypatch: pytest.Monkey
         "deletions": [f"tombstone:delete|post:{p1['post_id']}"],
         "posts_hot": [p2["post_id"]],
     }
+
+
+def test_a_lake_file_that_cannot_be_rewritten_keeps_the_tombstone_pending(env: Any) -> None:
+    from musicnft.batch.lake_index import FileStats
+
+    lake, wh = env
+    p1 = post(1)
+    handle_kinesis_event(event([post_bytes(p1)]), wh)
+    good = put_lake_file(lake, wh, [p1])
+    broken = raw_key("musicnft-posts", NOW)
+    lake.put(broken, b"not parquet at all")
+    at = p1["created_at"]
+    LakeIndex(wh).record([FileStats(broken, at, at, 1, 18, NOW)])
+    deletions.record_tombstones(wh, lake, [tomb(p1["post_id"])])
+    first = deletions.apply_deletions(lake, wh)
+    # the good file is purged, the broken one is named, and the tombstone stays pending
+    assert first.files_rewritten == [good] and first.files_failed == [broken]
+    assert (first.applied, first.pending) == (0, 1)
+    assert deletions.counts(wh) == (1, 1)
+    lake.put(broken, lake.get(good))  # (whatever made it unreadable is repaired)
+    second = deletions.apply_deletions(lake, wh)
+    assert second.applied == 1 and second.files_failed == []
+    assert deletions.counts(wh) == (1, 0)
