@@ -16,10 +16,9 @@ Sizes were measured on the shipped sample (`musicnft/devtools/data/sample.jsonl.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 
 from musicnft.app.prices import PRICES, price
-from musicnft.settings import Settings
 
 GB = 1024**3
 TIB = 1024**4
@@ -40,13 +39,6 @@ X_MONTHLY_READ_CAP = 3_000_000
 X_STREAM_MAX_POSTS_PER_SECOND = 250
 
 
-def _settings_default(name: str) -> int:
-    for f in fields(Settings):
-        if f.name == name and isinstance(f.default, int):
-            return f.default
-    raise KeyError(name)
-
-
 @dataclass(frozen=True)
 class Assumptions:
     """Every input of the model besides the prices. Defaults: measured on the sample, read from
@@ -63,7 +55,7 @@ class Assumptions:
     stream_readers: int = 2
     on_demand_min_shards: int = 4  # an on-demand stream starts at 4 MB/s of write capacity
     # Lambda (template: BatchSize 100, ParallelizationFactor 1, MemorySize 512, x86_64)
-    lambda_batch_size: int = field(default_factory=lambda: _settings_default("consumer_batch_size"))
+    lambda_batch_size: int = 100  # the template's BatchSize (the local consumer takes more)
     lambda_memory_mb: int = 512
     parallelization_factor: int = 1
     lambda_base_seconds: float = 0.3  # assumed: one insertAll round trip to BigQuery
