@@ -106,6 +106,9 @@ def main() -> None:
     from benchmarks.enrichment import main as enrichment  # 100k generated posts vs bare VADER
 
     enrichment()
+    from benchmarks.sentiment_model import main as sentiment_model  # scorer and endpoint (#15)
+
+    sentiment_model()
     if not args.skip_windows:
         from benchmarks.window_cost import main as window_cost
 
