@@ -446,7 +446,11 @@ def apply_deletions(
     keys = _candidate_files(warehouse, created, since, full_scan)
     if full_scan:
         raw = {o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")}
-        keys = sorted(set(keys) | raw)
+        # quarantined files cannot be read by anyone (no table shows their rows): not rewritable
+        quarantined = set(
+            warehouse.query("SELECT DISTINCT key FROM lake_quarantine").column(0).to_pylist()
+        )
+        keys = sorted((set(keys) | raw) - quarantined)
         keys += [o.key for o in lake.list_objects(SCORED_PREFIX) if o.key.endswith(".parquet")]
     for key in keys:
         try:
