@@ -339,3 +339,26 @@ def test_a_lake_file_that_cannot_be_rewritten_keeps_the_tombstone_pending(env: A
     second = deletions.apply_deletions(lake, wh)
     assert second.applied == 1 and second.files_failed == []
     assert deletions.counts(wh) == (1, 0)
+
+
+def test_late_lake_copies_found_by_the_sensor_window_or_the_daily_sweep(env: Any) -> None:
+    """A tombstone already applied, then its post lands in the lake: no table shows it (the
+    windows hide it), the minute pass finds it among the files indexed since its last tick, and
+    the daily full sweep finds any copy left."""
+    lake, wh = env
+    p1, p2, p3 = post(1), post(2), post(3)
+    deletions.record_tombstones(wh, lake, [tomb(p1["post_id"]), tomb(p3["post_id"])])
+    assert deletions.apply_deletions(lake, wh).applied == 2  # nothing anywhere yet
+    before = datetime.now(UTC)
+    late = put_lake_file(lake, wh, [p1, p2])
+    assert deletions.apply_deletions(lake, wh).files_rewritten == []  # nothing pending
+    ticked = deletions.apply_deletions(lake, wh, since=before - timedelta(seconds=60))
+    assert ticked.files_rewritten == [late] and ticked.applied == 0
+    # a copy in a file the index never saw: only the sweep reads every file
+    unindexed = raw_key("musicnft-posts", NOW)
+    buf = io.BytesIO()
+    pq.write_table(to_table([p3, p2], POST_SCHEMA), buf)
+    lake.put(unindexed, buf.getvalue())
+    swept = deletions.apply_deletions(lake, wh, full_scan=True)
+    assert swept.files_rewritten == [unindexed]
+    assert lake_ids(lake) == [p2["post_id"], p2["post_id"]]
