@@ -77,13 +77,16 @@ bench: $(STAMP)
 
 # The chaos run (issue 12): CHAOS_POSTS posts (with the sample's re-deliveries and malformed lines)
 # replayed through the embedded profile while producer, delivery, consumer and the backfill are
-# SIGKILLed CHAOS_KILLS times at random points; prints one table (README "Chaos run") and exits 1
-# when a post was lost or doubled or a malformed line was not dead-lettered. Takes many minutes.
+# SIGKILLed CHAOS_KILLS times at random points, then (CHAOS_PROFILE=both) 5,000 through the cloud
+# profile on moto server and the BigQuery emulator with a 60 s Kinesis outage, throttling and a
+# 60 s BigQuery outage; prints one table (README "Chaos run") and exits 1 when a post was lost or
+# doubled or a malformed line was not dead-lettered. Takes many minutes.
 CHAOS_POSTS ?= 100000
 CHAOS_KILLS ?= 24
 CHAOS_SEED ?= 12
+CHAOS_PROFILE ?= both
 chaos: $(STAMP)
-	$(BIN)/python -m musicnft.devtools.chaos --posts $(CHAOS_POSTS) --kills $(CHAOS_KILLS) --seed $(CHAOS_SEED)
+	$(BIN)/python -m musicnft.devtools.chaos --profile $(CHAOS_PROFILE) --posts $(CHAOS_POSTS) --kills $(CHAOS_KILLS) --seed $(CHAOS_SEED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-output
