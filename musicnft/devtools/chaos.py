@@ -327,6 +327,9 @@ class EmbeddedChaos:
             self.settings,
             MUSICNFT_DELIVERY_BUFFER_BYTES="1000000",
             MUSICNFT_DELIVERY_BUFFER_SECONDS="1",
+            # Lambda-sized batches: each insert is a DuckLake snapshot and file, so batches of
+            # 100 make a 100,000-post replay crawl on a small machine (see the README)
+            MUSICNFT_CONSUMER_BATCH_SIZE="500",
             DAGSTER_DISABLE_TELEMETRY="1",
         )
 
@@ -382,11 +385,13 @@ class EmbeddedChaos:
                     progress = (_appended(stream) - base) / target
                 if self.plan:
                     at, stage = self.plan[0]
-                    if "produce" not in procs and stage == "produce" and progress > 0.5:
-                        stage = self.rng.choice(("deliver", "consume"))  # the replay is over
+                    draining = "produce" not in procs and progress > 0.5
+                    alive = [s for s in ("deliver", "consume") if s in procs]
+                    if draining and stage not in procs and alive:
+                        # the replay is over (or that stage has drained): kill a drain process
+                        stage = self.rng.choice(alive)
                     pid = procs.get(stage)
                     blocked = any(k.stage == stage for k in pending)
-                    draining = "produce" not in procs and progress > 0.5
                     due = progress >= at or draining
                     if due and pid is not None and not blocked and now - seen[pid] >= min_age:
                         kill = self._record_kill(stage, pid)
@@ -405,6 +410,14 @@ class EmbeddedChaos:
             run.wait()
         return int(run.returncode)
 
+    def _drain(self) -> None:
+        for stage in ("deliver", "consume"):
+            with open(self.log_path, "ab") as log:
+                rc = subprocess.run(
+                    stage_command(stage, "--once"), env=self.env, stdout=log, stderr=log
+                ).returncode
+            self._log(f"musicnft {stage} --once exited {rc}")
+
     def _tick(self) -> None:
         """Called about ten times a second during a run (the cloud profile's faults)."""
 
@@ -419,10 +432,13 @@ class EmbeddedChaos:
             self._log(f"musicnft run exited {rc}")
             fresh = False
             producer_killed = any(k.stage == "produce" for k in pending)
-            if rc == 0 and not producer_killed:
+            if rc == 3:
+                # not drained within the supervisor's drain timeout (a slow consumer on a busy
+                # machine): finish as its message says, without replaying the file again
+                self._drain()
+            if rc in (0, 3) and not producer_killed:
                 break
-            # a killed producer ends its run (exit 1): the next run replays the file again;
-            # exit 3 (not drained) asks for another run too
+            # a killed producer ends its run (exit 1): the next run replays the file again
         now = self._now()
         for kill in pending:  # stages that never came back within the replay
             if kill.stage != "produce":
@@ -638,6 +654,14 @@ class CloudChaos(EmbeddedChaos):
 
     def _proxy(self, name: str) -> FaultProxy:
         return self.aws if name == "kinesis" else self.bq
+
+    def _drain(self) -> None:
+        for stage in ("deliver", "consume"):
+            with open(self.log_path, "ab") as log:
+                rc = subprocess.run(
+                    stage_command(stage, "--once"), env=self.env, stdout=log, stderr=log
+                ).returncode
+            self._log(f"musicnft {stage} --once exited {rc}")
 
     def _tick(self) -> None:
         if self.run_started is None:
