@@ -156,11 +156,11 @@ def metrics(
 
 
 def side_by_side(fitted: Fitted, texts: Sequence[str], ratings: Sequence[float]) -> dict[str, Any]:
-    scores = fitted.scores(texts)
+    scores = [float(s) for s in fitted.scores(texts)]
     compounds = [vader_of(t)[3] for t in texts]
     return {
         "rows": len(texts),
-        "model": metrics(scores, [label(float(s)) for s in scores], ratings),
+        "model": metrics(scores, [label(s) for s in scores], ratings),
         "vader": metrics(compounds, [str(sentiment_label(c)) for c in compounds], ratings),
     }
 

@@ -8,6 +8,8 @@ the model they have. scikit-learn is imported inside the steps (`musicnft.model.
 loading the code location does not pay for it.
 """
 
+from typing import Any
+
 import dagster as dg
 
 from musicnft.model.training_set import TRAINING_SET_KEY, build_training_set, read_training_set
@@ -24,7 +26,7 @@ class ModelTrainingConfig(dg.Config):
 
 MODEL_GROUP = "sentiment_model"
 OWNERS = ["team:data-engineering"]
-COMMON = {"group_name": MODEL_GROUP, "owners": OWNERS}
+COMMON: dict[str, Any] = {"group_name": MODEL_GROUP, "owners": OWNERS}
 
 
 @dg.asset(**COMMON, kinds={"python"})
