@@ -19,11 +19,17 @@ counts the outcome from the stores themselves:
 4. the lake's unique post ids, `posts_hot`, `posts` (read-only warehouse queries) and the
    dead-letter files are compared with the input.
 
-The result is a `ChaosResult` (the shortened test in tests/app/test_chaos.py checks it) and one
+`--profile cloud` (or `both`) does the same with MUSICNFT_PROFILE=cloud on moto server (Kinesis,
+S3) and the BigQuery emulator, each behind a `devtools.fault_proxy.FaultProxy`: Kinesis throttled
+all along, then down for 60 s, then BigQuery down for 60 s, during a paced replay of 5,000 posts
+(`CloudChaos`); no SIGKILLs there.
+
+The result is a `ChaosResult` (the shortened tests in tests/app/test_chaos.py check it) and one
 table on stdout; the exit code is 1 when a post was lost or doubled or a malformed line was not
 dead-lettered.
 
-    python -m musicnft.devtools.chaos [--posts N] [--kills K] [--seed S] [--speed max|N]
+    python -m musicnft.devtools.chaos [--profile embedded|cloud|both] [--posts N] [--kills K]
+        [--seed S] [--speed max|N] [--cloud-posts N] [--kinesis-outage S] [--bq-outage S]
 """
 
 from __future__ import annotations
