@@ -8,6 +8,12 @@ from musicnft_dagster.definitions import defs
 from musicnft_dagster.partitions import DAYS, WINDOWS
 from musicnft_dagster.resources import EmbeddedWarehouseResource, LocalLakeResource
 
+MODEL_ASSET_NAMES = {
+    "sentiment_training_set",
+    "sentiment_model",
+    "sentiment_model_evaluation",
+    "sentiment_model_promoted",
+}
 ASSETS = {
     "deletions",  # the deletions sweep (issue 19)
     "posts",
@@ -17,6 +23,8 @@ ASSETS = {
     "reconciliation_15m",
     "entity_metrics_15m",
     "spikes_15m",
+    # the sentiment model (issue 15): not windowed, its own group and job
+    *MODEL_ASSET_NAMES,
 }
 CHECKS = {
     ("deletions", "no_deleted_post_visible"),
@@ -25,6 +33,7 @@ CHECKS = {
     ("posts", "schema_v1"),
     ("reconciliation_15m", "lake_matches_warehouse"),
     ("spikes_15m", "no_spikes"),
+    ("sentiment_model", "beats_vader"),
 }
 
 
@@ -40,8 +49,13 @@ def test_definitions_load_with_everything() -> None:
     ]
     assert "refresh_latest_windows" in {s.name for s in repo.schedule_defs}
     assert "window_refresh" in {j.name for j in repo.get_all_jobs()}
+    assert "sentiment_model_training" in {j.name for j in repo.get_all_jobs()}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
+        if key.to_user_string() in MODEL_ASSET_NAMES:  # trained on demand, not per window
+            assert node.partitions_def is None and node.description
+            assert node.owners == ["team:data-engineering"]
+            continue
         assert node.partitions_def == DAYS
         assert node.freshness_policy is not None
         assert node.backfill_policy is not None
