@@ -43,6 +43,8 @@ def shard_for(partition_key: str, shards: int) -> int:
 class LocalStream:
     """A stream in one SQLite file. Open one instance per process (connections don't cross fork)."""
 
+    poll_seconds = 0.05  # an idle reader's pause: a read is one indexed SQLite query
+
     def __init__(
         self,
         path: Path,

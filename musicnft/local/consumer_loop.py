@@ -117,6 +117,9 @@ class ConsumerLoop:
         self.sleep = sleep
         self.on_idle = on_idle
         self.context = LambdaContext(f"{stream_name}-consumer")
+        # After a step that held a short batch back for its window: how long the window has left
+        # (the loop sleeps that, not a whole idle poll, so the window is all a record waits).
+        self.held_for: float | None = None
         self.processed = 0
         self.invocations = 0
         self.dead_lettered = 0
@@ -125,15 +128,14 @@ class ConsumerLoop:
 
     def step(self, wait_for_batch: bool = False) -> int:
         """One invocation over the next batch; returns how many records it got past (0 = idle)."""
+        self.held_for = None
         after = self.stream.checkpoint(self.reader)
         records = self.stream.read(after, self.batch_size)
         if not records:
             return 0
-        if (
-            wait_for_batch
-            and len(records) < self.batch_size
-            and time.time() - records[0].arrival < self.batch_window
-        ):
+        waited = time.time() - records[0].arrival
+        if wait_for_batch and len(records) < self.batch_size and waited < self.batch_window:
+            self.held_for = self.batch_window - waited  # the batching window's rest
             return 0
         self.invocations += 1
         try:
@@ -220,8 +222,18 @@ class ConsumerLoop:
             if n == 0:
                 if self.on_idle:
                     self.on_idle()
-                stop.wait(idle_seconds)
+                stop.wait(_pause([self], idle_seconds))
         self.run_once(max_seconds=drain_seconds)
+
+
+def _pause(loops: list[ConsumerLoop], idle_seconds: float) -> float:
+    """How long idle loops sleep: a held batch's remaining window, else the stream's own poll
+    interval (a local stream is cheap to poll; Kinesis allows 5 reads a second per shard)."""
+    held = [loop.held_for for loop in loops if loop.held_for is not None]
+    if held:
+        return max(0.01, min(held))
+    polls = [getattr(loop.stream, "poll_seconds", idle_seconds) for loop in loops]
+    return min([idle_seconds, *polls]) if polls else idle_seconds
 
 
 def run_many(
@@ -238,6 +250,6 @@ def run_many(
         if not busy:
             if loops and loops[0].on_idle:
                 loops[0].on_idle()
-            stop.wait(idle_seconds)
+            stop.wait(_pause(loops, idle_seconds))
     for loop in loops:
         loop.run_once(max_seconds=drain_seconds)
