@@ -422,6 +422,7 @@ def apply_deletions(
     if not _held(warehouse):  # the common case: one tiny query, no joins (BigQuery bills them)
         return result
     todo = {t.key: t for t in unapplied(warehouse, limit)}
+    first_time = list(todo.values())
     for tombstones in visible(warehouse).values():
         todo.update({t.key: t for t in tombstones})
     if not todo and not full_scan and since is None:
@@ -470,6 +471,8 @@ def apply_deletions(
         result.windows = sorted(windows)
         return result
     if _purge_tables(warehouse, targets, result) and not result.files_failed:
+        if first_time:  # the lake's own record (the hot path's tombstones reach only the table)
+            lake.put(deletions_key(now), b"".join(t.to_stream_record() + b"\n" for t in first_time))
         _mark_applied(warehouse, list(todo.values()), windows, now)
         result.applied = len(todo)
     else:
