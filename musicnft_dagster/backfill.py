@@ -279,7 +279,13 @@ def outcome(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> BackfillOut
         ).records:
             event = record.event_log_entry.dagster_event
             evaluation = event.event_specific_data if event is not None else None
-            if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
+            # A WARN check informs (spikes found; duplicates BigQuery's streaming buffer still
+            # holds): it does not fail the backfill.
+            if (
+                isinstance(evaluation, dg.AssetCheckEvaluation)
+                and not evaluation.passed
+                and evaluation.severity != dg.AssetCheckSeverity.WARN
+            ):
                 out.failed_checks.append(
                     f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name} "
                     f"{evaluation.partition}: {evaluation.description or ''}"
