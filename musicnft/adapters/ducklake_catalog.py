@@ -155,7 +155,7 @@ def is_transient(exc: BaseException) -> bool:
 class RetryPolicy:
     """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base·2ⁿ))."""
 
-    attempts: int = 12
+    attempts: int = 25  # ~30 s of backoff: three writers on a loaded 2-core machine needed more than 12
     base_seconds: float = 0.02
     cap_seconds: float = 2.0
 
