@@ -379,11 +379,11 @@ class EmbeddedChaos:
             while run.poll() is None and time.monotonic() < deadline:
                 procs = stage_pids(run.pid)
                 now = self._now()
-                for pid in procs.values():
-                    seen.setdefault(pid, now)
+                for live in procs.values():
+                    seen.setdefault(live, now)
                 for kill in list(pending):
-                    pid = procs.get(kill.stage)
-                    if pid is not None and pid != kill.pid:
+                    back = procs.get(kill.stage)
+                    if back is not None and back != kill.pid:
                         kill.outage = now - kill.at
                         pending.remove(kill)
                 if time.monotonic() - last_poll > 0.5:
@@ -396,13 +396,14 @@ class EmbeddedChaos:
                     if draining and stage not in procs and alive:
                         # the replay is over (or that stage has drained): kill a drain process
                         stage = self.rng.choice(alive)
-                    pid = procs.get(stage)
+                    victim = procs.get(stage)
                     blocked = any(k.stage == stage for k in pending)
                     due = progress >= at or draining
-                    if due and pid is not None and not blocked and now - seen[pid] >= min_age:
-                        kill = self._record_kill(stage, pid)
-                        if kill is not None:
-                            pending.append(kill)
+                    ripe = victim is not None and now - seen[victim] >= min_age
+                    if due and victim is not None and ripe and not blocked:
+                        made = self._record_kill(stage, victim)
+                        if made is not None:
+                            pending.append(made)
                             self.plan.pop(0)
                             min_age = self.rng.uniform(0.2, 1.5)
                 self._tick()
@@ -624,6 +625,14 @@ def _aws_credentials() -> Iterator[None]:
                 os.environ[k] = v
 
 
+@dataclass
+class _Outage:
+    start: float  # seconds after the run starts
+    end: float
+    began: float | None = None  # monotonic times it really began and ended
+    ended: float | None = None
+
+
 class CloudChaos(EmbeddedChaos):
     """The same replay with MUSICNFT_PROFILE=cloud: Kinesis and S3 on moto server, BigQuery on
     the emulator, each behind a `FaultProxy`. During the run: Kinesis throttled all along
@@ -653,8 +662,8 @@ class CloudChaos(EmbeddedChaos):
         self.throttle = throttle
         # (start, end) in seconds after the run starts; the second begins when the first ends
         self.outages = {
-            "kinesis": [15.0, 15.0 + kinesis_outage, None, None],
-            "bigquery": [25.0 + kinesis_outage, 25.0 + kinesis_outage + bq_outage, None, None],
+            "kinesis": _Outage(15.0, 15.0 + kinesis_outage),
+            "bigquery": _Outage(25.0 + kinesis_outage, 25.0 + kinesis_outage + bq_outage),
         }
         self.run_started: float | None = None
 
@@ -675,14 +684,13 @@ class CloudChaos(EmbeddedChaos):
             self.aws.throttle(self.throttle)
         t = time.monotonic() - self.run_started
         for name, span in self.outages.items():
-            start, end, began, ended = span
-            if began is None and t >= start:
+            if span.began is None and t >= span.start:
                 self._proxy(name).down()
-                span[2] = time.monotonic()
-                self._log(f"{name} DOWN (outage of {end - start:.0f}s begins)")
-            elif began is not None and ended is None and t >= end:
+                span.began = time.monotonic()
+                self._log(f"{name} DOWN (outage of {span.end - span.start:.0f}s begins)")
+            elif span.began is not None and span.ended is None and t >= span.end:
                 self._proxy(name).up()
-                span[3] = time.monotonic()
+                span.ended = time.monotonic()
                 self._log(f"{name} up again")
 
     def end_faults(self) -> dict[str, float]:
@@ -690,10 +698,11 @@ class CloudChaos(EmbeddedChaos):
         self.aws.throttle(0.0)
         out: dict[str, float] = {}
         for name, span in self.outages.items():
-            if span[2] is not None and span[3] is None:
+            if span.began is not None and span.ended is None:
                 self._proxy(name).up()
-                span[3] = time.monotonic()
-            out[f"{name}_outage_s"] = (span[3] - span[2]) if span[2] is not None else 0.0
+                span.ended = time.monotonic()
+            down = span.ended - span.began if span.began is not None and span.ended else 0.0
+            out[f"{name}_outage_s"] = down
         out["kinesis_throttled"] = float(self.aws.throttled)
         out["kinesis_refused"] = float(self.aws.refused)
         out["bigquery_refused"] = float(self.bq.refused)

@@ -123,7 +123,7 @@ class FaultProxy:
         self.throttled = 0  # requests answered with a throttling error
         self._server = _Server(self)
         host, port = self._server.server_address[:2]
-        self.endpoint = f"http://{host}:{port}"
+        self.endpoint = f"http://{host!s}:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -242,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
