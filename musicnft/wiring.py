@@ -95,6 +95,7 @@ def open_warehouse(settings: Settings, read_only: bool = False) -> Warehouse:
         read_only=read_only,
         catalog=settings.warehouse_catalog or None,
         data_path=settings.warehouse_data_path or None,
+        s3_endpoint_url=settings.aws_endpoint_url,
     )
 
 

@@ -36,9 +36,15 @@ class EmbeddedWarehouseResource(WarehouseResource):
     root: str
     catalog: str | None = None
     data_path: str | None = None
+    s3_endpoint_url: str | None = None  # a local S3 (moto) for an s3:// data path
 
     def warehouse(self) -> EmbeddedWarehouse:
-        return EmbeddedWarehouse(Path(self.root), catalog=self.catalog, data_path=self.data_path)
+        return EmbeddedWarehouse(
+            Path(self.root),
+            catalog=self.catalog,
+            data_path=self.data_path,
+            s3_endpoint_url=self.s3_endpoint_url,
+        )
 
 
 class PipelineResource(dg.ConfigurableResource):
@@ -62,6 +68,7 @@ def _embedded_warehouse(settings: Settings) -> WarehouseResource:
         root=str(settings.warehouse_dir.resolve()),
         catalog=settings.warehouse_catalog or None,
         data_path=settings.warehouse_data_path or None,
+        s3_endpoint_url=settings.aws_endpoint_url,
     )
 
 

@@ -36,6 +36,7 @@ _EXTENSIONS = {
     "ducklake": "duckdb_extension_ducklake",
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",
 }
 
 
@@ -74,11 +75,61 @@ def new_connection(
     return con
 
 
-def extensions_for(catalog: str | None) -> tuple[str, ...]:
-    """The extensions a catalog needs: SQLite's scanner by default, PostgreSQL's for `postgres:`."""
-    if catalog and catalog.startswith("postgres:"):
-        return ("ducklake", "postgres_scanner")
-    return ("ducklake", "sqlite_scanner")
+def extensions_for(catalog: str | None, data_path: str | None = None) -> tuple[str, ...]:
+    """The extensions a catalog needs (SQLite's scanner by default, PostgreSQL's for
+    `postgres:`), and httpfs when the data lives on S3."""
+    scanner = "postgres_scanner" if catalog and catalog.startswith("postgres:") else "sqlite_scanner"
+    s3 = ("httpfs",) if data_path and data_path.startswith("s3://") else ()
+    return ("ducklake", scanner, *s3)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def create_s3_secret(con: duckdb.DuckDBPyConnection, endpoint_url: str | None = None) -> None:
+    """An S3 secret for the warehouse's data path, from the credentials boto3 resolves (the
+    environment, a profile, the instance role) and, for a local S3 (moto), its endpoint.
+
+    Temporary credentials are read when the connection opens: a process that outlives them
+    (an instance role's rotate every few hours) reconnects. The secret never reaches a log:
+    a failure is reported without the statement."""
+    import boto3
+
+    session = boto3.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise RuntimeError(
+            "the warehouse's data path is on S3 but no AWS credentials were found "
+            "(environment, profile or instance role)"
+        )
+    frozen = credentials.get_frozen_credentials()
+    options = {
+        "TYPE": "s3",
+        "KEY_ID": _literal(frozen.access_key),
+        "SECRET": _literal(frozen.secret_key),
+        "REGION": _literal(session.region_name or "us-east-1"),
+    }
+    if frozen.token:
+        options["SESSION_TOKEN"] = _literal(frozen.token)
+    if endpoint_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(endpoint_url)
+        options.update(
+            ENDPOINT=_literal(url.netloc),
+            URL_STYLE=_literal("path"),
+            USE_SSL="true" if url.scheme == "https" else "false",
+        )
+    sql = "CREATE OR REPLACE SECRET musicnft_s3 (" + ", ".join(
+        f"{k} {v}" for k, v in options.items()
+    ) + ")"
+    try:
+        con.execute(sql)
+    except duckdb.Error as exc:
+        raise RuntimeError(
+            f"could not configure S3 access for the warehouse: {type(exc).__name__}"
+        ) from None
 
 
 def attach_sql(

@@ -35,6 +35,7 @@ from musicnft.adapters.ducklake_catalog import (
     META_SCHEMA,
     RetryPolicy,
     attach_sql,
+    create_s3_secret,
     extensions_for,
     is_transient,
     new_connection,
@@ -165,6 +166,7 @@ class EmbeddedWarehouse:
         *,
         catalog: str | None = None,
         data_path: str | None = None,
+        s3_endpoint_url: str | None = None,
         legacy_ok: bool = False,
     ) -> None:
         self.root = Path(root).absolute()
@@ -172,6 +174,7 @@ class EmbeddedWarehouse:
         # (docs/warehouse.md, Beyond one laptop); data in `data_path`, else `<root>/data/`.
         self.catalog = catalog
         self.data_path = data_path
+        self.s3_endpoint_url = s3_endpoint_url  # a local S3 (moto) for an s3:// data path
         self.read_only = read_only
         self.retry = retry or RetryPolicy()
         self._recent_snapshots = recent_snapshots_for_dedup
@@ -267,7 +270,14 @@ class EmbeddedWarehouse:
             )
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
-        return new_connection(self.root, extensions_for(self.catalog))
+        con = new_connection(self.root, extensions_for(self.catalog, self.data_path))
+        if self.data_path and self.data_path.startswith("s3://"):
+            try:
+                create_s3_secret(con, self.s3_endpoint_url)
+            except BaseException:
+                con.close()
+                raise
+        return con
 
     def _attach_sql(self, read_only: bool = False, snapshot_time: datetime | None = None) -> str:
         return attach_sql(
