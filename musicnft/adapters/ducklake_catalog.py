@@ -78,7 +78,9 @@ def new_connection(
 def extensions_for(catalog: str | None, data_path: str | None = None) -> tuple[str, ...]:
     """The extensions a catalog needs (SQLite's scanner by default, PostgreSQL's for
     `postgres:`), and httpfs when the data lives on S3."""
-    scanner = "postgres_scanner" if catalog and catalog.startswith("postgres:") else "sqlite_scanner"
+    scanner = (
+        "postgres_scanner" if catalog and catalog.startswith("postgres:") else "sqlite_scanner"
+    )
     s3 = ("httpfs",) if data_path and data_path.startswith("s3://") else ()
     return ("ducklake", scanner, *s3)
 
@@ -121,9 +123,11 @@ def create_s3_secret(con: duckdb.DuckDBPyConnection, endpoint_url: str | None = 
             URL_STYLE=_literal("path"),
             USE_SSL="true" if url.scheme == "https" else "false",
         )
-    sql = "CREATE OR REPLACE SECRET musicnft_s3 (" + ", ".join(
-        f"{k} {v}" for k, v in options.items()
-    ) + ")"
+    sql = (
+        "CREATE OR REPLACE SECRET musicnft_s3 ("
+        + ", ".join(f"{k} {v}" for k, v in options.items())
+        + ")"
+    )
     try:
         con.execute(sql)
     except duckdb.Error as exc:
@@ -206,7 +210,9 @@ def is_transient(exc: BaseException) -> bool:
 class RetryPolicy:
     """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base·2ⁿ))."""
 
-    attempts: int = 25  # ~30 s of backoff: three writers on a loaded 2-core machine needed more than 12
+    attempts: int = (
+        25  # ~30 s of backoff: three writers on a loaded 2-core machine needed more than 12
+    )
     base_seconds: float = 0.02
     cap_seconds: float = 2.0
 

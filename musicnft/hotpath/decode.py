@@ -64,9 +64,8 @@ def decode_line(raw: bytes | str) -> dict[str, Any]:
     UTF-8 or JSON, a lone surrogate, an integer past 64 bits, 1e400, deep nesting) goes to the
     standard library, which accepts exactly what it always accepted and names the fault as it
     always did. The two agree on everything both accept (a test holds them to it)."""
-    if _orjson is not None and not (
-        _HUGE_INTEGER if isinstance(raw, bytes) else _HUGE_INTEGER_STR
-    ).search(raw):
+    huge = _HUGE_INTEGER.search(raw) if isinstance(raw, bytes) else _HUGE_INTEGER_STR.search(raw)
+    if _orjson is not None and huge is None:
         try:
             value = _orjson.loads(raw)
         except _orjson.JSONDecodeError:
