@@ -197,7 +197,10 @@ def format_table(results: list[ChaosResult]) -> str:
         ),
         (
             "  by stage",
-            *(" ".join(f"{s}={n}" for s, n in sorted(r.kills_by_stage().items())) for r in results),
+            *(
+                " ".join(f"{s}={n}" for s, n in sorted(r.kills_by_stage().items())) or "-"
+                for r in results
+            ),
         ),
         ("outage seconds", *(f"{r.outage_seconds:,.1f}" for r in results)),
         (
