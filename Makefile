@@ -25,18 +25,22 @@ $(STAMP): pyproject.toml requirements.lock
 lock: $(VENV)
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python $(BIN)/python -o requirements.lock
 
-# Replays the shipped sample through the whole embedded hot path, live-stamped, with Dagster
+# Replays the shipped sample (and its seeded NFT sales, beside the posts) through the whole
+# embedded hot path, live-stamped, with Dagster
 # (sensor, schedule, UI on 127.0.0.1:$(DAGSTER_PORT)) until Ctrl-C or DEMO_SECONDS=N seconds,
 # then materializes the windows it touched and prints the status.
 demo: $(STAMP)
-	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-5} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
+	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-5} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --sales --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 # The cloud profile (Kinesis, S3) rehearsed against moto server on 127.0.0.1; DEMO_SECONDS=N too.
 demo-cloud: $(STAMP)
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/python -m musicnft.devtools.cloud_rehearsal --speed $(DEMO_SPEED) --dagster-port $(DAGSTER_PORT) --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
+# Parallel workers (pytest-xdist), one test file per worker at a time: most of the suite's time is
+# spent waiting on subprocesses and local servers, so more workers than cores still pays.
+TEST_WORKERS ?= 4
 test: $(STAMP) browser postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser build).
 browser:

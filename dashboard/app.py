@@ -18,7 +18,10 @@ import streamlit as st
 
 from dashboard import queries as q
 from dashboard.insight import insight_panels
+from dashboard.live import live_panel
+from dashboard.live_queries import live, live_since
 from dashboard.model_sentiment import model_sentiment_panel
+from dashboard.sales import sales_beside_talk
 from musicnft import wiring
 from musicnft.ports import Warehouse
 from musicnft.settings import Settings
@@ -111,11 +114,18 @@ def main() -> None:
     st.title("🎵 The music-NFT conversation")
     wh = warehouse()
     fresh = q.freshness(wh)
+    live_panel(wh)
     if fresh.last_window is None:
-        st.info(
-            "No data yet. The aggregate tables fill as the pipeline runs: start it with "
-            "`make demo`, or materialize windows from the lake with `musicnft backfill`."
-        )
+        if live(wh, live_since(None, datetime.now(UTC))).posts:
+            st.info(
+                "No reconciled window yet: the live panel above counts what the hot path has "
+                "stored; the aggregate panels appear when the first window is materialized."
+            )
+        else:
+            st.info(
+                "No data yet. The aggregate tables fill as the pipeline runs: start it with "
+                "`make demo`, or materialize windows from the lake with `musicnft backfill`."
+            )
         return
     start, end, keyword = controls(fresh)
     panels(start, end, keyword)
@@ -288,6 +298,7 @@ def panels(start: datetime, end: datetime, keyword: str) -> None:
     hashtag_row(wh, start, end)
     locations_and_posts_row(wh, start, end, keyword)
     insight_panels(wh, start, end)
+    sales_beside_talk(wh, start, end)
 
 
 main()

@@ -74,7 +74,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             r"((?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|aws_secret_access_key|"
-            r"aws_session_token|X_BEARER_TOKEN|MUSICNFT_X_BEARER_TOKEN|"
+            r"aws_session_token|X_BEARER_TOKEN|MUSICNFT_X_BEARER_TOKEN|OPENSEA_API_KEY|x-api-key|"
             r"MUSICNFT_BIGQUERY_CREDENTIALS|X-Amz-Security-Token|X-Amz-Signature|"
             r"password|client_secret)\s*[=:]\s*)[^\s&,;'\"]+",
             re.IGNORECASE,

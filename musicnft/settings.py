@@ -68,6 +68,14 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value
 
 
+def _secret_url(env: Mapping[str, str], name: str) -> str:
+    """An optional http(s) URL that is itself a secret (a webhook): errors never echo it."""
+    value = (env.get(name) or "").strip()
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https:// (value not shown)")
+    return value
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(name) or default).strip().lower()
     if value not in choices:
@@ -86,14 +94,6 @@ def _endpoint_name(env: Mapping[str, str]) -> str:
         raise ConfigError(
             f"MUSICNFT_SENTIMENT_ENDPOINT must be a SageMaker endpoint name, got {value[:80]!r}"
         )
-    return value
-
-
-def _secret_url(env: Mapping[str, str], name: str) -> str:
-    """An optional http(s) URL that is itself a secret (a webhook): errors never echo it."""
-    value = (env.get(name) or "").strip()
-    if value and not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must start with http:// or https:// (value not shown)")
     return value
 
 
@@ -158,6 +158,24 @@ def parse_keywords(raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_collections(raw: str) -> tuple[str, ...]:
+    """Comma-separated marketplace collection slugs (lower-case letters, digits, '-', '_');
+    blanks and repeats dropped. Raises ConfigError naming a slug that cannot be one."""
+    out: list[str] = []
+    for part in raw.split(","):
+        slug = part.strip().lower()
+        if not slug:
+            continue
+        if len(slug) > 200 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in slug):
+            raise ConfigError(
+                f"MUSICNFT_NFT_COLLECTIONS: {slug[:60]!r} is not a collection slug "
+                "(letters, digits, '-', '_')"
+            )
+        if slug not in out:
+            out.append(slug)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the embedded hot path needs to know; see the README's configuration table."""
@@ -169,20 +187,35 @@ class Settings:
     stream_shards: int = 4
     max_record_bytes: int = 1_048_576
     producer_batch_records: int = 500
-    producer_linger_seconds: float = 0.5
+    producer_linger_seconds: float = 0.2
     delivery_buffer_bytes: int = 4 * 1024 * 1024
     delivery_buffer_seconds: float = 30.0
-    consumer_batch_size: int = 100
+    # Lambda's largest Kinesis batch: under load a batch takes what the stream holds (one
+    # posts_hot transaction per batch: 100 a batch held the pipeline to a third of its speed);
+    # when quiet the window below bounds the wait.
+    consumer_batch_size: int = 10_000
+    consumer_batch_window_seconds: float = 0.25
     consumer_max_retries: int = 2
     stream_retention_hours: float = 24.0
     stream_backend: str = "local"  # local | kinesis
     lake_backend: str = "local"  # local | s3
     s3_bucket: str = ""
     aws_endpoint_url: str | None = None
+    # The consumer Lambda's on-failure destination (SQS), which `musicnft redrive` replays.
+    redrive_queue_url: str = ""
     spool_max_seconds: float = 30.0
     x_api_base: str = "https://api.x.com"
     x_price_per_post: float = 0.005
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+    # NFT market sales (issue 17): OpenSea's API, the collections followed (slugs), the pace of
+    # requests (OpenSea allows about one a second per key) and of polls. The key comes from
+    # OPENSEA_API_KEY; kept out of repr so a logged Settings never prints it.
+    opensea_api_base: str = "https://api.opensea.io"
+    opensea_api_key: str = field(default="", repr=False)
+    nft_collections: tuple[str, ...] = ()
+    opensea_request_interval: float = 1.0
+    opensea_max_attempts: int = 8  # tries per request (429, 5xx, network) before it fails
+    sales_poll_seconds: float = 60.0
     warehouse_backend: str = "embedded"  # embedded | bigquery
     bigquery_project: str = ""
     bigquery_dataset: str = "musicnft"
@@ -215,14 +248,6 @@ class Settings:
     # Delivery writes timestamps as Firehose's format conversion does (INT96) where it stands in
     # for Firehose in front of S3 (the cloud rehearsal), so every lake reader is proven on them.
     delivery_int96_timestamps: bool = False
-    # Issue 18: the entities file (None = the one shipped in musicnft/hotpath/entities.json) and
-    # the spike alerts' Slack-compatible webhook (a secret: kept out of repr, never logged).
-    entities_file: Path | None = None
-    alert_webhook_url: str = field(default="", repr=False)
-    # Engagement re-reads (issue 18): Bluesky's public AppView (free), and a daily cap in USD on
-    # X's paid post reads (0 = X posts are not re-read).
-    bluesky_appview_url: str = "https://public.api.bsky.app"
-    x_reread_budget_usd: float = 0.0
     # Issue 15: the trained sentiment model. `promoted` scores in process from the lake's promoted
     # artifact, `off` leaves the model columns null; a SageMaker endpoint name makes the consumer
     # call it instead (with this timeout per call, VADER-only rows when it fails).
@@ -231,6 +256,14 @@ class Settings:
     sentiment_endpoint_timeout: float = 2.0
     sagemaker_endpoint_url: str | None = None  # the SageMaker runtime API's URL (a local fake)
     sagemaker_bind_port: int | None = None  # SAGEMAKER_BIND_TO_PORT: the serving container's port
+    # Issue 18: the entities file (None = the one shipped in musicnft/hotpath/entities.json) and
+    # the spike alerts' Slack-compatible webhook (a secret: kept out of repr, never logged).
+    entities_file: Path | None = None
+    alert_webhook_url: str = field(default="", repr=False)
+    # Engagement re-reads (issue 18): Bluesky's public AppView (free), and a daily cap in USD on
+    # X's paid post reads (0 = X posts are not re-read).
+    bluesky_appview_url: str = "https://public.api.bsky.app"
+    x_reread_budget_usd: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -288,6 +321,7 @@ class Settings:
             lake_backend=lake_backend,
             s3_bucket=bucket,
             aws_endpoint_url=env.get("MUSICNFT_AWS_ENDPOINT_URL") or None,
+            redrive_queue_url=env.get("MUSICNFT_REDRIVE_QUEUE_URL", "").strip(),
             spool_max_seconds=_float(env, "MUSICNFT_SPOOL_AFTER_SECONDS", 30.0, 0, 3600),
             x_api_base=_url(
                 env, "MUSICNFT_X_API_BASE", "https://api.x.com", ("http://", "https://")
@@ -299,6 +333,14 @@ class Settings:
                 "wss://jetstream2.us-east.bsky.network/subscribe",
                 ("ws://", "wss://"),
             ),
+            opensea_api_base=_url(
+                env, "MUSICNFT_OPENSEA_API_BASE", "https://api.opensea.io", ("http://", "https://")
+            ),
+            opensea_api_key=(env.get("OPENSEA_API_KEY") or "").strip(),
+            nft_collections=parse_collections(env.get("MUSICNFT_NFT_COLLECTIONS", "")),
+            opensea_request_interval=_float(env, "MUSICNFT_OPENSEA_REQUEST_INTERVAL", 1.0, 0, 60),
+            opensea_max_attempts=_int(env, "MUSICNFT_OPENSEA_MAX_ATTEMPTS", 8, 1, 20),
+            sales_poll_seconds=_float(env, "MUSICNFT_SALES_POLL_SECONDS", 60.0, 0.1, 3600),
             data_dir=Path(env.get("MUSICNFT_DATA_DIR", "data") or "data"),
             profile=profile,
             keywords=parse_keywords(env.get("MUSICNFT_KEYWORDS", ",".join(DEFAULT_KEYWORDS))),
@@ -306,12 +348,15 @@ class Settings:
             stream_shards=_int(env, "MUSICNFT_STREAM_SHARDS", 4, 1, 64),
             max_record_bytes=_int(env, "MUSICNFT_MAX_RECORD_BYTES", 1_048_576, 1024, 1_048_576),
             producer_batch_records=_int(env, "MUSICNFT_PRODUCER_BATCH_RECORDS", 500, 1, 500),
-            producer_linger_seconds=_float(env, "MUSICNFT_PRODUCER_LINGER_SECONDS", 0.5, 0, 60),
+            producer_linger_seconds=_float(env, "MUSICNFT_PRODUCER_LINGER_SECONDS", 0.2, 0, 60),
             delivery_buffer_bytes=_int(
                 env, "MUSICNFT_DELIVERY_BUFFER_BYTES", 4 * 1024 * 1024, 1024, 128 * 1024 * 1024
             ),
             delivery_buffer_seconds=_float(env, "MUSICNFT_DELIVERY_BUFFER_SECONDS", 30.0, 0, 900),
-            consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 100, 1, 10_000),
+            consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 10_000, 1, 10_000),
+            consumer_batch_window_seconds=_float(
+                env, "MUSICNFT_CONSUMER_BATCH_WINDOW_SECONDS", 0.25, 0, 300
+            ),
             consumer_max_retries=_int(env, "MUSICNFT_CONSUMER_MAX_RETRIES", 2, 0, 10_000),
             stream_retention_hours=_float(env, "MUSICNFT_STREAM_RETENTION_HOURS", 24.0, 1, 8760),
             partitions_start=_window_key(
@@ -335,17 +380,6 @@ class Settings:
             warehouse_catalog=_warehouse_catalog(env),
             warehouse_data_path=env.get("MUSICNFT_WAREHOUSE_DATA_PATH", "").strip(),
             delivery_int96_timestamps=_delivery_timestamps(env, lake_backend) == "int96",
-            entities_file=Path(env["MUSICNFT_ENTITIES_FILE"].strip())
-            if (env.get("MUSICNFT_ENTITIES_FILE") or "").strip()
-            else None,
-            alert_webhook_url=_secret_url(env, "MUSICNFT_ALERT_WEBHOOK_URL"),
-            bluesky_appview_url=_url(
-                env,
-                "MUSICNFT_BLUESKY_APPVIEW_URL",
-                "https://public.api.bsky.app",
-                ("http://", "https://"),
-            ),
-            x_reread_budget_usd=_float(env, "MUSICNFT_X_REREAD_BUDGET_USD", 0.0, 0, 100_000),
             sentiment_model=_choice(
                 env, "MUSICNFT_SENTIMENT_MODEL", "promoted", ("promoted", "off")
             ),
@@ -363,6 +397,17 @@ class Settings:
                 if (env.get("SAGEMAKER_BIND_TO_PORT") or "").strip()
                 else None
             ),
+            entities_file=Path(env["MUSICNFT_ENTITIES_FILE"].strip())
+            if (env.get("MUSICNFT_ENTITIES_FILE") or "").strip()
+            else None,
+            alert_webhook_url=_secret_url(env, "MUSICNFT_ALERT_WEBHOOK_URL"),
+            bluesky_appview_url=_url(
+                env,
+                "MUSICNFT_BLUESKY_APPVIEW_URL",
+                "https://public.api.bsky.app",
+                ("http://", "https://"),
+            ),
+            x_reread_budget_usd=_float(env, "MUSICNFT_X_REREAD_BUDGET_USD", 0.0, 0, 100_000),
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:

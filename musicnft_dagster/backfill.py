@@ -245,6 +245,7 @@ class BackfillOutcome:
     days: int = 0
     windows: int = 0
     posts: int = 0
+    sales: int = 0  # NFT sales counted (nft_sales_15m)
     repaired: int = 0
     failed_runs: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)  # "asset.check day: why"
@@ -274,6 +275,8 @@ def outcome(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> BackfillOut
                 out.posts += _int(meta.get("posts"))
             elif mat.asset_key.to_user_string() == LAST_ASSET:
                 out.repaired += _int(meta.get("repaired"))
+            elif mat.asset_key.to_user_string() == "nft_sales_15m":
+                out.sales += _int(meta.get("sales"))
         for record in instance.get_records_for_run(
             run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
         ).records:

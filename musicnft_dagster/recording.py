@@ -33,6 +33,7 @@ WINDOW_ASSETS = (
     "reconciliation_15m",
     "entity_metrics_15m",
     "spikes_15m",
+    "nft_sales_15m",
 )
 
 

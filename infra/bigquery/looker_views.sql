@@ -178,6 +178,24 @@ FROM `musicnft.posts` AS p
 CROSS JOIN UNNEST(ARRAY_CONCAT(['all'], IFNULL(p.matched_keywords, ARRAY<STRING>[])))
   AS keyword;
 
+CREATE OR REPLACE VIEW `musicnft.looker_nft_sales`
+OPTIONS(description="Looker Studio: NFT sales per 15-minute window and collection: sales, ETH volume, average and highest ETH price (ETH/WETH sales), buyers; blend on window_start.")
+AS
+SELECT
+  window_start,
+  TIMESTAMP_TRUNC(window_start, HOUR) AS hour,
+  DATE(window_start) AS day,
+  collection,
+  sale_count AS sales,
+  volume_eth,
+  avg_price_eth,
+  max_price_eth,
+  IFNULL(CAST(ROUND(SAFE_DIVIDE(volume_eth, avg_price_eth)) AS INT64), 0)
+    AS eth_priced_sales,
+  unique_buyers AS buyers,
+  updated_at
+FROM `musicnft.nft_sales_15m`;
+
 CREATE OR REPLACE VIEW `musicnft.looker_entities`
 OPTIONS(description="Looker Studio: share of voice per 15-minute window and entity (entities file): posts, authors, sentiment split and sums/weights, engagement, and the window's total posts.")
 AS

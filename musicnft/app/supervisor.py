@@ -120,6 +120,8 @@ class Supervisor:
         self.started_at = datetime.now(UTC)
         self.dagster: subprocess.Popen[bytes] | None = None
         self.dashboard: subprocess.Popen[bytes] | None = None
+        self.sales: subprocess.Popen[bytes] | None = None  # --sales: the sales replay
+        self.sales_rc: int | None = None
         self.checks_failed = False
         self.max_restarts = int(getattr(args, "max_restarts", 10))
         self.finishing = False  # the last sweep has begun: a signal must not interrupt it
@@ -217,7 +219,7 @@ class Supervisor:
             time.sleep(min(0.2, left))
 
     def _popens(self) -> list[subprocess.Popen[bytes]]:
-        extra = [p for p in (self.dagster, self.dashboard) if p is not None]
+        extra = [p for p in (self.dagster, self.dashboard, self.sales) if p is not None]
         return [*self.procs.values(), *extra]
 
     def _check_forced(self) -> None:
@@ -244,7 +246,13 @@ class Supervisor:
         dagster = s.data_dir / "dagster"
         # Kinesis readers' checkpoints and the producer's spool belong to the stream: a stale
         # checkpoint would make readers of a new stream skip its first records.
-        stores = (s.stream_path.parent, s.checkpoint_path.parent, s.spool_path.parent)
+        # The sales collector's memory of what it wrote describes the lake: it goes with it.
+        stores = (
+            s.stream_path.parent,
+            s.checkpoint_path.parent,
+            s.spool_path.parent,
+            s.data_dir / "sales",
+        )
         for path in (*stores, s.lake_dir, s.warehouse_dir, s.dead_letter_dir, dagster):
             if path.exists():
                 shutil.rmtree(path)
@@ -279,6 +287,8 @@ class Supervisor:
             self._start_dashboard()
         for stage in ("deliver", "consume", "produce"):
             self._spawn(stage)
+        if getattr(self.args, "sales", False):
+            self._start_sales()
         try:
             self._supervise()
         finally:
@@ -322,6 +332,7 @@ class Supervisor:
                     if self._schedule_restart(stage, rc) == "gave_up":
                         return  # a stage that keeps dying: stop, drain what can, exit non-zero
             self._tend_dashboard()
+            self._tend_sales()
             if now - last_report >= 15:
                 last_report = now
                 self._report()
@@ -342,6 +353,31 @@ class Supervisor:
         self.restarts["dashboard"].append(time.monotonic())
         self._start_dashboard()
 
+    def _start_sales(self) -> None:
+        """The sales replay (`musicnft sales --source replay`) at the producer's speed, restamped
+        like the posts, so the demo's sales land beside its talk."""
+        cmd = stage_command(
+            "sales", "--data-dir", str(self.settings.data_dir), "--source", "replay",
+            "--speed", self.args.speed, "--flush-seconds", "5",
+        )  # fmt: skip
+        if self.args.restamp:
+            cmd.append("--restamp")
+        self.sales = self._popen(cmd, env=child_env(self.settings))
+        log.info("started the sales replay (pid %d)", self.sales.pid)
+
+    def _tend_sales(self, stopped: bool = False) -> None:
+        """The sales replay ends by itself when its sample is replayed: say how it ended, once.
+        It is not restarted (what it wrote stays; a second replay would only repeat sales)."""
+        if self.sales is None or self.sales_rc is not None or self.sales.poll() is None:
+            return
+        self.sales_rc = self.sales.returncode
+        if stopped and self.sales_rc in (0, -signal.SIGTERM):
+            log.info("the sales replay stopped (what it had read is in the lake)")
+        elif self.sales_rc == 0:
+            log.info("the sales replay finished")
+        else:
+            log.error("the sales replay exited with code %d", self.sales_rc)
+
     def _lag(self, stage: str) -> int | None:
         """Records the stage's reader has not committed yet (None: the stream does not say)."""
         if self.settings.stream_backend != "local" or not self.settings.stream_path.exists():
@@ -355,6 +391,18 @@ class Supervisor:
         """Stop the producer (it flushes), then drain: delivery and consumer finish what is on
         the stream. A drain process that dies is restarted (`--once`) within the same bound as
         any stage; one that cannot finish is reported by `_verdict`."""
+        if self.sales is not None and self.sales.poll() is None:
+            if self.args.exit_when_done and self.producer_rc == 0 and not self.stop.is_set():
+                # the posts' replay is done: the sales' replay finishes too (it is shorter)
+                deadline = time.monotonic() + DRAIN_TIMEOUT
+                while self.sales.poll() is None and time.monotonic() < deadline:
+                    if self.stop.is_set():
+                        break
+                    self._sleep(0.2)
+            # it writes what it holds on SIGTERM, before the final windows read the lake
+            stopped = self.sales.poll() is None
+            proctree.stop_group(self.sales, signal.SIGTERM, 60.0, "the sales replay")
+            self._tend_sales(stopped)
         producer = self.procs.get("produce")
         if producer is not None:
             if producer.poll() is None:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from musicnft.batch import sales as bs
 from musicnft.batch import window_pipeline as wp
+from musicnft.batch.drops import MAX_SPAN_WINDOWS
 from musicnft.batch.insight_pipeline import build_insight
-from musicnft.batch.lake_index import LakeIndex, read_file_stats, unreadable_reason
-from musicnft.contract.lake_layout import RAW_PREFIX
-from musicnft.contract.windows import window_key, window_start, windows_between
+from musicnft.batch.lake_index import LakeIndex, read_file_stats, read_table, unreadable_reason
+from musicnft.contract.lake_layout import RAW_PREFIX, SALES_PREFIX, time_column
+from musicnft.contract.windows import WINDOW, window_key, window_start, windows_between
 from musicnft.ports import Lake, Warehouse
 
 log = logging.getLogger("musicnft.backfill")
@@ -33,6 +35,7 @@ class WindowOutcome:
     posts: wp.PostsResult
     reconciliation: wp.ReconciliationResult
     checks: dict[str, tuple[bool, Any]]
+    sales: bs.SalesResult | None = None
 
     @property
     def passed(self) -> bool:
@@ -54,12 +57,14 @@ WindowRecorder = Callable[[WindowOutcome], None]
 
 
 def index_lake(lake: Lake, warehouse: Warehouse, chunk: int = 500) -> int:
-    """Index every raw/ file not yet in `lake_files`; returns how many were added."""
+    """Index every raw/ (posts) and sales/ (NFT sales) file not yet in `lake_files`; returns
+    how many were added."""
     index = LakeIndex(warehouse)
     known = index.known_keys() | set(index.quarantined())
     new = [
         o
-        for o in lake.list_objects(RAW_PREFIX)
+        for prefix in (RAW_PREFIX, SALES_PREFIX)
+        for o in lake.list_objects(prefix)
         if o.key.endswith(".parquet") and o.key not in known
     ]
     for i in range(0, len(new), chunk):
@@ -77,10 +82,19 @@ def index_lake(lake: Lake, warehouse: Warehouse, chunk: int = 500) -> int:
     return len(new)
 
 
-def windows_with_posts(warehouse: Warehouse, files_since: datetime | None = None) -> list[datetime]:
+def windows_with_posts(
+    warehouse: Warehouse, files_since: datetime | None = None, lake: Lake | None = None
+) -> list[datetime]:
+    """The windows the indexed files' posts fall in: from a file's [min, max] when that spans
+    few windows, else (with the lake at hand) from the file's own time column, so one post
+    stamped decades away cannot fan a backfill out to millions of empty windows."""
     windows: set[datetime] = set()
-    for lo, hi in LakeIndex(warehouse).windows_with_posts(files_since):
-        windows.update(windows_between(lo, hi))
+    for key, lo, hi in LakeIndex(warehouse).files_with_posts(files_since):
+        if lake is not None and (hi - lo) / WINDOW > MAX_SPAN_WINDOWS:
+            column = read_table(lake, key, columns=[time_column(key)]).column(0).to_pylist()
+            windows.update(window_start(t) for t in column if t is not None)
+        else:
+            windows.update(windows_between(lo, hi))
     return sorted(windows)
 
 
@@ -92,6 +106,7 @@ def materialize_window(
         wp.build_aggregate(warehouse, table, window, keywords)
     build_insight(warehouse, window)
     recon = wp.reconcile(warehouse, window)
+    sales = bs.build_sales(lake, warehouse, window)
     unique_ok, dups = wp.check_posts_unique(warehouse, window)
     schema_ok, diffs = wp.check_posts_schema(warehouse, window)
     checks = {
@@ -101,8 +116,20 @@ def materialize_window(
             recon.reconciled,
             {"still_missing": recon.after_missing, "still_duplicated": recon.after_duplicates},
         ),
+        "nft_sales_15m.sale_ids_unique": bs.check_sales_counted_once(
+            warehouse, window, sales.sales
+        ),
+        "nft_sales_15m.prices_non_negative": _prices_ok(warehouse, window, sales),
     }
-    return WindowOutcome(window, posts, recon, checks)
+    return WindowOutcome(window, posts, recon, checks, sales)
+
+
+def _prices_ok(
+    warehouse: Warehouse, window: datetime, sales: bs.SalesResult
+) -> tuple[bool, dict[str, int]]:
+    ok, rows = bs.check_sales_prices(warehouse, window)
+    detail = {"negative_rows": rows, "negative_sales_left_out": sales.negative_prices}
+    return ok and not sales.negative_prices, detail
 
 
 class Progress:
@@ -153,7 +180,7 @@ def run_backfill(
         lo = window_start(start) if start else None
         windows = [
             w
-            for w in windows_with_posts(warehouse, files_since)
+            for w in windows_with_posts(warehouse, files_since, lake)
             if (lo is None or w >= lo) and (end is None or w < end)
         ]
     progress = Progress(len(windows), "backfill")

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from musicnft.contract.lake_layout import RAW_PREFIX, time_column
 from musicnft.contract.schema import POST_FIELDS, POST_SCHEMA
 from musicnft.contract.tables import LAKE_FILES_SCHEMA, LAKE_QUARANTINE_SCHEMA
 from musicnft.contract.windows import WINDOW
@@ -90,10 +91,14 @@ def parquet_metadata(lake: Lake, key: str) -> pq.FileMetaData:
 
 
 def read_file_stats(lake: Lake, obj: LakeObject) -> FileStats:
-    """min/max created_at from the footer's row-group statistics (the column if they are absent)."""
+    """min/max created_at from the footer's row-group statistics (the column if they are absent).
+
+    For a sales file (`sales/`) the range is its sales' `event_timestamp` (`time_column`); it is
+    recorded in the same `lake_files` columns."""
     meta = parquet_metadata(lake, obj.key)
     schema = meta.schema.to_arrow_schema()
-    index = schema.get_field_index("created_at")
+    column_name = time_column(obj.key)
+    index = schema.get_field_index(column_name)
     lo: datetime | None = None
     hi: datetime | None = None
     have_stats = index >= 0 and meta.num_row_groups > 0
@@ -109,7 +114,7 @@ def read_file_stats(lake: Lake, obj: LakeObject) -> FileStats:
         lo = rmin if lo is None else min(lo, rmin)
         hi = rmax if hi is None else max(hi, rmax)
     if index >= 0 and not have_stats and meta.num_rows:
-        column = read_table(lake, obj.key, columns=["created_at"]).column(0)
+        column = read_table(lake, obj.key, columns=[column_name]).column(0)
         lo, hi = _as_utc(pc.min(column).as_py()), _as_utc(pc.max(column).as_py())
     return FileStats(obj.key, lo, hi, meta.num_rows, obj.size, obj.last_modified)
 
@@ -220,12 +225,14 @@ class LakeIndex:
             self.warehouse.query("SELECT DISTINCT key FROM lake_files").column(0).to_pylist()
         )
 
-    def files_for_window(self, start: datetime) -> list[str]:
+    def files_for_window(self, start: datetime, prefix: str = RAW_PREFIX) -> list[str]:
+        """The indexed, unquarantined files under `prefix` (posts' `raw/` unless asked for
+        `sales/`) whose time range overlaps the window."""
         end = start + WINDOW
         result = self.warehouse.query(
             "SELECT DISTINCT key FROM lake_files WHERE min_created_at < ? AND max_created_at >= ? "
-            "AND key NOT IN (SELECT key FROM lake_quarantine) ORDER BY key",
-            [end, start],
+            "AND key LIKE ? AND key NOT IN (SELECT key FROM lake_quarantine) ORDER BY key",
+            [end, start, prefix + "%"],
         )
         return result.column(0).to_pylist()
 
@@ -245,3 +252,20 @@ class LakeIndex:
             if result.num_rows
             else []
         )
+
+    def files_with_posts(
+        self, modified_since: datetime | None = None
+    ) -> list[tuple[str, datetime, datetime]]:
+        """(key, min, max) created_at of every indexed file that holds rows (optionally only
+        files that landed since a time)."""
+        since = modified_since or datetime(1970, 1, 1, tzinfo=UTC)
+        rows = self.warehouse.query(
+            "SELECT DISTINCT key, min_created_at, max_created_at FROM lake_files "
+            "WHERE row_count > 0 AND min_created_at IS NOT NULL AND last_modified >= ? "
+            "ORDER BY key",
+            [since],
+        ).to_pylist()
+        return [
+            (r["key"], _as_utc(r["min_created_at"]), _as_utc(r["max_created_at"]))  # type: ignore[misc]
+            for r in rows
+        ]

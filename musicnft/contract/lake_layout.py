@@ -58,6 +58,31 @@ def deletions_key(learned_at: datetime, unique: str | None = None) -> str:
     return f"{DELETIONS_PREFIX}{hour_prefix(learned_at)}tombstones-{unique}.jsonl"
 
 
+def sales_key(source: str, oldest_arrival: datetime, unique: str | None = None) -> str:
+    """Where a batch of normalized NFT sales lands: `sales/YYYY/MM/DD/HH/<source>-1-...parquet`,
+    the folder hour the UTC arrival (ingest) of its oldest sale, as for `raw/`."""
+    unique = unique or str(uuid.uuid4())
+    return (
+        f"{SALES_PREFIX}{hour_prefix(oldest_arrival)}"
+        f"{object_name(source, oldest_arrival, unique, DELIVERY_STREAM_VERSION)}.parquet"
+    )
+
+
+# The column whose range says which windows a lake file touches (its footer statistics are
+# recorded in `lake_files`): a post's creation, a sale's event time.
+TIME_COLUMNS = {RAW_PREFIX: "created_at", SALES_PREFIX: "event_timestamp"}
+# The prefixes whose new Parquet files the drop sensor watches (posts and NFT sales).
+DROP_PREFIXES = (RAW_PREFIX, SALES_PREFIX)
+
+
+def time_column(key: str) -> str:
+    """The time column of the lake file at `key` (`created_at` outside the known prefixes)."""
+    for prefix, column in TIME_COLUMNS.items():
+        if key.startswith(prefix):
+            return column
+    return "created_at"
+
+
 def model_key(version: str, name: str = "sentiment") -> str:
     """Where a trained model's SageMaker artifact lives: `models/<name>/<version>/model.tar.gz`."""
     return f"{MODELS_PREFIX}{name}/{version}/model.tar.gz"

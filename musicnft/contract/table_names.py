@@ -26,6 +26,7 @@ WINDOWED_TABLE_NAMES = (
     "hashtag_counts_15m",
     "location_counts_15m",
     "reconciliation_15m",
+    "nft_sales_15m",
     "entity_metrics_15m",
     "spikes_15m",
     "engagement_15m",

@@ -8,9 +8,22 @@ from typing import Any
 
 import dagster as dg
 
-from musicnft.batch.drops import DropCursor, RunPlan, plan_runs, run_key, select_new_files
-from musicnft.batch.lake_index import FileStats, LakeIndex, read_file_stats, read_table
-from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
+from musicnft.batch.drops import (
+    DropCursor,
+    RunPlan,
+    missed_files,
+    plan_runs,
+    run_key,
+    select_new_files,
+)
+from musicnft.batch.lake_index import (
+    FileStats,
+    LakeIndex,
+    read_file_stats,
+    read_table,
+    unreadable_reason,
+)
+from musicnft.contract.lake_layout import DROP_PREFIXES, ERRORS_PREFIX, time_column
 from musicnft.contract.windows import parse_window_key, window_start
 from musicnft.ports import Lake, LakeObject
 from musicnft_dagster.jobs import TRIGGER_TAG, WINDOWS_TAG, windows_job
@@ -60,21 +73,68 @@ def _warn_about_errors(context: dg.SensorEvaluationContext, lake: Lake, cursor: 
 
 
 def _read_stats(
-    context: dg.SensorEvaluationContext, lake: Lake, new_files: list[LakeObject]
+    context: dg.SensorEvaluationContext, lake: Lake, index: LakeIndex, new_files: list[LakeObject]
 ) -> list[FileStats]:
-    """Each new file's footer stats; a file whose footer cannot be read is logged and skipped."""
+    """Each new file's footer stats. A file that is itself unreadable (not Parquet, a corrupt
+    footer, required columns missing) is quarantined with its reason, as a window run would; one
+    that fails for a passing reason (network, throttling) is skipped and found again by the next
+    sweep, since it is neither indexed nor quarantined."""
     stats = []
     for obj in new_files:
         try:
             stats.append(read_file_stats(lake, obj))
         except Exception as exc:  # a corrupt drop must not stop the others
-            context.log.error("cannot read the Parquet footer of %s: %s; skipping it", obj.key, exc)
+            reason = unreadable_reason(exc)
+            if reason is None:
+                context.log.warning(
+                    "cannot read the Parquet footer of %s now (%s); the next sweep retries it",
+                    obj.key,
+                    exc,
+                )
+            else:
+                index.quarantine(obj.key, reason)
     return stats
 
 
+def _sweep(
+    context: dg.SensorEvaluationContext,
+    lake: Lake,
+    index: LakeIndex,
+    cursor: DropCursor,
+    taken: list[LakeObject],
+    now: datetime,
+) -> list[LakeObject]:
+    """The periodic full listing of raw/ against the index: files delivered beyond the hour
+    listing's lookback, or hidden behind a skewed watermark, are taken in this tick. The sweep is
+    done when nothing is left over; until then it repeats on the next tick."""
+    room = MAX_FILES_PER_TICK - len(taken)
+    if room <= 0 or not cursor.sweep_due(now):
+        return []
+    known = index.known_keys() | set(index.quarantined()) | {o.key for o in taken}
+    missed = missed_files(list_drops(lake), known, room + 1)
+    if len(missed) <= room:
+        cursor.swept_at = now
+    missed = missed[:room]
+    if missed:
+        context.log.warning(
+            "full listing of raw/: %d file(s) the hour-folder listing missed (delivered late or "
+            "behind a skewed clock), e.g. %s; taking them now",
+            len(missed),
+            missed[0].key,
+        )
+    return missed
+
+
+def list_drops(lake: Lake, from_hour: datetime | None = None) -> list[LakeObject]:
+    """The lake's drops: posts under raw/ and NFT sales under sales/ (one cursor for both: keys
+    differ by prefix, and a window's run rebuilds its posts and its sales alike)."""
+    return [o for prefix in DROP_PREFIXES for o in lake.list_objects(prefix, from_hour)]
+
+
 def _exact_windows(lake: Lake, s: FileStats) -> set[datetime]:
-    """The windows a file's posts fall in, from its created_at column (for wide-spanning files)."""
-    column = read_table(lake, s.key, columns=["created_at"]).column(0).to_pylist()
+    """The windows a file's posts (or sales) fall in, from its created_at (event_timestamp)
+    column (for wide-spanning files)."""
+    column = read_table(lake, s.key, columns=[time_column(s.key)]).column(0).to_pylist()
     return {window_start(t) for t in column if t is not None}
 
 
@@ -266,15 +326,21 @@ def _tick_result(
     more: bool,
     plan: RunPlan,
     covered: int = 0,
+    swept: bool = False,
 ) -> dg.SensorResult | dg.SkipReason:
-    """The tick's runs and next cursor, or why there are none (no cursor change without news)."""
+    """The tick's runs and next cursor, or why there are none (no cursor change without news,
+    but for the time of a full sweep, so the next one waits its turn)."""
     requests = _run_requests(plan)
     if not requests:
         if not new_files and not cursor.pending:
-            return dg.SkipReason(
-                f"no new Parquet drops under raw/ (listed {listed} file(s) since "
-                f"{cursor.list_from_hour() or 'the beginning'})"
+            reason = dg.SkipReason(
+                f"no new Parquet drops under raw/ or sales/ (listed {listed} file(s) since "
+                f"{cursor.list_from_hour() or 'the beginning'}"
+                f"{'; full listing swept' if swept else ''})"
             )
+            if swept:
+                return dg.SensorResult(skip_reason=reason, cursor=next_cursor.to_json())
+            return reason
         return dg.SensorResult(
             skip_reason=dg.SkipReason(
                 f"{len(new_files)} new file(s) touch no window that exists yet or that a run "
@@ -297,7 +363,8 @@ def _tick_result(
     minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches raw/ for new Parquet drops (late ones in earlier hour folders too), reads each "
+        "Watches raw/ (posts) and sales/ (NFT sales) for new Parquet drops (late ones in earlier "
+        "hour folders too), reads each "
         "file's created_at range from its footer, and requests one run per day naming the "
         "15-minute windows touched, keyed by the windows and their new files so a repeated or "
         "restarted tick never runs the same work twice; windows a backfill already rebuilt "
@@ -309,13 +376,22 @@ def lake_drop_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     cursor = _read_cursor(context)
     the_lake = lake.lake()
-    listing = the_lake.list_objects(RAW_PREFIX, cursor.list_from_hour())
-    new_files, next_cursor, more = select_new_files(cursor, listing, MAX_FILES_PER_TICK)
-    _warn_about_errors(context, the_lake, cursor)
-    stats = _read_stats(context, the_lake, new_files)
+    now = datetime.now(UTC)
+    listing = list_drops(the_lake, cursor.list_from_hour())
+    new_files, next_cursor, more = select_new_files(cursor, listing, MAX_FILES_PER_TICK, now)
     wh = warehouse.warehouse()
+    index = LakeIndex(wh)
+    swept_before = next_cursor.swept_at
+    if cursor.watermark is None:  # this tick's listing was the full listing
+        if new_files and not more:
+            next_cursor.swept_at = swept_before = now
+    else:
+        new_files = new_files + _sweep(context, the_lake, index, next_cursor, new_files, now)
+    swept = next_cursor.swept_at != swept_before
+    _warn_about_errors(context, the_lake, cursor)
+    stats = _read_stats(context, the_lake, index, new_files)
     tick_started = datetime.now(UTC)
-    LakeIndex(wh).record(stats)
+    index.record(stats)
     plan = _plan(the_lake, stats, next_cursor.pending)
     next_cursor.pending = plan.future
     _log_plan(context, plan)
@@ -331,4 +407,5 @@ def lake_drop_sensor(
         more=more,
         plan=plan,
         covered=covered,
+        swept=swept,
     )

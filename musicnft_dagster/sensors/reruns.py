@@ -34,6 +34,7 @@ WINDOW_ASSET_NAMES = frozenset(
         "reconciliation_15m",
         "entity_metrics_15m",
         "spikes_15m",
+        "nft_sales_15m",
     )
 )
 WINDOW_ASSET_KEYS = frozenset(dg.AssetKey(k) for k in WINDOW_ASSET_NAMES)

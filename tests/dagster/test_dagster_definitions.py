@@ -25,6 +25,7 @@ ASSETS = {
     "spikes_15m",
     # the sentiment model (issue 15): not windowed, its own group and job
     *MODEL_ASSET_NAMES,
+    "nft_sales_15m",
 }
 CHECKS = {
     ("deletions", "no_deleted_post_visible"),
@@ -34,6 +35,8 @@ CHECKS = {
     ("reconciliation_15m", "lake_matches_warehouse"),
     ("spikes_15m", "no_spikes"),
     ("sentiment_model", "beats_vader"),
+    ("nft_sales_15m", "sale_ids_unique"),
+    ("nft_sales_15m", "prices_non_negative"),
 }
 
 

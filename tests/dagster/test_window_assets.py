@@ -344,7 +344,10 @@ def test_rematerializing_a_window_leaves_identical_tables(
     assert after == before
     # (each write is a new version of the window's file, replacing the previous one)
     files_after = {t: len(EmbeddedWarehouse(warehouse_root).files(t)) for t in WINDOWED_TABLES}
-    assert files_after == files_before == dict.fromkeys(WINDOWED_TABLES, 1)
+    # (the tables these assets write; others, e.g. nft_sales_15m, have their own assets)
+    written = [t for t in WINDOWED_TABLES if t in ASSET_NAMES]
+    assert {t: files_after[t] for t in written} == {t: files_before[t] for t in written}
+    assert {t: files_after[t] for t in written} == dict.fromkeys(written, 1)
     assert len(before["posts"]) == len(expected)
     assert before["reconciliation_15m"] == [
         {

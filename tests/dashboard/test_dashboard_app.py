@@ -27,6 +27,7 @@ PANELS = [
     "Share of voice by entity",
     "Spiking now",
     "Engagement at 24 h",
+    "NFT sales beside the talk",
 ]
 
 

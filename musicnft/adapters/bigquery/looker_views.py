@@ -212,6 +212,25 @@ VIEWS: dict[str, str] = {
         FROM `{{dataset}}.posts` AS p
         CROSS JOIN UNNEST(ARRAY_CONCAT(['all'], IFNULL(p.matched_keywords, ARRAY<STRING>[])))
           AS keyword""").format(url=_POST_URL, engagement=_ENGAGEMENT),
+    # One row per window and NFT collection with sales: the "sales beside talk" charts (blend
+    # with looker_window_metrics on window_start for the posts and sentiment). Averages re-
+    # aggregate as SUM(volume_eth) / SUM(eth_priced_sales): only sales paid in ETH or WETH have
+    # an ETH price, so `sales` (every sale) is not the average's weight.
+    "looker_nft_sales": dedent("""\
+        SELECT
+          window_start,
+          TIMESTAMP_TRUNC(window_start, HOUR) AS hour,
+          DATE(window_start) AS day,
+          collection,
+          sale_count AS sales,
+          volume_eth,
+          avg_price_eth,
+          max_price_eth,
+          IFNULL(CAST(ROUND(SAFE_DIVIDE(volume_eth, avg_price_eth)) AS INT64), 0)
+            AS eth_priced_sales,
+          unique_buyers AS buyers,
+          updated_at
+        FROM `{dataset}.nft_sales_15m`"""),
     # Share of voice (issue 18): one row per window and mentioned entity, with the window's total
     # posts beside it. Sentiment re-aggregates as SUM(sentiment_sum) / SUM(sentiment_weight);
     # share of voice over a range is a "percent of total" of `posts` by entity in Looker.
@@ -339,6 +358,10 @@ DESCRIPTIONS: dict[str, str] = {
     "looker_top_posts": (
         "Looker Studio: reconciled posts, one row per keyword ('all' + matched keywords), with "
         "engagement (reply+repost+like+quote), sentiment and a link to the post."
+    ),
+    "looker_nft_sales": (
+        "Looker Studio: NFT sales per 15-minute window and collection: sales, ETH volume, "
+        "average and highest ETH price (ETH/WETH sales), buyers; blend on window_start."
     ),
     "looker_entities": (
         "Looker Studio: share of voice per 15-minute window and entity (entities file): posts, "

@@ -6,7 +6,7 @@ SIGTERM: they flush what they hold, and `deliver`/`consume` first drain what is 
 
 One module per command group, each adding its own subcommands (`register`): `pipeline` (produce,
 deliver, consume, run), `query` (status, sql), `backfill`, `dashboard`, `xrules`, `bigquery`,
-`schema`, `sample`; `common` holds what they share.
+`schema`, `sample`, `cost`, `sales`; `common` holds what they share.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from musicnft.app.cli import (
     model,
     pipeline,
     query,
+    redrive,
+    sales,
     sample,
     schema,
     xrules,
@@ -45,6 +47,8 @@ GROUPS = (
     schema,
     sample,
     cost,
+    redrive,
+    sales,
     model,
     deletions,
 )

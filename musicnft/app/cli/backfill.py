@@ -118,7 +118,7 @@ def _windows(settings: Settings, start: datetime | None, end: datetime | None) -
     lo = window_start(start) if start else None
     return [
         w
-        for w in windows_with_posts(warehouse)
+        for w in windows_with_posts(warehouse, lake=lake)
         if (lo is None or w >= lo) and (end is None or w < end)
     ]
 
@@ -171,7 +171,8 @@ def _dagster_backfill(
     result = outcome(open_instance(settings.dagster_home), final.runs)
     print(
         f"backfill {backfill_id}: {final.status}; {result.days} day(s), {result.windows} "
-        f"window(s) materialized, {result.posts:,} posts, {result.repaired:,} posts_hot rows "
+        f"window(s) materialized, {result.posts:,} posts, {result.sales:,} NFT sales, "
+        f"{result.repaired:,} posts_hot rows "
         f"repaired, {len(final.runs)} run(s), {len(result.failed_runs)} failed, "
         f"{len(result.failed_checks)} failed check(s)"
     )
@@ -198,6 +199,7 @@ def _in_process_backfill(settings: Settings, start: datetime | None, end: dateti
     print(
         f"backfill: {len(report.windows)} window(s) materialized, "
         f"{sum(w.posts.unique_posts for w in report.windows):,} posts, "
+        f"{sum(w.sales.sales for w in report.windows if w.sales):,} NFT sales, "
         f"{sum(w.reconciliation.repaired for w in report.windows):,} posts_hot rows repaired, "
         f"{report.indexed_files} new lake file(s) indexed, {len(failed)} with failed checks"
     )

@@ -194,6 +194,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             dead_letter,
             settings.stream_name,
             batch_size=settings.consumer_batch_size,
+            batch_window_seconds=settings.consumer_batch_window_seconds,
             max_retries=settings.consumer_max_retries,
             on_idle=compact_when_idle,
         )
@@ -350,6 +351,12 @@ def register(sub: Subparsers) -> None:
         "materialize every window this run's drops touched",
     )
     p.add_argument("--dagster-port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    p.add_argument(
+        "--sales",
+        action="store_true",
+        help="also replay the seeded NFT sales sample beside the posts (same --speed and "
+        "--restamp) into the lake's sales/ (`musicnft sales --source replay`)",
+    )
     p.add_argument("--dashboard", action="store_true", help="also serve the live dashboard")
     p.add_argument("--dashboard-port", type=int, default=8501, help="dashboard port (default 8501)")
     p.add_argument(
