@@ -328,7 +328,11 @@ class EmbeddedChaos:
                 spare = [i for i, (_, t) in enumerate(plan) if counts[t] > 1]
                 i = self.rng.choice(spare)
                 plan[i] = (plan[i][0], stage)
-        self.plan = plan
+        # Producer kills are kept apart, due in the first 70% of an attempt's replay (a replay at
+        # `max` can end between two looks at its progress): each one is made, if need be in a
+        # further replay; the others follow the replay's progress in order.
+        self.producer_plan = [at * 0.7 for at, stage in plan if stage == "produce"]
+        self.plan = [(at, stage) for at, stage in plan if stage != "produce"]
         self.settings = Settings.from_env().with_data_dir(data_dir)
         # many small lake files: many points to die between (the children read these through
         # their own settings; this process never reads its environment for configuration)
@@ -389,9 +393,20 @@ class EmbeddedChaos:
                     if back is not None and back != kill.pid:
                         kill.outage = now - kill.at
                         pending.remove(kill)
-                if time.monotonic() - last_poll > 0.5:
+                if time.monotonic() - last_poll > 0.2:
                     last_poll = time.monotonic()
                     progress = (_appended(stream) - base) / target
+                producer = procs.get("produce")
+                if (
+                    self.producer_plan
+                    and producer is not None
+                    and progress >= self.producer_plan[0]
+                ):
+                    made = self._record_kill("produce", producer)
+                    if made is not None:
+                        pending.append(made)
+                        self.producer_plan.pop(0)
+                        # ends this run; its producer is not started again in it
                 if self.plan:
                     at, stage = self.plan[0]
                     draining = "produce" not in procs and progress > 0.5
@@ -435,7 +450,7 @@ class EmbeddedChaos:
         codes: list[int] = []
         pending: list[Kill] = []
         fresh = True
-        max_attempts = 2 + sum(1 for _, s in self.plan if s == "produce") * 2
+        max_attempts = 2 + len(self.producer_plan) * 2
         while len(codes) < max_attempts:
             rc = self._attempt(fresh, pending)
             codes.append(rc)
@@ -446,9 +461,10 @@ class EmbeddedChaos:
                 # not drained within the supervisor's drain timeout (a slow consumer on a busy
                 # machine): finish as its message says, without replaying the file again
                 self._drain()
-            if rc in (0, 3) and not producer_killed:
+            if rc in (0, 3) and not producer_killed and not self.producer_plan:
                 break
-            # a killed producer ends its run (exit 1): the next run replays the file again
+            # a killed producer ends its run (exit 1): the next run replays the file again; so
+            # does a producer kill not yet made (its replay ended first)
         now = self._now()
         for kill in pending:  # stages that never came back within the replay
             if kill.stage != "produce":
@@ -590,7 +606,7 @@ def run_embedded(
     )
     chaos._log(
         f"sample: {lines:,} lines, {len(expected.ids):,} unique valid posts, "
-        f"{len(expected.malformed):,} malformed; {len(chaos.plan)} stream kills planned, "
+        f"{len(expected.malformed):,} malformed; {len(chaos.plan) + len(chaos.producer_plan)} stream kills planned, "
         f"{chaos.batch_kills} backfill kills; log {chaos.log_path}"
     )
     codes = chaos.replay()
@@ -659,6 +675,7 @@ class CloudChaos(EmbeddedChaos):
     ) -> None:
         super().__init__(sample, expected, data_dir, 0, seed, speed, log_path, batch_kills=0)
         self.plan = []
+        self.producer_plan = []
         self.env = env
         self.settings = Settings.from_env(env)
         self.aws, self.bq = aws, bq
