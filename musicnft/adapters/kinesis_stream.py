@@ -8,11 +8,76 @@ live in a small SQLite file, one row per (reader, shard), as the KCL keeps them 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from musicnft.ports import StreamRecord
+
+log = logging.getLogger("musicnft.kinesis")
+T = TypeVar("T")
+
+# Errors that say Kinesis is unreachable or busy for now, not that the request is wrong: a reader
+# waits them out (with backoff) instead of crashing its stage and using up its restarts.
+_TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "InternalFailure",
+        "InternalFailureException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "KMSThrottlingException",
+        "ThrottlingException",
+        "RequestTimeout",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a boto3 error is an outage or throttling (retry later) rather than a fault."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(
+        exc,
+        EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | ConnectTimeoutError,
+    ):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return error.get("Code") in _TRANSIENT_CODES or status >= 500
+    return False
+
+
+def with_outage_retries(
+    what: str,
+    call: Callable[[], T],
+    give_up_after: float = 600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`call()` retried through an outage with backoff (1, 2, 4 … 30 s), logged once per wait;
+    raises the last error after `give_up_after` seconds, or at once for a non-transient one."""
+    start = time.monotonic()
+    delay = 1.0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() - start + delay > give_up_after:
+                raise
+            log.warning("%s: Kinesis unavailable (%s); retrying in %.0f s", what, exc, delay)
+            sleep(delay)
+            delay = min(30.0, delay * 2)
 
 
 class CheckpointStore:
@@ -47,10 +112,12 @@ class CheckpointStore:
 
 
 def list_shards(client: Any, stream_name: str) -> list[str]:
+    """Every shard of the stream; waits out an outage (a stage started during one would
+    otherwise die at once and use up its restarts)."""
     shards: list[str] = []
     kwargs: dict[str, Any] = {"StreamName": stream_name}
     while True:
-        page = client.list_shards(**kwargs)
+        page = with_outage_retries("ListShards", lambda k=kwargs: client.list_shards(**k))
         shards += [s["ShardId"] for s in page["Shards"]]
         token = page.get("NextToken")
         if not token:
@@ -71,6 +138,21 @@ class KinesisShardReader:
         self.checkpoints = checkpoints
         self._iterator: str | None = None
         self._iterator_after: int | None = None
+        self._outage_delay = 0.0  # the current backoff while Kinesis is unavailable
+        self._quiet_until = 0.0
+
+    def _outage(self, exc: BaseException) -> list[StreamRecord]:
+        """Back off (1, 2, 4 … 30 s) and report nothing read; logged once per backoff step."""
+        self._iterator = None
+        self._outage_delay = min(30.0, max(1.0, self._outage_delay * 2))
+        self._quiet_until = time.monotonic() + self._outage_delay
+        log.warning(
+            "shard %s: Kinesis unavailable (%s); reading again in %.0f s",
+            self.shard_id,
+            exc,
+            self._outage_delay,
+        )
+        return []
 
     def _iterator_for(self, after: int) -> str:
         if self._iterator is not None and self._iterator_after == after:
@@ -85,9 +167,28 @@ class KinesisShardReader:
         return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
 
     def read(self, after: int, limit: int) -> list[StreamRecord]:
-        response = self.client.get_records(
-            ShardIterator=self._iterator_for(after), Limit=min(limit, 10_000)
-        )
+        """The next records after `after`; none while Kinesis is unreachable or throttling (the
+        loop calls again after its idle pause), so an outage costs time, never the stage."""
+        from botocore.exceptions import ClientError
+
+        if time.monotonic() < self._quiet_until:
+            return []
+        try:
+            response = self.client.get_records(
+                ShardIterator=self._iterator_for(after), Limit=min(limit, 10_000)
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExpiredIteratorException":
+                self._iterator = None  # a fresh one from the checkpoint next time
+                return []
+            if not is_transient(exc):
+                raise
+            return self._outage(exc)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return self._outage(exc)
+        self._outage_delay = 0.0
         records = [
             StreamRecord(
                 seq=int(r["SequenceNumber"]),
