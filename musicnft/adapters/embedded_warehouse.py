@@ -743,6 +743,9 @@ class EmbeddedWarehouse:
         if len(statements) != 1 or statements[0].type not in allowed:
             raise ReadOnlyQueryError("only a single SELECT query is allowed here")
 
+    # Lookups per consumer batch (repaired ids, tombstones) cost a local query here: cheap.
+    per_batch_lookups = True
+
     def repaired_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of `ids` reconciliation already filled into posts_hot (the consumer skips them).
         BigQuery has no such method: a query per Lambda batch would bill 10 MB each and add
