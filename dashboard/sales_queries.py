@@ -38,7 +38,8 @@ def sales_by_window(
     """Per window: sales and ETH volume of one collection, of all, or (`among`) of these
     collections (an entity's), and distinct buyers (added over collections: a buyer of two
     collections counts twice)."""
-    where, params = "", [start, end]
+    where: str = ""
+    params: list[Any] = [start, end]
     if collection != ALL_COLLECTIONS:
         where, params = "AND collection = ? ", [start, end, collection]
     elif among is not None:

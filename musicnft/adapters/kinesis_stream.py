@@ -117,7 +117,11 @@ def list_shards(client: Any, stream_name: str) -> list[str]:
     shards: list[str] = []
     kwargs: dict[str, Any] = {"StreamName": stream_name}
     while True:
-        page = with_outage_retries("ListShards", lambda k=kwargs: client.list_shards(**k))
+
+        def call(k: dict[str, Any] = kwargs) -> Any:
+            return client.list_shards(**k)
+
+        page = with_outage_retries("ListShards", call)
         shards += [s["ShardId"] for s in page["Shards"]]
         token = page.get("NextToken")
         if not token:
