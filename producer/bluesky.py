@@ -67,7 +67,9 @@ def _websockets_connect(url: str) -> AbstractContextManager[Connection]:
     """
     from websockets.sync.client import connect
 
-    return connect(url, open_timeout=10, close_timeout=2, max_size=None)
+    # max_queue: frames buffered while the source handles the previous ones (it polls the
+    # queue; 16 frames a poll would cap a busy firehose)
+    return connect(url, open_timeout=10, close_timeout=2, max_size=None, max_queue=4096)
 
 
 class JetstreamSource:
@@ -88,7 +90,7 @@ class JetstreamSource:
         sleep: Callable[[float], object] | None = None,
         connect: Connect | None = None,
         max_backoff: float = 60.0,
-        poll_seconds: float = 0.2,
+        poll_seconds: float = 0.05,
         stats_seconds: float = 30.0,
         persist_seconds: float = 1.0,
         durable_acks: bool = False,
@@ -326,9 +328,15 @@ class JetstreamSource:
                 try:
                     while not self.stop.is_set():
                         try:
-                            frame = conn.recv(timeout=self.poll_seconds, decode=False)
+                            # Never block inside websockets' frame queue: a SIGTERM landing on a
+                            # thread blocked in SimpleQueue.get(timeout) can leave it blocked
+                            # until the next frame (seen: a stop that never came on a quiet
+                            # stream). Take what is there; else wait on the stop event, which
+                            # a signal wakes as it should.
+                            frame = conn.recv(timeout=0, decode=False)
                         except TimeoutError:
                             frame = None
+                            self.stop.wait(self.poll_seconds)
                         except Exception as exc:
                             cause = f"{type(exc).__name__}: {exc}"
                             break
