@@ -18,6 +18,7 @@ APP = str(ROOT / "dashboard" / "app.py")
 PANELS = [
     "Sentiment over time",
     "Sentiment breakdown",
+    "Sentiment: VADER beside the trained model",
     "Posts per hour",
     "Volume per keyword",
     "Hashtag cloud",
