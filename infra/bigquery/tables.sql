@@ -93,7 +93,9 @@ CREATE TABLE IF NOT EXISTS `musicnft.window_metrics_15m` (
   avg_engagement_rate FLOAT64,
   repost_share FLOAT64,
   updated_at TIMESTAMP,
-  avg_model_sentiment FLOAT64
+  avg_model_sentiment FLOAT64,
+  engagement_24h_posts INT64,
+  avg_engagement_24h FLOAT64
 )
 PARTITION BY DATE(window_start)
 CLUSTER BY window_start, keyword

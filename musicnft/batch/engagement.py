@@ -12,7 +12,10 @@ A post is due at an age once it is that old and until a grace period later (6 h 
 that age). Snapshots are appended to `engagement_snapshots` after every call, so a run that stops
 on a 429 keeps what it read and the next run continues; posts the source no longer returns
 (deleted, or not found) get a `missing` snapshot and are not read again. `engagement_15m` is then
-rebuilt for the windows whose posts were read.
+rebuilt for the windows whose posts were read, and the engagement-at-24 h columns of their
+`window_metrics_15m` rows updated (`refresh_window_metrics`): a window materialized before its
+posts turned 24 h old gets them when they are read; one materialized after has them already
+(`with_engagement_24h`, called by the window pipeline).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from musicnft.contract.tables import ENGAGEMENT_15M_SCHEMA, TABLES
+from musicnft.contract.tables import ENGAGEMENT_15M_SCHEMA, TABLES, WINDOW_METRICS_SCHEMA
 from musicnft.contract.windows import window_key
 
 log = logging.getLogger("musicnft.engagement")
@@ -216,6 +219,8 @@ class RereadResult:
     errors: list[str] = field(default_factory=list)
     windows: set[datetime] = field(default_factory=set)
     x_spend_usd: float = 0.0
+    # windows whose window_metrics_15m rows got new engagement-at-24 h values
+    metrics_updated: set[datetime] = field(default_factory=set)
 
 
 def _snapshot(
@@ -303,7 +308,24 @@ def run_rereads(
     result.x_spend_usd = x_spend_today(wh, now, x_price)[1]
     for window in sorted(result.windows):
         build_engagement_window(wh, window, now)
+        if refresh_window_metrics(wh, window):
+            result.metrics_updated.add(window)
     return result
+
+
+def latest_engagement(wh: Any, window: datetime) -> dict[tuple[str, str], int]:
+    """(post_id, age) -> engagement (replies + reposts + likes + quotes) of the window's posts
+    read `ok`: the one definition `engagement_15m` and `window_metrics_15m` share (the latest
+    read wins should a post have been read twice at an age)."""
+    snaps = wh.query(
+        "SELECT post_id, age, engagement FROM engagement_snapshots "
+        "WHERE window_start = ? AND status = ? ORDER BY read_at, post_id",
+        [window, "ok"],
+    ).to_pylist()
+    latest: dict[tuple[str, str], int] = {}
+    for s in snaps:
+        latest[(s["post_id"], s["age"])] = int(s["engagement"] or 0)
+    return latest
 
 
 def build_engagement_window(wh: Any, window: datetime, now: datetime | None = None) -> int:
@@ -312,14 +334,7 @@ def build_engagement_window(wh: Any, window: datetime, now: datetime | None = No
     posts = wh.query(
         "SELECT post_id, matched_keywords FROM posts WHERE window_start = ?", [window]
     ).to_pylist()
-    snaps = wh.query(
-        "SELECT post_id, age, engagement FROM engagement_snapshots "
-        "WHERE window_start = ? AND status = ?",
-        [window, "ok"],
-    ).to_pylist()
-    latest: dict[tuple[str, str], int] = {}
-    for s in snaps:
-        latest[(s["post_id"], s["age"])] = int(s["engagement"] or 0)
+    latest = latest_engagement(wh, window)
     groups: dict[str, list[str]] = {"all": []}
     for p in posts:
         groups["all"].append(p["post_id"])
@@ -355,3 +370,71 @@ def reread_status(wh: Any, now: datetime, price: float, budget_usd: float) -> di
         "x_reread_spend_usd_today": spend,
         "x_reread_budget_usd": budget_usd,
     }
+
+
+# ---- engagement at 24 h in window_metrics_15m (issue 18 item 4) -------------------------------
+
+ENGAGEMENT_24H_COLUMNS = ("engagement_24h_posts", "avg_engagement_24h")
+
+
+def _row_posts(keyword: str, posts: Sequence[dict[str, Any]]) -> list[str]:
+    """The post ids a window_metrics row counts: all of them for `all`, else those that matched
+    the keyword (as `musicnft.batch.aggregates.window_metrics` groups them)."""
+    if keyword == "all":
+        return [p["post_id"] for p in posts]
+    return [p["post_id"] for p in posts if keyword in (p.get("matched_keywords") or [])]
+
+
+def engagement_24h_values(post_ids: Sequence[str], at_24h: dict[str, int]) -> dict[str, Any]:
+    """The row's posts read `ok` at +24 h and their mean engagement then (None before any)."""
+    values = [at_24h[pid] for pid in post_ids if pid in at_24h]
+    return {
+        "engagement_24h_posts": len(values),
+        "avg_engagement_24h": sum(values) / len(values) if values else None,
+    }
+
+
+def engagement_24h_by_post(wh: Any, window: datetime) -> dict[str, int]:
+    """post_id -> engagement at +24 h, for the window's posts read `ok` at that age."""
+    return {pid: n for (pid, age), n in latest_engagement(wh, window).items() if age == "24h"}
+
+
+def with_engagement_24h(
+    wh: Any, window: datetime, posts: Sequence[dict[str, Any]], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Fill the engagement-at-24 h columns of a window's fresh window_metrics rows from the
+    snapshots already stored (the window pipeline's step; in place, and returned)."""
+    at_24h = engagement_24h_by_post(wh, window)
+    for row in rows:
+        row.update(engagement_24h_values(_row_posts(row["keyword"], posts), at_24h))
+    return rows
+
+
+def refresh_window_metrics(wh: Any, window: datetime) -> bool:
+    """Update the engagement-at-24 h columns of the window's `window_metrics_15m` rows from the
+    snapshots stored since it was materialized. Every other column, `updated_at` included, is
+    kept as it was (`updated_at` says when the window's posts were last counted: the deletion
+    pass relies on it). Idempotent: nothing is written when the values are already current, and
+    a window not materialized yet is left to the window pipeline. True when rows were written."""
+    rows = wh.query(
+        "SELECT * FROM window_metrics_15m WHERE window_start = ? ORDER BY keyword", [window]
+    ).to_pylist()
+    if not rows:
+        return False
+    posts = wh.query(
+        "SELECT post_id, matched_keywords FROM posts WHERE window_start = ?", [window]
+    ).to_pylist()
+    at_24h = engagement_24h_by_post(wh, window)
+    changed = False
+    for row in rows:
+        values = engagement_24h_values(_row_posts(row["keyword"], posts), at_24h)
+        if any(row.get(k) != v for k, v in values.items()):
+            row.update(values)
+            changed = True
+    if changed:
+        wh.replace_partition(
+            "window_metrics_15m",
+            window_key(window),
+            pa.Table.from_pylist(rows, schema=WINDOW_METRICS_SCHEMA),
+        )
+    return changed

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from musicnft.batch.aggregates import dedupe_latest, hashtag_counts, location_counts, window_metrics
 from musicnft.batch.deletions import hide_deleted
+from musicnft.batch.engagement import with_engagement_24h
 from musicnft.batch.lake_index import LakeIndex, read_table, unreadable_reason
 from musicnft.contract.schema import ENRICHED_COLUMNS, HOT_FIELDS, POST_COLUMNS, conform
 from musicnft.contract.tables import (
@@ -129,6 +130,8 @@ def build_aggregate(
     posts = window_posts(warehouse, window)
     if table == "window_metrics_15m":
         rows, schema = window_metrics(posts, window, keywords, now), WINDOW_METRICS_SCHEMA
+        # engagement re-read at +24 h, for posts already that old (issue 18 item 4)
+        with_engagement_24h(warehouse, window, posts, rows)
     elif table == "hashtag_counts_15m":
         rows, schema = hashtag_counts(posts, window), HASHTAG_COUNTS_SCHEMA
     elif table == "location_counts_15m":

@@ -29,6 +29,11 @@ WINDOW_METRICS_SCHEMA = pa.schema(
         # The trained model's mean score (issue 15), beside VADER's avg_sentiment; last, as a
         # migration adds it (ALTER TABLE ... ADD COLUMN appends).
         pa.field("avg_model_sentiment", pa.float64()),
+        # Engagement re-read 24 h after posting (issue 18 item 4; `engagement_15m`'s definition:
+        # replies + reposts + likes + quotes of `ok` snapshots): posts read at +24 h and their
+        # mean. Null until a post of the row has a +24 h snapshot; added last, by migration.
+        pa.field("engagement_24h_posts", pa.int64()),
+        pa.field("avg_engagement_24h", pa.float64()),
     ]
 )
 HASHTAG_COUNTS_SCHEMA = pa.schema(

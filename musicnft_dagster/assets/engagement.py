@@ -1,6 +1,7 @@
 """Engagement re-reads (issue 18): every 15 minutes, the posts that turned 1 h or 24 h old are
 read again (Bluesky's AppView; X's API only within `MUSICNFT_X_REREAD_BUDGET_USD` a day), their
-snapshots stored and `engagement_15m` rebuilt for their windows."""
+snapshots stored, `engagement_15m` rebuilt for their windows and `window_metrics_15m`'s
+engagement-at-24 h columns updated."""
 
 from datetime import UTC, datetime
 
@@ -48,7 +49,9 @@ def engagement_rereads(
 ) -> dg.MaterializeResult:
     """Engagement that means something: each post's replies, reposts, likes and quotes read
     again about 1 h and 24 h after it was created (at stream time they are ~0), stored in
-    `engagement_snapshots`; `engagement_15m` holds each window's engagement at 1 h and 24 h.
+    `engagement_snapshots`; `engagement_15m` holds each window's engagement at 1 h and 24 h,
+    and `window_metrics_15m`'s `engagement_24h_posts` / `avg_engagement_24h` are updated for
+    windows materialized before their posts turned 24 h old.
     X posts are re-read only within the day's budget (`MUSICNFT_X_REREAD_BUDGET_USD`)."""
     wh = warehouse.warehouse()
     bluesky, x = rereads.readers()
@@ -70,6 +73,8 @@ def engagement_rereads(
             "x_skipped": result.x_skipped,
             "x_spend_today_usd": round(result.x_spend_usd, 4),
             "windows_updated": len(result.windows),
+            # window_metrics_15m rows given their engagement at 24 h after materialization
+            "window_metrics_updated": len(result.metrics_updated),
             "errors": len(result.errors),
         }
     )
