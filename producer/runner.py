@@ -137,8 +137,9 @@ class Producer:
         try:
             post = self._normalize(line, self.matcher, now)
         except TombstoneForStream as deleted:  # a delete of a post we stored: tombstone it
-            self.stats.tombstones += 1
-            self._enqueue(deleted.tombstone.partition_key, deleted.tombstone.to_stream_record())
+            for tombstone in deleted.tombstones:  # several for an account's posts
+                self.stats.tombstones += 1
+                self._enqueue(tombstone.partition_key, tombstone.to_stream_record())
             return
         except SkipRecord:
             self.stats.skipped += 1

@@ -162,7 +162,14 @@ class DeletedAtSource(SkipRecord):
 
 class TombstoneForStream(DeletedAtSource):
     """A delete the producer must put on the stream as a tombstone (a post it had stored). Plain
-    DeletedAtSource is skipped like any SkipRecord: most deletes are of posts we never had."""
+    DeletedAtSource is skipped like any SkipRecord: most deletes are of posts we never had.
+
+    An account event can remove several posts at once: `tombstones` holds them all (the first
+    is also `tombstone`)."""
+
+    def __init__(self, reason: str, tombstone: Tombstone, *more: Tombstone) -> None:
+        super().__init__(reason, tombstone)
+        self.tombstones: tuple[Tombstone, ...] = (tombstone, *more)
 
 
 def deleted_post(post_id: str, source: str, learned_at: Any, reason: str) -> DeletedAtSource:

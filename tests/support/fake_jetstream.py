@@ -256,18 +256,20 @@ def identity_event(time_us: int, did: str = DID) -> dict[str, Any]:
     }
 
 
-def account_event(time_us: int, did: str = DID) -> dict[str, Any]:
-    return {
+def account_event(
+    time_us: int, did: str = DID, status: str | None = None, active: bool | None = None
+) -> dict[str, Any]:
+    """An account status change; with `status` (deleted, takendown, deactivated, suspended)
+    the account is inactive unless `active` says otherwise."""
+    account: dict[str, Any] = {
+        "active": (status is None) if active is None else active,
         "did": did,
-        "time_us": time_us,
-        "kind": "account",
-        "account": {
-            "active": True,
-            "did": did,
-            "seq": 1409753013,
-            "time": "2024-09-05T06:11:04.870Z",
-        },
+        "seq": 1409753013,
+        "time": "2024-09-05T06:11:04.870Z",
     }
+    if status is not None:
+        account["status"] = status
+    return {"did": did, "time_us": time_us, "kind": "account", "account": account}
 
 
 def delete_of(event: Mapping[str, Any], time_us: int) -> dict[str, Any]:
