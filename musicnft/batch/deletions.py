@@ -410,13 +410,15 @@ def apply_deletions(
     since: datetime | None = None,
     full_scan: bool = False,
     limit: int = 10_000,
+    keys: Iterable[str] = (),
 ) -> PurgeResult:
     """One purge pass: every tombstone not yet applied (and every one whose posts showed up
     again) is applied to posts_hot, posts and the lake; returns the windows to re-materialize.
 
     Lake files scanned: those whose created_at range holds an affected post the warehouse
     knows, those indexed since `since` (late arrivals: the sensor passes its last tick), or all
-    of `raw/` and `scored/` with `full_scan` (the daily sweep)."""
+    of `raw/` and `scored/` with `full_scan` (the daily sweep); plus `keys` (x-sync names the
+    files that hold the posts it learned about, lake-only ones included)."""
     now = now or datetime.now(UTC)
     result = PurgeResult()
     if not _held(warehouse):  # the common case: one tiny query, no joins (BigQuery bills them)
@@ -444,7 +446,8 @@ def apply_deletions(
     if todo:  # posts landing around or after their tombstone are in files indexed since then
         landed = min(t.learned_at for t in todo.values()) - LATE_MARGIN
         since = landed if since is None else min(since, landed)
-    keys = _candidate_files(warehouse, created, since, full_scan)
+    named = set(keys)
+    keys = sorted(set(_candidate_files(warehouse, created, since, full_scan)) | named)
     if full_scan:
         raw = {o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")}
         # quarantined files cannot be read by anyone (no table shows their rows): not rewritable

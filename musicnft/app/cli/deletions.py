@@ -40,11 +40,19 @@ def _print_report(report: Any, dry_run: bool, as_json: bool) -> None:
         "bad_lines": len(report.bad_lines),
         "unknown_actions": len(report.unknown_actions),
         "jobs": report.jobs,
+        "ids": report.sources,  # x-sync: ids found per source (posts_hot, posts, lake), sent
         "dry_run": dry_run,
     }
     if as_json:
         print(json.dumps(summary))
         return
+    for kind, found in report.sources.items():
+        print(
+            f"X {kind} ids: posts_hot {found.get('posts_hot', 0)}, posts {found.get('posts', 0)}, "
+            f"lake {found.get('lake', 0)} ({found.get('lake_only', 0)} only there, "
+            f"{found.get('lake_unreadable', 0)} lake file(s) unreadable); "
+            f"{found.get('total', 0)} distinct sent"
+        )
     verb = "would forget" if dry_run else "forget"
     for t in report.tombstones[:50] if dry_run else []:
         print(f"{verb} {t.action}: {t.post_id or 'author ' + str(t.author_id)}")
@@ -127,7 +135,8 @@ def register(sub: Subparsers) -> None:
     x = c_sub.add_parser(
         "x-sync",
         parents=[common],
-        help="run X batch compliance jobs over the stored X posts and users; apply the results",
+        help="run X batch compliance jobs over the X posts and users stored anywhere "
+        "(posts_hot, posts, the lake's raw/ files); apply the results",
     )
     x.add_argument("--dry-run", action="store_true", help="run the jobs, list, change nothing")
     x.add_argument("--x-api-base", metavar="URL", help="API host (default $MUSICNFT_X_API_BASE)")
