@@ -5,7 +5,8 @@
   average sentiment and its split, engagement.
 - **Spiking now**: the latest spikes in the range (keyword, entity or hashtag against its
   trailing 7 days), each with the posts behind it.
-- **Engagement at 24 h**: engagement per post as re-read 24 h after posting, per hour posted.
+- **Engagement at 24 h**: engagement per post as re-read 24 h after posting, per hour posted
+  (`window_metrics_15m`'s `engagement_24h_posts` and `avg_engagement_24h`).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def spiking_now(wh: Any, start: datetime, end: datetime) -> None:
 
 def engagement_at_24h(wh: Any, start: datetime, end: datetime) -> None:
     st.subheader("Engagement at 24 h")
-    rows = iq.engagement_hourly(wh, start, end)
+    # window_metrics_15m's engagement_24h_posts / avg_engagement_24h (issue 18 item 4)
+    rows = iq.engagement_24h_hourly(wh, start, end)
     read = sum(r["read_24h"] or 0 for r in rows)
     if not read:
         st.info(

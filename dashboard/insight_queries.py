@@ -1,6 +1,7 @@
 """The queries behind the dashboard's insight panels (issue 18): share of voice by entity with
-its sentiment (`entity_metrics_15m`), and what is spiking (`spikes_15m`) with the posts behind
-each spike (`posts`). Parameterized, through the warehouse port, like `dashboard.queries`."""
+its sentiment (`entity_metrics_15m`), what is spiking (`spikes_15m`) with the posts behind each
+spike (`posts`), and engagement at 24 h (`window_metrics_15m`). Parameterized, through the
+warehouse port, like `dashboard.queries`."""
 
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ def spikes(wh: Any, start: datetime, end: datetime, limit: int = 10) -> list[dic
 def posts_behind(wh: Any, spike: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
     """The window's posts carrying the spike's key, most engaged first."""
     return spike_posts(wh, spike["window_start"], spike["dimension"], spike["key"], limit)
+
+
+def engagement_24h_hourly(wh: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per hour posted (all posts), from `window_metrics_15m`: posts, posts re-read 24 h after
+    posting (`read_24h`) and their engagement then in total (each window's mean × its posts)."""
+    return wh.query(
+        f"SELECT {wh.dialect.hour('window_start')} AS hour, "
+        "CAST(sum(post_count) AS BIGINT) AS posts, "
+        "CAST(coalesce(sum(engagement_24h_posts), 0) AS BIGINT) AS read_24h, "
+        "CAST(round(sum(avg_engagement_24h * engagement_24h_posts)) AS BIGINT) AS engagement_24h "
+        "FROM window_metrics_15m WHERE keyword = ? AND window_start >= ? AND window_start < ? "
+        "GROUP BY 1 ORDER BY 1",
+        ["all", start, end],
+    ).to_pylist()
 
 
 def engagement_hourly(wh: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:

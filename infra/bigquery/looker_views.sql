@@ -2,7 +2,7 @@
 -- hand. Applied (idempotently, after the tables) by `musicnft bigquery migrate`.
 -- Views shaped for Looker Studio: see docs/looker_studio.md.
 CREATE OR REPLACE VIEW `musicnft.looker_window_metrics`
-OPTIONS(description="Looker Studio: per 15-minute window and keyword ('all' or a tracked one): posts, sentiment split and shares, engagement, and sums/weights for post-weighted averages.")
+OPTIONS(description="Looker Studio: per 15-minute window and keyword ('all' or a tracked one): posts, sentiment split and shares, engagement, and sums/weights for post-weighted averages; engagement at 24 h: SUM(engagement_24h_sum) / SUM(engagement_24h_posts).")
 AS
 SELECT
   window_start,
@@ -27,6 +27,9 @@ SELECT
   IF(avg_followers IS NULL, 0, post_count) AS followers_weight,
   avg_sentiment * post_count AS sentiment_sum,
   IF(avg_sentiment IS NULL, 0, post_count) AS sentiment_weight,
+  engagement_24h_posts,
+  avg_engagement_24h,
+  avg_engagement_24h * engagement_24h_posts AS engagement_24h_sum,
   updated_at
 FROM `musicnft.window_metrics_15m`;
 

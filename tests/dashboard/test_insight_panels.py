@@ -92,6 +92,20 @@ def build(root: Path) -> EmbeddedWarehouse:
             window_key(row["window_start"]),
             pa.Table.from_pylist([row], schema=TABLES["engagement_15m"]),
         )
+        # the same reading in window_metrics_15m's columns, which the panel draws
+        window = row["window_start"]
+        metrics = wh.query(
+            "SELECT * FROM window_metrics_15m WHERE window_start = ?", [window]
+        ).to_pylist()
+        for m in metrics:
+            if m["keyword"] == "all":
+                m["engagement_24h_posts"] = row["read_24h"]
+                m["avg_engagement_24h"] = row["engagement_24h"] / row["read_24h"]
+        wh.replace_partition(
+            "window_metrics_15m",
+            window_key(window),
+            pa.Table.from_pylist(metrics, schema=TABLES["window_metrics_15m"]),
+        )
     return wh
 
 
@@ -141,4 +155,9 @@ def test_app_renders_share_of_voice_and_spiking_now(
 
 def test_engagement_hourly_sums_what_was_re_read(wh: EmbeddedWarehouse) -> None:
     (row,) = iq.engagement_hourly(wh, START, END)[:1]
+    assert (row["posts"], row["read_24h"], row["engagement_24h"]) == (30, 10, 50)
+
+
+def test_engagement_24h_hourly_reads_window_metrics(wh: EmbeddedWarehouse) -> None:
+    (row,) = iq.engagement_24h_hourly(wh, START, END)[:1]
     assert (row["posts"], row["read_24h"], row["engagement_24h"]) == (30, 10, 50)

@@ -76,6 +76,9 @@ VIEWS: dict[str, str] = {
           IF(avg_followers IS NULL, 0, post_count) AS followers_weight,
           avg_sentiment * post_count AS sentiment_sum,
           IF(avg_sentiment IS NULL, 0, post_count) AS sentiment_weight,
+          engagement_24h_posts,
+          avg_engagement_24h,
+          avg_engagement_24h * engagement_24h_posts AS engagement_24h_sum,
           updated_at
         FROM `{dataset}.window_metrics_15m`"""),
     # One row per hour and keyword: posts per hour and sentiment over time, as the dashboard's
@@ -343,7 +346,8 @@ VIEWS: dict[str, str] = {
 DESCRIPTIONS: dict[str, str] = {
     "looker_window_metrics": (
         "Looker Studio: per 15-minute window and keyword ('all' or a tracked one): posts, "
-        "sentiment split and shares, engagement, and sums/weights for post-weighted averages."
+        "sentiment split and shares, engagement, and sums/weights for post-weighted averages; "
+        "engagement at 24 h: SUM(engagement_24h_sum) / SUM(engagement_24h_posts)."
     ),
     "looker_hourly": (
         "Looker Studio: per hour and keyword: posts, sentiment split, post-weighted average "

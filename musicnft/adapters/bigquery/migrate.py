@@ -122,6 +122,11 @@ def migrate(
                 live_table = client.get_table(f"{dataset_id}.{table}")
                 live_table.schema = [*live_table.schema, *(_schema_field(f) for f in missing)]
                 client.update_table(live_table, ["schema"])
+                # Then the same columns by DDL, IF NOT EXISTS: a no-op on BigQuery, where the
+                # patch added them; the emulator's patch changes only the table's metadata, and
+                # without this its queries (views, MERGE) would not see the new columns.
+                for f in missing:
+                    client.query(add_column_ddl(table, f, dataset)).result()
         problems += incompatible
         report.extra_columns += extra
         if not missing and not incompatible:
