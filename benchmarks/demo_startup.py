@@ -60,6 +60,13 @@ def _run_walls(dagster_home: Path) -> list[tuple[float, float]]:
     from dagster._core.instance import DagsterInstance
 
     instance = DagsterInstance.from_config(str(dagster_home))
+    others = [
+        r.dagster_run.status.value
+        for r in instance.get_run_records()
+        if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS
+    ]
+    if others:
+        print(f"  runs that did not succeed: {', '.join(sorted(others))}", flush=True)
     out: list[tuple[float, float]] = []
     records = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]))
     for record in records:
