@@ -259,3 +259,87 @@ def x_sync(
             keys=in_lake.keys_holding(report.tombstones),
         )
     return report
+
+
+@dataclass
+class RedriveReport:
+    """`musicnft deletions redrive`: quarantined files put back in play, and what still blocks."""
+
+    released: list[str] = field(default_factory=list)
+    still_quarantined: dict[str, str] = field(default_factory=dict)  # key -> why (quarantine)
+    blocked: dict[str, str] = field(default_factory=dict)  # key -> why a deletion waits on it
+    unknown: list[str] = field(default_factory=list)  # named keys that are not quarantined
+    purge: deletions.PurgeResult | None = None
+    windows: list[datetime] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocked and not self.unknown
+
+
+def _release(lake: Lake, warehouse: Any, key: str) -> list[datetime]:
+    """Take a repaired file out of quarantine and index it; returns the windows it touches
+    (its posts now count in them)."""
+    from musicnft.batch.lake_index import LakeIndex, read_file_stats
+    from musicnft.contract.windows import WINDOW, window_start
+
+    warehouse.query("DELETE FROM lake_quarantine WHERE key = ?", [key], read_only=False)
+    obj = next((o for o in lake.list_objects(key) if o.key == key), None)
+    if obj is None:
+        return []
+    index = LakeIndex(warehouse)
+    stats = read_file_stats(lake, obj)
+    if key not in index.known_keys():
+        index.record([stats])
+    if stats.min_created_at is None or stats.max_created_at is None:
+        return []
+    windows, at = [], window_start(stats.min_created_at)
+    while at <= stats.max_created_at:
+        windows.append(at)
+        at += WINDOW
+    return windows
+
+
+def redrive_quarantined(
+    lake: Lake,
+    warehouse: Any,
+    keys: Iterable[str] = (),
+    rebuild: Callable[[datetime], Any] | None = None,
+) -> RedriveReport:
+    """Re-read the quarantined raw/ and scored/ files (or those named): a file the windows can
+    read again (repaired or replaced by hand, or re-delivered) leaves quarantine and is indexed;
+    then one purge pass rewrites it (and every quarantined file it can read) without the deleted
+    posts. What still cannot be purged is reported with its reason."""
+    from musicnft.batch.lake_index import read_table
+    from musicnft.contract.schema import POST_COLUMNS
+
+    report = RedriveReport()
+    quarantined = deletions.quarantined_post_files(warehouse)
+    named = list(keys)
+    report.unknown = [k for k in named if k not in quarantined]
+    todo = {k: v for k, v in quarantined.items() if not named or k in named}
+    windows: set[datetime] = set()
+    for key, why in todo.items():
+        columns = list(POST_COLUMNS) if key.startswith(RAW_PREFIX) else None
+        try:
+            read_table(lake, key, columns)
+        except FileNotFoundError:
+            log.info("quarantined file %s is gone; released", key)
+        except Exception as exc:
+            log.warning(
+                "quarantined file %s still unreadable: %s: %s", key, type(exc).__name__, exc
+            )
+            report.still_quarantined[key] = why
+            continue
+        windows |= set(_release(lake, warehouse, key))
+        report.released.append(key)
+    # naming the quarantined files makes it a pass with work, which reads them all
+    report.purge = deletions.apply_deletions(lake, warehouse, keys=[*report.released, *todo])
+    report.blocked = {
+        k: reason for k, (reason, _keys) in deletions.blocked(lake, warehouse).items()
+    }
+    report.windows = sorted(windows | set(report.purge.windows))
+    if rebuild is not None:
+        for window in report.windows:
+            rebuild(window)
+    return report

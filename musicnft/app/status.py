@@ -12,7 +12,8 @@ from typing import Any
 
 from musicnft.adapters.local_stream import LocalStream
 from musicnft.app.lake_census import lake_census
-from musicnft.batch.deletions import counts as deletion_counts
+from musicnft.app.sales_status import sales_counts
+from musicnft.batch.deletions import status_counts as deletion_status
 from musicnft.batch.engagement import reread_status
 from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
 from musicnft.hotpath.deadletter import count_lines
@@ -67,6 +68,8 @@ def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict
     else:
         status.update(produced=0, stream=0, delivery_lag=0, consumer_lag=0, checkpoints={})
     status.update(lake_counts(lake, settings.data_dir / "status" / "lake_census.parquet"))
+    # NFT sales (issue 17): unique sale ids in the lake, nft_sales_15m, the collector's cursors
+    status.update(sales_counts(settings, lake, warehouse))
     row = warehouse.query(
         "SELECT count(*) AS n, count(DISTINCT post_id) AS u FROM posts_hot"
     ).to_pylist()[0]
@@ -76,8 +79,9 @@ def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict
     status["lake_quarantined"] = int(
         warehouse.query("SELECT count(DISTINCT key) AS n FROM lake_quarantine").to_pylist()[0]["n"]
     )
-    # tombstones held, and those not yet applied everywhere (docs/deletions.md)
-    status["deleted"], status["deleted_pending"] = deletion_counts(warehouse)
+    # tombstones held, and those not yet applied everywhere (docs/deletions.md); a quarantined
+    # lake file that holds (or may hold) a deleted post keeps it pending, named in deleted_blocked
+    status.update(deletion_status(warehouse, lake))
     dl = settings.dead_letter_dir
     status["dead_letter_producer"] = count_lines(dl / "producer.jsonl")
     status["dead_letter_consumer"] = count_lines(dl / "consumer.jsonl")
@@ -109,6 +113,9 @@ def format_status(status: dict[str, Any]) -> str:
         ("  files", status["lake_files"]),
         ("posts_hot rows", status["posts_hot"]),
         ("  unique posts", status["posts_hot_unique"]),
+        ("NFT sales (unique in the lake's sales/)", status.get("sales", 0)),
+        ("  nft_sales_15m rows (window, collection)", status.get("sales_windows")),
+        ("  sales counted in those windows", status.get("sales_windowed")),
         ("dead-lettered", status["dead_letter"]),
         ("  by the producer", status["dead_letter_producer"]),
         ("  by the consumer", status["dead_letter_consumer"]),
@@ -116,6 +123,7 @@ def format_status(status: dict[str, Any]) -> str:
         ("lake files quarantined", status.get("lake_quarantined", 0)),
         ("deleted at the source (tombstones)", status.get("deleted", 0)),
         ("  not yet applied everywhere", status.get("deleted_pending", 0)),
+        ("  quarantined files blocking one", status.get("deleted_blocked_files", 0)),
     ]
     if "x_posts_read" in status:
         rows.append(("X posts read (billed)", status["x_posts_read"]))
@@ -134,6 +142,8 @@ def format_status(status: dict[str, Any]) -> str:
         )
     if "x_estimated_spend_usd" in status:
         lines.append(f"  estimated X API spend: ${status['x_estimated_spend_usd']:,.2f}")
+    for slug, cursor in (status.get("sales_cursors") or {}).items():
+        lines.append(f"  sales fetched up to {cursor} for {slug}")
     return "\n".join(lines)
 
 

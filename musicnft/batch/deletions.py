@@ -58,6 +58,9 @@ class PurgeResult:
     rows_scrubbed: dict[str, int] = field(default_factory=dict)
     files_rewritten: list[str] = field(default_factory=list)
     files_failed: list[str] = field(default_factory=list)  # retried by the next pass
+    # quarantined files that hold (or may hold) deleted posts and cannot be rewritten: key ->
+    # reason (`blocked`, status `deleted_blocked`); a repair and `musicnft deletions redrive`
+    files_blocked: dict[str, str] = field(default_factory=dict)
     windows: list[datetime] = field(default_factory=list)
 
 
@@ -206,15 +209,48 @@ def _held(warehouse: Any) -> int:
     )
 
 
-def counts(warehouse: Any) -> tuple[int, int]:
-    """(tombstones held, tombstones not yet applied everywhere) for `musicnft status`."""
+def counts(warehouse: Any, lake: Lake | None = None) -> tuple[int, int]:
+    """(tombstones held, tombstones not yet applied everywhere) for `musicnft status`; with the
+    lake, a tombstone whose post a quarantined file still holds (or may hold) is pending too."""
     held = _held(warehouse)
     if not held:
         return 0, 0
     pending = {t.key for t in unapplied(warehouse, limit=1_000_000)}
     for tombstones in visible(warehouse).values():
         pending |= {t.key for t in tombstones}
+    if lake is not None:
+        for _reason, keys in blocked(lake, warehouse).values():
+            pending |= keys
     return held, len(pending)
+
+
+def status_counts(warehouse: Any, lake: Lake) -> dict[str, Any]:
+    """`musicnft status` keys: `deleted` (tombstones held), `deleted_pending` (not yet applied
+    everywhere, a quarantined file's included), `deleted_blocked_files` (quarantined files
+    that stop a deletion) and `deleted_blocked` (each such file's key and reason)."""
+    held = _held(warehouse)
+    if not held:
+        return {
+            "deleted": 0,
+            "deleted_pending": 0,
+            "deleted_blocked_files": 0,
+            "deleted_blocked": [],
+        }
+    pending = {t.key for t in unapplied(warehouse, limit=1_000_000)}
+    for tombstones in visible(warehouse).values():
+        pending |= {t.key for t in tombstones}
+    stuck = blocked(lake, warehouse)
+    for _reason, keys in stuck.values():
+        pending |= keys
+    return {
+        "deleted": held,
+        "deleted_pending": len(pending),
+        "deleted_blocked_files": len(stuck),
+        "deleted_blocked": [
+            {"key": key, "reason": reason, "tombstones": len(keys)}
+            for key, (reason, keys) in sorted(stuck.items())
+        ],
+    }
 
 
 def pending_count(warehouse: Any) -> int:
@@ -391,6 +427,141 @@ def rewrite_file(lake: Lake, key: str, targets: Targets) -> tuple[int, int, set[
     return removed, scrubbed, windows
 
 
+# ---- quarantined lake files ------------------------------------------------------------------
+# A file the windows set aside as unreadable (`lake_quarantine`) may still hold deleted posts.
+# Every purge pass with work to do reads it the lenient way (whole file, no column checks) and
+# rewrites it without them like any other file (it stays quarantined: it was unusable for the
+# windows before and still is). When even that fails, its post ids alone are read: a file with
+# none of the deleted posts is fine; one that holds some, or whose ids cannot be read at all,
+# blocks the deletion: it is reported (status `deleted_pending` / `deleted_blocked`, the asset
+# check) until the file is repaired or replaced and `musicnft deletions redrive` runs.
+
+POST_PREFIXES = (RAW_PREFIX, SCORED_PREFIX)
+REDRIVE_HINT = "repair or replace the file, then run `musicnft deletions redrive`"
+
+
+def quarantined_post_files(warehouse: Any) -> dict[str, str]:
+    """key -> quarantine reason of every quarantined raw/ and scored/ file."""
+    rows = warehouse.query(
+        "SELECT key, min(reason) AS reason FROM lake_quarantine GROUP BY key ORDER BY key"
+    ).to_pylist()
+    return {r["key"]: r["reason"] or "" for r in rows if r["key"].startswith(POST_PREFIXES)}
+
+
+def _id_rows(lake: Lake, key: str) -> tuple[list[Any], list[Any]]:
+    """(post ids, author ids) of a file, reading those two columns only."""
+    path = lake.local_path(key)
+    source: Any = str(path) if path is not None else BytesIO(lake.get(key))
+    parquet = pq.ParquetFile(source)
+    names = parquet.schema_arrow.names
+    if "post_id" not in names:
+        raise ValueError("no post_id column")
+    columns = [c for c in ("post_id", "author_id") if c in names]
+    table = parquet.read(columns=columns)
+    posts = table.column("post_id").to_pylist()
+    authors = table.column("author_id").to_pylist() if "author_id" in columns else []
+    return posts, authors or [None] * len(posts)
+
+
+def _blocking_keys(
+    tombstones: Sequence[Tombstone], posts: Sequence[Any], authors: Sequence[Any]
+) -> set[str]:
+    """The keys of the tombstones (delete or scrub) that name any of these rows."""
+    by_post: dict[str, set[str]] = {}
+    by_author: dict[str, set[str]] = {}
+    for t in tombstones:
+        if t.post_id is not None:
+            by_post.setdefault(t.post_id, set()).add(t.key)
+        else:
+            by_author.setdefault(str(t.author_id), set()).add(t.key)
+    keys: set[str] = set()
+    for post_id, author_id in zip(posts, authors, strict=True):
+        keys |= by_post.get(post_id, set()) | by_author.get(author_id, set())
+    return keys
+
+
+def check_quarantined(
+    lake: Lake, key: str, why: str, tombstones: Sequence[Tombstone]
+) -> tuple[str, set[str]] | None:
+    """None when the quarantined file holds none of the tombstoned posts (or is gone); else
+    (what stops the deletion, the tombstone keys it blocks: all of them when its ids cannot be
+    read, since it may hold any)."""
+    try:
+        posts, authors = _id_rows(lake, key)
+    except FileNotFoundError:
+        return None  # removed by hand: nothing left on disk
+    except Exception as exc:
+        reason = (
+            f"quarantined ({why[:200]}) and its post ids cannot be read "
+            f"({type(exc).__name__}: {str(exc)[:200]}): it may hold deleted posts; {REDRIVE_HINT}"
+        )
+        return reason, {t.key for t in tombstones}
+    keys = _blocking_keys(tombstones, posts, authors)
+    if not keys:
+        return None
+    reason = (
+        f"quarantined ({why[:200]}) and holds post(s) of {len(keys)} tombstone(s) that the "
+        f"purge could not rewrite yet; {REDRIVE_HINT}"
+    )
+    return reason, keys
+
+
+def blocked(lake: Lake, warehouse: Any) -> dict[str, tuple[str, set[str]]]:
+    """key -> (reason, tombstone keys) of every quarantined file that holds, or may hold, a
+    post a tombstone names: deletions not applied on disk. Read live (a few small files), so
+    a repaired, replaced or removed file stops counting at once."""
+    files = quarantined_post_files(warehouse)
+    if not files or not _held(warehouse):
+        return {}
+    tombstones = _all_tombstones(warehouse)
+    out: dict[str, tuple[str, set[str]]] = {}
+    for key, why in files.items():
+        found = check_quarantined(lake, key, why, tombstones)
+        if found is not None:
+            out[key] = found
+    return out
+
+
+def _all_tombstones(warehouse: Any) -> list[Tombstone]:
+    return _latest(
+        warehouse.query(
+            "SELECT deletion_key, post_id, author_id, action, source, learned_at FROM deletions"
+        ).to_pylist()
+    )
+
+
+def _purge_quarantined(
+    lake: Lake, warehouse: Any, tombstones: Sequence[Tombstone], result: PurgeResult
+) -> set[datetime]:
+    """Rewrite the quarantined files that hold tombstoned posts (the lenient read); note the
+    ones that cannot be rewritten in `result.files_blocked`. Returns the windows touched."""
+    targets = Targets.of(tombstones)
+    windows: set[datetime] = set()
+    for key, why in quarantined_post_files(warehouse).items():
+        try:
+            removed, scrubbed, touched = rewrite_file(lake, key, targets)
+        except FileNotFoundError:
+            continue
+        except Exception as exc:
+            found = check_quarantined(lake, key, why, tombstones)
+            if found is not None:
+                log.error(
+                    "quarantined lake file %s not purged (%s: %s): %s",
+                    key,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    found[0],
+                )
+                result.files_blocked[key] = found[0]
+            continue
+        if removed or scrubbed:
+            result.files_rewritten.append(key)
+            result.rows_removed["lake"] = result.rows_removed.get("lake", 0) + removed
+            result.rows_scrubbed["lake"] = result.rows_scrubbed.get("lake", 0) + scrubbed
+            windows |= touched
+    return windows
+
+
 def _mark_applied(
     warehouse: Any, tombstones: Sequence[Tombstone], windows: set[datetime], now: datetime
 ) -> None:
@@ -427,7 +598,8 @@ def apply_deletions(
     first_time = list(todo.values())
     for tombstones in visible(warehouse).values():
         todo.update({t.key: t for t in tombstones})
-    if not todo and not full_scan and since is None:
+    named = set(keys)
+    if not todo and not full_scan and since is None and not named:
         return result
     # A file that is rewritten loses every tombstoned post it holds, not only this pass's.
     everything = Targets.of(
@@ -446,16 +618,16 @@ def apply_deletions(
     if todo:  # posts landing around or after their tombstone are in files indexed since then
         landed = min(t.learned_at for t in todo.values()) - LATE_MARGIN
         since = landed if since is None else min(since, landed)
-    named = set(keys)
+    # quarantined files are read the lenient way by `_purge_quarantined`, below
+    quarantined = set(
+        warehouse.query("SELECT DISTINCT key FROM lake_quarantine").column(0).to_pylist()
+    )
     keys = sorted(set(_candidate_files(warehouse, created, since, full_scan)) | named)
     if full_scan:
         raw = {o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")}
-        # quarantined files cannot be read by anyone (no table shows their rows): not rewritable
-        quarantined = set(
-            warehouse.query("SELECT DISTINCT key FROM lake_quarantine").column(0).to_pylist()
-        )
-        keys = sorted((set(keys) | raw) - quarantined)
+        keys = sorted(set(keys) | raw)
         keys += [o.key for o in lake.list_objects(SCORED_PREFIX) if o.key.endswith(".parquet")]
+    keys = [k for k in keys if k not in quarantined]
     for key in keys:
         try:
             removed, scrubbed, touched = rewrite_file(lake, key, everything)
@@ -470,6 +642,9 @@ def apply_deletions(
             result.rows_removed["lake"] = result.rows_removed.get("lake", 0) + removed
             result.rows_scrubbed["lake"] = result.rows_scrubbed.get("lake", 0) + scrubbed
             windows |= touched
+    if todo or full_scan or named:  # quarantined files too: none is skipped any more
+        tombstones = _all_tombstones(warehouse)
+        windows |= _purge_quarantined(lake, warehouse, tombstones, result)
     if not todo:  # a sweep of lake copies only: the tables were already clean
         result.windows = sorted(windows)
         return result

@@ -107,6 +107,69 @@ def cmd_x_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deletions_blocked(args: argparse.Namespace) -> int:
+    from musicnft.batch.deletions import blocked
+
+    settings = settings_from(args)
+    lake, warehouse = wiring.open_lake(settings), wiring.open_warehouse(settings)
+    found = blocked(lake, warehouse)
+    if args.json:
+        print(json.dumps({k: {"reason": r, "tombstones": len(t)} for k, (r, t) in found.items()}))
+    else:
+        for key, (reason, keys) in found.items():
+            print(f"{key}: {len(keys)} tombstone(s) wait: {reason}")
+        print(f"{len(found)} quarantined lake file(s) block a deletion")
+    return 1 if found else 0
+
+
+def cmd_deletions_redrive(args: argparse.Namespace) -> int:
+    from musicnft.app.deletions import redrive_quarantined
+
+    settings = settings_from(args)
+    lake, warehouse = wiring.open_lake(settings), wiring.open_warehouse(settings)
+    rebuild = _rebuilder(settings, lake, warehouse) if args.rebuild else None
+    report = redrive_quarantined(lake, warehouse, args.key or (), rebuild)
+    purge = report.purge
+    summary = {
+        "released": report.released,
+        "still_quarantined": sorted(report.still_quarantined),
+        "blocked": report.blocked,
+        "unknown": report.unknown,
+        "files_rewritten": len(purge.files_rewritten) if purge else 0,
+        "rows_removed": purge.rows_removed if purge else {},
+        "windows": [w.isoformat() for w in report.windows],
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key in report.released:
+            print(f"released from quarantine: {key}")
+        for key, reason in report.blocked.items():
+            print(f"still blocks a deletion: {key}: {reason}", file=sys.stderr)
+        for key in report.unknown:
+            print(f"not a quarantined raw/ or scored/ file: {key}", file=sys.stderr)
+        print(
+            f"{len(report.released)} released, {len(report.still_quarantined)} still "
+            f"quarantined, {len(report.blocked)} blocking a deletion; "
+            f"{summary['files_rewritten']} lake file(s) rewritten, removed "
+            f"{summary['rows_removed']}; {len(report.windows)} window(s) to re-materialize"
+        )
+    return 0 if report.ok else 1
+
+
+_DELETIONS_HELP = """\
+Deletions that wait on quarantined lake files (docs/deletions.md).
+
+A raw/ or scored/ file the windows set aside as unreadable (`lake_quarantine`) is rewritten by
+every purge pass the lenient way (whole file, no column checks). One that cannot even be read
+blocks the deletions of the posts it holds (or may hold): `musicnft status --json` counts them in
+`deleted_pending` and names the files in `deleted_blocked`. Repair or replace the file (e.g. from
+a backup or the stream's copy), then `redrive`: files the windows can read again leave
+quarantine and are indexed, one purge pass removes the deleted posts from them, and what still
+blocks is reported (exit 1).
+"""
+
+
 def register(sub: Subparsers) -> None:
     common = data_dir_option()
     f = sub.add_parser(
@@ -146,3 +209,26 @@ def register(sub: Subparsers) -> None:
     x.add_argument("--rebuild", action="store_true", help="re-materialize affected windows here")
     x.add_argument("--json", action="store_true", help="one JSON summary line")
     x.set_defaults(func=cmd_x_sync)
+
+    d = sub.add_parser(
+        "deletions",
+        parents=[common],
+        help="deletions that wait on quarantined lake files: list them, redrive repaired files",
+        description=_DELETIONS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d_sub = d.add_subparsers(dest="deletions_command", required=True, metavar="ACTION")
+    b = d_sub.add_parser(
+        "blocked", parents=[common], help="quarantined files that block a deletion (exit 1 if any)"
+    )
+    b.add_argument("--json", action="store_true", help="one JSON object")
+    b.set_defaults(func=cmd_deletions_blocked)
+    r = d_sub.add_parser(
+        "redrive",
+        parents=[common],
+        help="put repaired quarantined files back in play and purge them; report what blocks",
+    )
+    r.add_argument("--key", action="append", metavar="KEY", help="only this lake key (repeatable)")
+    r.add_argument("--rebuild", action="store_true", help="re-materialize affected windows here")
+    r.add_argument("--json", action="store_true", help="one JSON summary line")
+    r.set_defaults(func=cmd_deletions_redrive)
