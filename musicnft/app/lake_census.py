@@ -93,10 +93,13 @@ def _ident(obj: LakeObject) -> tuple[str, int, float]:
     return (obj.key, int(obj.size), obj.last_modified.timestamp())
 
 
-def lake_census(lake: Lake, objects: list[LakeObject], memory: Path | None) -> Census:
+def lake_census(
+    lake: Lake, objects: list[LakeObject], memory: Path | None, column: str = "post_id"
+) -> Census:
     """Rows and unique post ids over `objects` (the lake's Parquet files), reading only those the
     memory does not hold as they are now. An unreadable file is logged and counted as empty (the
-    windows quarantine it); it is tried again next time."""
+    windows quarantine it); it is tried again next time. `column` names the id read (`sale_id`
+    for the lake's sales/, with a memory of its own; the memory keeps it as `post_id`)."""
     remembered = _load(memory)
     current: dict[tuple[str, int, float], pa.ChunkedArray] = {}
     read = 0
@@ -106,12 +109,12 @@ def lake_census(lake: Lake, objects: list[LakeObject], memory: Path | None) -> C
             current[ident] = remembered[ident]
             continue
         try:
-            column = read_table(lake, obj.key, columns=["post_id"]).column(0).cast(pa.string())
+            ids = read_table(lake, obj.key, columns=[column]).column(0).cast(pa.string())
         except Exception as exc:  # an unreadable file (quarantined by the windows) or a blip
             log.warning("status cannot read %s: %s", obj.key, exc)
             continue
         read += 1
-        current[ident] = column
+        current[ident] = ids
     if memory is not None and (read or set(current) != set(remembered)):
         try:
             _save(memory, current)
