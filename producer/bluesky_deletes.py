@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -117,20 +118,24 @@ class TrackedPosts:
         self._file.close()
 
 
-def account_status(raw: bytes) -> tuple[str, bool, str | None] | None:
+def account_status(raw: bytes | str | Mapping[str, Any]) -> tuple[str, bool, str | None] | None:
     """(did, active, status) of a Jetstream `account` event; None for any other message (the
     caller has already been told by the normalizer that it is not a post). A broken account
     event raises RejectedRecord naming what is wrong."""
-    if b'"account"' not in raw:  # cheap: most skipped messages are commits of other posts
-        return None
-    try:
-        message = decode_line(raw)
-    except RejectedRecord:
-        return None  # not ours to judge here: the normalizer already skipped it
-    if not isinstance(message, dict) or message.get("kind") != "account":
+    if isinstance(raw, Mapping):
+        message: Any = raw
+    else:
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        if b'"account"' not in data:  # cheap: most skipped messages are commits of other posts
+            return None
+        try:
+            message = decode_line(data)
+        except RejectedRecord:
+            return None  # not ours to judge here: the normalizer already skipped it
+    if not isinstance(message, Mapping) or message.get("kind") != "account":
         return None
     account = message.get("account")
-    if not isinstance(account, dict):
+    if not isinstance(account, Mapping):
         raise RejectedRecord("account event without an 'account' object")
     did = account.get("did") or message.get("did")
     if not isinstance(did, str) or not did.startswith("did:"):
@@ -164,10 +169,12 @@ class DeletionAwareNormalizer:
             raise TombstoneForStream(deleted.reason, deleted.tombstone) from None
         except SkipRecord:
             account = account_status(raw)
-            tombstones = self._account(*account, now=now) if account else []
+            if account is None:
+                raise
+            did, active, status = account
+            tombstones = self._account(did, active, status, now=now)
             if not tombstones:
                 raise
-            did, _, status = account  # type: ignore[misc]
             raise TombstoneForStream(f"account {status}: {did}", *tombstones) from None
         if post["author_id"] in self.ended:
             raise SkipRecord(f"post of ended account {post['author_id']}")
