@@ -255,12 +255,34 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
+AUTO_RETRY_TAG = "dagster/auto_retry_run_id"  # set on a failed run that run_retries retried
+
+
+def _recovered(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether a failed run was retried (dagster.yaml's run_retries: its worker died) and the
+    retry, or the retry's own retry, succeeded: the windows were written, nothing is missing."""
+    seen: set[str] = set()
+    while (retry_id := run.tags.get(AUTO_RETRY_TAG)) and retry_id not in seen:
+        seen.add(retry_id)
+        retry = instance.get_run_by_id(retry_id)
+        if retry is None:
+            return False
+        if retry.status == dg.DagsterRunStatus.SUCCESS:
+            return True
+        run = retry
+    return False
+
+
 def outcome(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> BackfillOutcome:
     out = BackfillOutcome()
     days: set[str] = set()
     for run_id in run_ids:
         run = instance.get_run_by_id(run_id)
-        if run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
+        if (
+            run is not None
+            and run.status != dg.DagsterRunStatus.SUCCESS
+            and not _recovered(instance, run)
+        ):
             out.failed_runs.append(f"{run_id} ({run.status.value})")
         for record in instance.get_records_for_run(
             run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000

@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +60,8 @@ from musicnft.app.processes import child_env, stage_command
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.lake_layout import RAW_PREFIX
 from musicnft.contract.schema import to_json_record
+from musicnft.contract.tombstone import Tombstone
+from musicnft.contract.windows import window_start
 from musicnft.devtools.fault_proxy import (
     FaultProxy,
     any_request,
@@ -83,6 +85,9 @@ POSTS_PER_HOUR = 4000.0
 UNIQUE_SHARE = 0.96
 RUN_TIMEOUT = 3600.0  # one `musicnft run` attempt longer than this is a failure of its own
 WINDOW = timedelta(minutes=15)
+BACKFILL_TIMEOUT = 3600.0  # one `musicnft backfill` attempt longer than this is stopped
+RUN_WORKER_MARK = "spawn_main"  # argv of a Dagster run worker (the code server's spawned child)
+FINISHED_RUNS = ("SUCCESS", "FAILURE", "CANCELED")
 
 
 # ---- what the input should give ------------------------------------------------------------
@@ -97,6 +102,16 @@ class Expected:
     malformed: set[str] = field(default_factory=set)  # refs ("file:line") of rejected lines
     first: datetime | None = None
     last: datetime | None = None
+    order: list[str] = field(default_factory=list)  # unique ids, in the file's order
+    window_of: dict[str, datetime] = field(default_factory=dict)  # post id -> its 15-minute window
+
+    def window_counts(self, without: Collection[str] = ()) -> dict[datetime, int]:
+        """Posts per window (what window_metrics_15m's `all` rows must count), less `without`."""
+        out: dict[datetime, int] = {}
+        for pid, w in self.window_of.items():
+            if pid not in without:
+                out[w] = out.get(w, 0) + 1
+        return out
 
 
 def expected_from(path: Path, keywords: tuple[str, ...], max_record_bytes: int) -> Expected:
@@ -117,11 +132,70 @@ def expected_from(path: Path, keywords: tuple[str, ...], max_record_bytes: int) 
             out.malformed.add(ref)
             continue
         out.valid += 1
-        out.ids.add(str(post["post_id"]))
+        pid = str(post["post_id"])
         created = post["created_at"]
+        if pid not in out.ids:
+            out.ids.add(pid)
+            out.order.append(pid)
+            out.window_of[pid] = window_start(created)
         out.first = created if out.first is None else min(out.first, created)
         out.last = created if out.last is None else max(out.last, created)
     return out
+
+
+# ---- which posts are deleted, and when ------------------------------------------------------
+
+DELETE_SHARE = 0.03  # share of the unique posts deleted at the source during the run
+TOMBSTONE_SOURCE = "x_compliance"  # X's compliance events name X posts (the sample's)
+
+
+@dataclass
+class DeletionPlan:
+    """The posts the run deletes (issue 19 item 4), drawn from the seed, a third each:
+
+    - `before`: tombstones put on the stream as soon as the first replay starts, for posts of
+      the file's second half (the replay reaches them later: each arrives after its tombstone);
+    - `during`: tombstones put on the stream at random points of the replay, interleaved with
+      the SIGKILLs (their posts may be on the stream already or not yet);
+    - `after`: `musicnft forget --ids-file` once the posts are in the lake, `posts_hot`, `posts`
+      and the windows (half the ids as X writes them, half with our `x:` prefix).
+
+    A replay after a producer kill sends every post again: every `before` and `during` post then
+    also arrives (again) after its tombstone."""
+
+    before: list[str] = field(default_factory=list)
+    during: list[tuple[float, list[str]]] = field(default_factory=list)  # (replay progress, ids)
+    after: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> set[str]:
+        return {*self.before, *(i for _, chunk in self.during for i in chunk), *self.after}
+
+    @property
+    def during_ids(self) -> list[str]:
+        return [i for _, chunk in self.during for i in chunk]
+
+
+def plan_deletions(expected: Expected, share: float, seed: int) -> DeletionPlan:
+    rng = random.Random(f"deletions-{seed}")  # apart from the kill plan's draws
+    order = expected.order
+    third = round(len(order) * share / 3)
+    if third == 0:
+        return DeletionPlan()
+    before = rng.sample(order[len(order) // 2 :], third)
+    taken = set(before)
+    others = rng.sample([p for p in order if p not in taken], 2 * third)
+    during_ids, after = others[:third], others[third:]
+    chunks = min(4, len(during_ids))
+    points = sorted(rng.uniform(0.1, 0.9) for _ in range(chunks))
+    during = [(at, during_ids[i::chunks]) for i, at in enumerate(points)]
+    return DeletionPlan(before, during, after)
+
+
+def tombstone_records(post_ids: Collection[str]) -> list[tuple[str, bytes]]:
+    now = datetime.now(UTC)
+    stones = (Tombstone(pid, None, "delete", TOMBSTONE_SOURCE, now) for pid in post_ids)
+    return [(t.partition_key, t.to_stream_record()) for t in stones]
 
 
 # ---- the result ------------------------------------------------------------------------------
@@ -157,6 +231,30 @@ class ChaosResult:
     backfill_exit_code: int
     wall_seconds: float
     faults: dict[str, float] = field(default_factory=dict)  # cloud: outage seconds, throttles
+    # deletions (issue 19 item 4): how many of each kind, and what the stores still show
+    deleted_before: int = 0
+    deleted_during: int = 0
+    deleted_after: int = 0
+    tombstones_before_posts: int = 0  # `before` tombstones on the stream before their post
+    deleted_visible: int = 0  # deleted ids still in the lake's raw/ files, posts_hot or posts
+    status_deleted: int | None = None  # `musicnft status --json`'s `deleted`, after the purge
+    status_deleted_pending: int | None = None  # its `deleted_pending` (must be 0)
+    forget_exit_code: int = 0
+    # windows (embedded): windows whose `all` post_count differs from the input less the deleted
+    # posts (a killed Dagster run that left a window short or stale), and rows beyond one per
+    # key in the window tables; None when not measured
+    windows_checked: int | None = None
+    windows_wrong: int | None = None
+    window_duplicate_rows: int | None = None
+    dagster_runs: dict[str, int] = field(default_factory=dict)  # status -> runs in the instance
+
+    @property
+    def deleted(self) -> int:
+        return self.deleted_before + self.deleted_during + self.deleted_after
+
+    @property
+    def dagster_unfinished(self) -> int:
+        return sum(n for k, n in self.dagster_runs.items() if k not in FINISHED_RUNS)
 
     @property
     def fault_outage_seconds(self) -> float:
@@ -178,6 +276,12 @@ class ChaosResult:
             and self.unexpected == 0
             and self.not_dead_lettered == 0
             and self.backfill_exit_code == 0
+            and self.deleted_visible == 0
+            and self.forget_exit_code == 0
+            and not self.status_deleted_pending
+            and not self.windows_wrong
+            and not self.window_duplicate_rows
+            and self.dagster_unfinished == 0
         )
 
     def kills_by_stage(self) -> dict[str, int]:
@@ -216,6 +320,27 @@ def format_table(results: list[ChaosResult]) -> str:
             "  Kinesis calls+records throttled",
             *(f"{r.faults['kinesis_throttled']:,.0f}" if r.faults else "-" for r in results),
         ),
+        (
+            "deleted (before / during / after)",
+            *(
+                f"{r.deleted:,} ({r.deleted_before:,} / {r.deleted_during:,} / {r.deleted_after:,})"
+                for r in results
+            ),
+        ),
+        (
+            "  tombstone before its post",
+            *(f"{r.tombstones_before_posts:,}" for r in results),
+        ),
+        ("deleted still visible (must be 0)", *(f"{r.deleted_visible:,}" for r in results)),
+        (
+            "status deleted / pending (must be 0)",
+            *(
+                "-"
+                if r.status_deleted is None
+                else f"{r.status_deleted:,} / {r.status_deleted_pending:,}"
+                for r in results
+            ),
+        ),
         ("posts lost (must be 0)", *(f"{r.lost:,}" for r in results)),
         ("posts doubled (must be 0)", *(f"{r.doubled:,}" for r in results)),
         ("unexpected post ids (must be 0)", *(f"{r.unexpected:,}" for r in results)),
@@ -227,6 +352,27 @@ def format_table(results: list[ChaosResult]) -> str:
         (
             "lake / posts_hot / posts unique",
             *(f"{r.lake_unique:,} / {r.posts_hot_unique:,} / {r.posts_unique:,}" for r in results),
+        ),
+        (
+            "windows wrong / checked (must be 0)",
+            *(
+                "-" if r.windows_checked is None else f"{r.windows_wrong:,} / {r.windows_checked:,}"
+                for r in results
+            ),
+        ),
+        (
+            "duplicate window rows (must be 0)",
+            *(
+                "-" if r.window_duplicate_rows is None else f"{r.window_duplicate_rows:,}"
+                for r in results
+            ),
+        ),
+        (
+            "Dagster runs",
+            *(
+                " ".join(f"{k.lower()}={n}" for k, n in sorted(r.dagster_runs.items())) or "-"
+                for r in results
+            ),
         ),
         ("run attempts (exit codes)", *(f"{r.run_attempts} {r.run_exit_codes}" for r in results)),
         ("wall time", *(f"{r.wall_seconds / 60:,.1f} min" for r in results)),
@@ -265,6 +411,16 @@ def stage_pids(root: int) -> dict[str, int]:
     return found
 
 
+def run_worker_pids(root: int) -> list[int]:
+    """The live Dagster run workers below `root` (`musicnft backfill` -> dagster-daemon -> its
+    code server -> one multiprocessing child per run, which executes the run's steps)."""
+    found = []
+    for proc in proctree.descendants(root):
+        if proc.state != "Z" and any(RUN_WORKER_MARK in arg for arg in _argv(proc.pid)):
+            found.append(proc.pid)
+    return found
+
+
 def _kill(pid: int) -> bool:
     try:
         os.kill(pid, signal.SIGKILL)
@@ -297,9 +453,19 @@ class EmbeddedChaos:
         speed: str,
         log_path: Path,
         batch_kills: int | None = None,
+        deletions: DeletionPlan | None = None,
     ) -> None:
         self.sample = sample
         self.expected = expected
+        self.deletions = deletions or DeletionPlan()
+        self.before_due = bool(self.deletions.before)
+        self.during_due = list(self.deletions.during)
+        self.tombstones_before_posts = 0
+        self.forget_rc = 0
+        self.pending_runs: list[Kill] = []  # killed Dagster runs whose successor has not started
+        self.attempt_started = time.monotonic()
+        self.in_process_backfill = False  # True: `backfill --no-dagster`, no run to kill
+        self.run_seconds = 20.0  # a Dagster run worker's life: a guess until one has lived it
         self.data_dir = data_dir
         self.rng = random.Random(seed)
         self.speed = speed
@@ -380,6 +546,7 @@ class EmbeddedChaos:
                 cmd, env=self.env, stdout=log, stderr=log, start_new_session=True
             )
         deadline = time.monotonic() + RUN_TIMEOUT
+        self.attempt_started = time.monotonic()
         last_poll = 0.0
         progress = 0.0
         try:
@@ -395,7 +562,8 @@ class EmbeddedChaos:
                         pending.remove(kill)
                 if time.monotonic() - last_poll > 0.2:
                     last_poll = time.monotonic()
-                    progress = (_appended(stream) - base) / target
+                    progress = self._progress(stream, base, target)
+                    self._tombstones(fresh, progress, stream, base)
                 producer = procs.get("produce")
                 if (
                     self.producer_plan
@@ -443,6 +611,39 @@ class EmbeddedChaos:
                 ).returncode
             self._log(f"musicnft {stage} --once exited {rc}")
 
+    def _progress(self, stream: Path, base: int, target: int) -> float:
+        """How far the current attempt's replay is (0..1): records it put on the stream."""
+        return (_appended(stream) - base) / target
+
+    def _put_tombstones(self, post_ids: Collection[str]) -> None:
+        """Tombstones on the stream beside the producer's posts, as a second writer would put
+        them (Bluesky's delete events come from the producer; X's compliance events likewise)."""
+        with LocalStream(
+            self.settings.stream_path, shards=self.settings.stream_shards, readers=()
+        ) as s:
+            s.put_records(tombstone_records(post_ids))
+
+    def _tombstones(self, fresh: bool, progress: float, stream: Path, base: int) -> None:
+        """The deletion plan's stream tombstones that are due at this point of the replay."""
+        if self.before_due and fresh:
+            appended = _appended(stream) - base
+            if appended > 0:  # the fresh run has wiped the old stream and is producing
+                position = {pid: i for i, pid in enumerate(self.expected.order)}
+                self._put_tombstones(self.deletions.before)
+                self.before_due = False
+                # a post's first line comes at or after its rank among the unique posts
+                self.tombstones_before_posts = sum(
+                    1 for pid in self.deletions.before if position[pid] >= appended
+                )
+                self._log(
+                    f"{len(self.deletions.before)} tombstones on the stream (before their "
+                    f"posts: {self.tombstones_before_posts}; {appended:,} records appended)"
+                )
+        while self.during_due and progress >= self.during_due[0][0] and not self.before_due:
+            _, ids = self.during_due.pop(0)
+            self._put_tombstones(ids)
+            self._log(f"{len(ids)} tombstones on the stream at {progress:.0%} of the replay")
+
     def _tick(self) -> None:
         """Called about ten times a second during a run (the cloud profile's faults)."""
 
@@ -465,6 +666,13 @@ class EmbeddedChaos:
                 break
             # a killed producer ends its run (exit 1): the next run replays the file again; so
             # does a producer kill not yet made (its replay ended first)
+        if self.during_due or self.before_due:  # the replay ended before their points: now
+            ids = [i for _, chunk in self.during_due for i in chunk]
+            ids += self.deletions.before if self.before_due else []
+            self._put_tombstones(ids)
+            self.during_due, self.before_due = [], False
+            self._log(f"{len(ids)} tombstones on the stream after the replay ended")
+            self._drain()
         now = self._now()
         for kill in pending:  # stages that never came back within the replay
             if kill.stage != "produce":
@@ -474,40 +682,138 @@ class EmbeddedChaos:
         return codes
 
     # -- the batch path -----------------------------------------------------------------------
-    def backfill(self) -> int:
+    def _range(self) -> tuple[datetime, datetime]:
         exp = self.expected
         assert exp.first is not None and exp.last is not None
-        start = exp.first.replace(minute=exp.first.minute // 15 * 15, second=0, microsecond=0)
-        end = exp.last.replace(minute=exp.last.minute // 15 * 15, second=0, microsecond=0) + WINDOW
-        cmd = stage_command(
-            "backfill", "--no-dagster", "--start", start.isoformat(), "--end", end.isoformat()
-        )
-        made = 0
-        duration = 20.0  # a guess until one backfill has run to its end
-        attempts = 0
+        return window_start(exp.first), window_start(exp.last) + WINDOW
+
+    def backfill(self) -> int:
+        """`musicnft backfill` over the sample's range, through Dagster (its own webserver and
+        daemon; the daemon's code server runs each run in a child process): the run workers are
+        SIGKILLed at random points of their lives, `batch_kills` times in all. Dagster records a
+        killed run as failed and retries it once (run_retries); a backfill whose run failed for
+        good exits 1 and is started again until one completes."""
+        start, end = self._range()
+        cmd = stage_command("backfill", "--start", start.isoformat(), "--end", end.isoformat())
+        if self.in_process_backfill:
+            cmd.append("--no-dagster")
+        made = attempts = 0
         while True:
             attempts += 1
-            began = time.monotonic()
-            with open(self.log_path, "ab") as log:
-                proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log)
-            want_kill = made < self.batch_kills and attempts <= self.batch_kills * 3
-            if want_kill:
-                delay = self.rng.uniform(1.5, max(2.0, 0.8 * duration))
-                try:
-                    proc.wait(delay)
-                except subprocess.TimeoutExpired:
-                    kill = self._record_kill("backfill", proc.pid)
-                    proc.wait()
-                    if kill is not None:
-                        made += 1
-                        kill.outage = time.monotonic() - began - delay  # restarted at once
-                        continue
-            rc = proc.wait()
-            duration = time.monotonic() - began
-            self._log(f"musicnft backfill exited {rc} after {duration:.0f}s")
-            if not want_kill or rc != 0:
+            rc, made = self._backfill_attempt(cmd, made)
+            self._log(
+                f"musicnft backfill exited {rc} ({made} of {self.batch_kills} run kills made)"
+            )
+            if rc == 0 and (made >= self.batch_kills or attempts > self.batch_kills * 2):
                 return rc
-            # it finished before its kill: run it again, later kills get a better estimate
+            if rc != 0 and attempts > self.batch_kills * 3 + 2:
+                return rc
+            # failed (its runs killed): run it again; or it finished before its kills were made
+
+    def _backfill_attempt(self, cmd: list[str], made: int) -> tuple[int, int]:
+        began = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
+        seen: dict[int, float] = {}  # run worker pid -> first seen (monotonic)
+        delay = self.rng.uniform(0.5, max(2.0, 0.9 * self.run_seconds))
+        try:
+            while proc.poll() is None and time.monotonic() - began < BACKFILL_TIMEOUT:
+                workers = run_worker_pids(proc.pid)
+                for pid in set(seen) - set(workers):  # ended by itself: how long runs live
+                    if not any(k.pid == pid for k in self.kills):
+                        self.run_seconds = max(2.0, time.monotonic() - seen[pid])
+                    seen.pop(pid)
+                for pid in workers:
+                    seen.setdefault(pid, time.monotonic())
+                    for kill in list(self.pending_runs):
+                        if pid != kill.pid:  # a run worker again: the retry or the next backfill
+                            kill.outage = self._now() - kill.at
+                            self.pending_runs.remove(kill)
+                if made < self.batch_kills:
+                    for pid in workers:
+                        if time.monotonic() - seen[pid] >= delay:
+                            killed = self._record_kill("dagster-run", pid)
+                            if killed is not None:
+                                made += 1
+                                self.pending_runs.append(killed)
+                                delay = self.rng.uniform(0.5, max(2.0, 0.9 * self.run_seconds))
+                            break
+                time.sleep(0.1)
+            if proc.poll() is None:
+                self._log(f"musicnft backfill did not end within {BACKFILL_TIMEOUT:.0f}s: stopping")
+                proctree.stop_group(proc, signal.SIGINT, 90.0, "musicnft backfill")
+        finally:
+            if proc.poll() is None:  # Ctrl-C of the driver: stop it (it stops its Dagster)
+                proctree.stop_group(proc, signal.SIGINT, 90.0, "musicnft backfill")
+            proc.wait()
+        return int(proc.returncode), made
+
+    # -- deletions after the posts landed, the purge, the proof --------------------------------
+    def forget_after(self) -> int:
+        """`musicnft forget --ids-file` for the `after` posts (in the lake, posts_hot, posts and
+        the windows by now), re-materializing the windows it touched (`--rebuild`): the purge
+        pass also applies every stream tombstone the consumer recorded."""
+        if not self.deletions.ids:
+            return 0
+        ids_file = self.log_path.parent / "forget.txt"
+        lines = [
+            pid.removeprefix("x:") if i % 2 else pid for i, pid in enumerate(self.deletions.after)
+        ]
+        ids_file.write_text("# chaos run: deleted at the source\n" + "\n".join(lines) + "\n")
+        with open(self.log_path, "ab") as log:
+            rc = subprocess.run(
+                stage_command("forget", "--ids-file", str(ids_file), "--rebuild"),
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            ).returncode
+        self._log(f"musicnft forget ({len(lines)} ids) exited {rc}")
+        self.forget_rc = rc
+        return rc
+
+    def sweep(self) -> None:
+        """The scheduled physical purge (the `deletions` asset's daily sweep: every raw/ and
+        scored/ file against every tombstone), run once here, then the windows it names."""
+        if not self.deletions.ids:
+            return
+        from musicnft.batch.backfill import materialize_window
+        from musicnft.batch.deletions import apply_deletions
+
+        lake, warehouse = wiring.open_lake(self.settings), wiring.open_warehouse(self.settings)
+        result = apply_deletions(lake, warehouse, full_scan=True)
+        for window in result.windows:
+            materialize_window(lake, warehouse, window, list(self.settings.keywords))
+        self._log(
+            f"deletions sweep: {len(result.files_rewritten)} lake file(s) rewritten, removed "
+            f"{result.rows_removed}, {result.pending} pending, {len(result.windows)} window(s) "
+            "re-materialized"
+        )
+
+    def status(self) -> dict[str, object]:
+        with open(self.log_path, "ab") as log:
+            out = subprocess.run(
+                stage_command("status", "--json"), env=self.env, stdout=subprocess.PIPE, stderr=log
+            )
+        try:
+            return dict(json.loads(out.stdout))
+        except ValueError:
+            self._log(f"musicnft status --json exited {out.returncode} without JSON")
+            return {}
+
+    def dagster_runs(self) -> dict[str, int]:
+        """Runs in the instance by status: a killed run must end FAILURE, none left STARTED."""
+        import dagster as dg
+
+        home = self.settings.dagster_home or self.settings.data_dir / "dagster"
+        if not (home / "dagster.yaml").exists():
+            return {}
+        out: dict[str, int] = {}
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            for run in instance.get_runs():
+                out[run.status.value] = out.get(run.status.value, 0) + 1
+        return out
 
 
 # ---- the counts ------------------------------------------------------------------------------
@@ -543,6 +849,43 @@ def _dead_letter_refs(directory: Path) -> Iterator[str]:
                     yield ref
 
 
+# Each window table's key: one row per key (more is a doubled window).
+WINDOW_TABLE_KEYS = {
+    "window_metrics_15m": ("window_start", "keyword"),
+    "hashtag_counts_15m": ("window_start", "hashtag"),
+    "location_counts_15m": ("window_start", "location"),
+    "entity_metrics_15m": ("window_start", "entity"),
+    "reconciliation_15m": ("window_start",),
+}
+
+
+def window_check(settings: Settings, expected: Expected, deleted: set[str]) -> tuple[int, int, int]:
+    """(windows checked, windows whose `all` post_count in window_metrics_15m is not the number
+    of input posts of that window less the deleted ones, rows beyond one per key in the window
+    tables). A window a killed run left short, stale (still counting a deleted post) or
+    doubled shows here."""
+    warehouse = wiring.open_warehouse(settings, read_only=True)
+    want = expected.window_counts(deleted)
+    got: dict[datetime, int] = {}
+    for row in warehouse.query(
+        "SELECT window_start, post_count FROM window_metrics_15m WHERE keyword = 'all'"
+    ).to_pylist():
+        w = row["window_start"].astimezone(UTC)
+        got[w] = got.get(w, 0) + int(row["post_count"] or 0)
+    lo, hi = min(expected.window_of.values()), max(expected.window_of.values())
+    checked = {w for w in want} | {w for w in got if lo <= w <= hi}
+    wrong = sum(1 for w in checked if want.get(w, 0) != got.get(w, 0))
+    extra = 0
+    for table, key in WINDOW_TABLE_KEYS.items():
+        cols = ", ".join(key)
+        row = warehouse.query(
+            f"SELECT (SELECT count(*) FROM {table}) - "
+            f"(SELECT count(*) FROM (SELECT DISTINCT {cols} FROM {table})) AS extra"
+        ).to_pylist()[0]
+        extra += int(row["extra"] or 0)
+    return len(checked), wrong, extra
+
+
 def measure(
     settings: Settings,
     expected: Expected,
@@ -553,18 +896,22 @@ def measure(
     wall: float,
     profile: str = "embedded",
     faults: dict[str, float] | None = None,
+    deleted: set[str] | None = None,
+    windows: bool = False,
 ) -> ChaosResult:
     lake = _lake_ids(settings)
     hot_rows, hot = _table_ids(settings, "posts_hot")
     posts_rows, posts = _table_ids(settings, "posts")
-    want = expected.ids
+    gone = deleted or set()
+    want = expected.ids - gone
     lost = max(len(want - lake), len(want - hot), len(want - posts))
-    unexpected = len((lake | hot | posts) - want)
+    unexpected = len((lake | hot | posts) - expected.ids)
     refs = set(_dead_letter_refs(settings.dead_letter_dir))
+    checked, wrong, extra = window_check(settings, expected, gone) if windows else (None,) * 3
     return ChaosResult(
         profile=profile,
         lines=lines,
-        input_unique=len(want),
+        input_unique=len(expected.ids),
         input_malformed=len(expected.malformed),
         lake_unique=len(lake),
         posts_hot_rows=hot_rows,
@@ -582,6 +929,10 @@ def measure(
         backfill_exit_code=backfill_rc,
         wall_seconds=wall,
         faults=faults or {},
+        deleted_visible=len((lake | hot | posts) & gone),
+        windows_checked=checked,
+        windows_wrong=wrong,
+        window_duplicate_rows=extra,
     )
 
 
@@ -592,6 +943,7 @@ def run_embedded(
     seed: int = 12,
     speed: str = "max",
     batch_kills: int | None = None,
+    delete_share: float = DELETE_SHARE,
 ) -> ChaosResult:
     """The embedded chaos run in `workdir` (sample, data dir, log): see the module docstring."""
     started = time.monotonic()
@@ -601,20 +953,39 @@ def run_embedded(
     write_sample(sample, lines=lines, seed=seed, posts_per_hour=POSTS_PER_HOUR)
     base = Settings.from_env()
     expected = expected_from(sample, base.keywords, base.max_record_bytes)
+    plan = plan_deletions(expected, delete_share, seed)
     chaos = EmbeddedChaos(
-        sample, expected, workdir / "data", kills, seed, speed, workdir / "run.log", batch_kills
-    )
+        sample, expected, workdir / "data", kills, seed, speed, workdir / "run.log", batch_kills,
+        plan,
+    )  # fmt: skip
     chaos._log(
         f"sample: {lines:,} lines, {len(expected.ids):,} unique valid posts, "
-        f"{len(expected.malformed):,} malformed; {len(chaos.plan) + len(chaos.producer_plan)} stream kills planned, "
-        f"{chaos.batch_kills} backfill kills; log {chaos.log_path}"
+        f"{len(expected.malformed):,} malformed; {len(chaos.plan) + len(chaos.producer_plan)} "
+        f"stream kills planned, {chaos.batch_kills} Dagster run kills; {len(plan.ids):,} posts "
+        f"deleted ({len(plan.before)} before, {len(plan.during_ids)} during, {len(plan.after)} "
+        f"after); log {chaos.log_path}"
     )
     codes = chaos.replay()
     backfill_rc = chaos.backfill()
-    return measure(
+    chaos.forget_after()
+    chaos.sweep()
+    status = chaos.status()
+    result = measure(
         chaos.settings, expected, lines, chaos.kills, codes, backfill_rc,
-        time.monotonic() - started,
+        time.monotonic() - started, deleted=plan.ids, windows=True,
     )  # fmt: skip
+    result.deleted_before = len(plan.before)
+    result.deleted_during = len(plan.during_ids)
+    result.deleted_after = len(plan.after)
+    result.tombstones_before_posts = chaos.tombstones_before_posts
+    result.forget_exit_code = chaos.forget_rc
+    held, pending = status.get("deleted"), status.get("deleted_pending")
+    if isinstance(held, int) and isinstance(pending, int):
+        result.status_deleted, result.status_deleted_pending = held, pending
+    else:
+        result.status_deleted_pending = -1  # no answer: not proven
+    result.dagster_runs = chaos.dagster_runs()
+    return result
 
 
 # ---- the cloud profile on moto server and the BigQuery emulator ----------------------------
@@ -656,7 +1027,10 @@ class CloudChaos(EmbeddedChaos):
     """The same replay with MUSICNFT_PROFILE=cloud: Kinesis and S3 on moto server, BigQuery on
     the emulator, each behind a `FaultProxy`. During the run: Kinesis throttled all along
     (`throttle` share of its calls), then down for `kinesis_outage` seconds, then BigQuery down for
-    `bq_outage` seconds. No SIGKILLs here (the embedded profile has those)."""
+    `bq_outage` seconds. `kills` SIGKILLs of the producer, delivery and consumer at points of the
+    paced replay (its progress is its elapsed share: Kinesis has no cheap count of what was put),
+    as in the embedded profile; the windows are materialized by `backfill --no-dagster` (no
+    Dagster run to kill) and no deletions are made here (the embedded profile has those)."""
 
     def __init__(
         self,
@@ -672,10 +1046,14 @@ class CloudChaos(EmbeddedChaos):
         kinesis_outage: float,
         bq_outage: float,
         throttle: float,
+        kills: int = 0,
     ) -> None:
-        super().__init__(sample, expected, data_dir, 0, seed, speed, log_path, batch_kills=0)
-        self.plan = []
-        self.producer_plan = []
+        super().__init__(sample, expected, data_dir, kills, seed, speed, log_path, batch_kills=0)
+        self.in_process_backfill = True  # the windows go to the BigQuery emulator in this process
+        exp = expected
+        span = (exp.last - exp.first).total_seconds() if exp.first and exp.last else 0.0
+        self.replay_seconds = max(10.0, span / float(speed)) if speed != "max" else 60.0
+
         self.env = env
         self.settings = Settings.from_env(env)
         self.aws, self.bq = aws, bq
@@ -686,6 +1064,10 @@ class CloudChaos(EmbeddedChaos):
             "bigquery": _Outage(25.0 + kinesis_outage, 25.0 + kinesis_outage + bq_outage),
         }
         self.run_started: float | None = None
+
+    def _progress(self, stream: Path, base: int, target: int) -> float:
+        """Kinesis has no cheap count of what was put: the paced replay's elapsed share."""
+        return (time.monotonic() - self.attempt_started) / self.replay_seconds
 
     def _proxy(self, name: str) -> FaultProxy:
         return self.aws if name == "kinesis" else self.bq
@@ -737,6 +1119,7 @@ def run_cloud(
     kinesis_outage: float = 60.0,
     bq_outage: float = 60.0,
     throttle: float = 0.05,
+    kills: int = 4,
 ) -> ChaosResult:
     """The cloud profile's chaos run in `workdir`: see `CloudChaos`; moto server and the BigQuery
     emulator are started here and stopped at the end."""
@@ -793,7 +1176,7 @@ def run_cloud(
                 )
                 chaos = CloudChaos(
                     sample, expected, data_dir, seed, speed, workdir / "run.log", env,
-                    aws, bq, kinesis_outage, bq_outage, throttle,
+                    aws, bq, kinesis_outage, bq_outage, throttle, kills,
                 )  # fmt: skip
                 chaos._log(
                     f"cloud sample: {lines:,} lines, {len(expected.ids):,} unique valid posts; "
@@ -807,7 +1190,7 @@ def run_cloud(
                 backfill_rc = chaos.backfill()
                 with _aws_credentials():  # this process reads S3 and BigQuery to count
                     return measure(
-                        chaos.settings, expected, lines, [], codes, backfill_rc,
+                        chaos.settings, expected, lines, chaos.kills, codes, backfill_rc,
                         time.monotonic() - started, profile="cloud", faults=faults,
                     )  # fmt: skip
             finally:
@@ -832,6 +1215,18 @@ def main(argv: list[str] | None = None) -> int:
         "--cloud-posts", type=int, default=5_000, help="cloud profile's posts (default 5000)"
     )
     p.add_argument(
+        "--cloud-kills",
+        type=int,
+        default=4,
+        help="SIGKILLs of the cloud profile's producer, delivery and consumer (default 4)",
+    )
+    p.add_argument(
+        "--delete-share",
+        type=float,
+        default=DELETE_SHARE,
+        help=f"share of the posts deleted at the source (embedded; default {DELETE_SHARE})",
+    )
+    p.add_argument(
         "--cloud-speed",
         default="25",
         help="cloud replay speed (default 25: the replay outlasts the outages)",
@@ -848,7 +1243,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.profile in ("embedded", "both"):
             results.append(
-                run_embedded(workdir / "embedded", args.posts, args.kills, args.seed, args.speed)
+                run_embedded(
+                    workdir / "embedded",
+                    args.posts,
+                    args.kills,
+                    args.seed,
+                    args.speed,
+                    delete_share=args.delete_share,
+                )
             )
         if args.profile in ("cloud", "both"):
             results.append(
@@ -860,6 +1262,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.kinesis_outage,
                     args.bq_outage,
                     args.throttle,
+                    args.cloud_kills,
                 )
             )
     finally:

@@ -64,7 +64,12 @@ def _dagster(settings: Settings, url: str | None) -> Iterator[tuple[str, Callabl
     from musicnft_dagster.recording import open_instance
 
     assert settings.dagster_home is not None
-    if url is None and live_daemon(open_instance(settings.dagster_home)):
+    if (
+        url is None
+        and live_daemon(open_instance(settings.dagster_home))
+        # a daemon that just stopped (a previous backfill's) leaves a fresh heartbeat behind
+        and WebserverClient(DEFAULT_DAGSTER_URL).is_up()
+    ):
         url = DEFAULT_DAGSTER_URL
         log.info("a Dagster daemon serves this instance: using %s (--dagster-url to change)", url)
     if url is not None:
