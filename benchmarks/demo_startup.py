@@ -78,7 +78,9 @@ def _run_walls(dagster_home: Path) -> list[tuple[float, float]]:
     return out
 
 
-def measure(seconds: int, dagster_port: int, dashboard: bool) -> dict[str, float | int | None]:
+def measure(
+    seconds: int, dagster_port: int, dashboard: bool, log_path: Path | None = None
+) -> dict[str, float | int | None]:
     with tempfile.TemporaryDirectory(prefix="musicnft-demo-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         dagster_home = Path(tmp) / "dagster"
@@ -105,13 +107,10 @@ def measure(seconds: int, dagster_port: int, dashboard: bool) -> dict[str, float
         ]
         if dashboard:
             argv += ["--dashboard", "--dashboard-port", str(dagster_port + 1)]
+        log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         start = time.monotonic()
         proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         first_numbers: float | None = None
         first_aggregates: float | None = None
@@ -156,12 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dashboard", action="store_true", help="also start the dashboard, as make demo does"
     )
+    parser.add_argument("--log", type=Path, help="write the demo's own output to this file")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     print(
         f"make demo's startup ({args.seconds} s, load average {load:.1f} on {os.cpu_count()} cores)"
     )
-    figures = measure(args.seconds, args.dagster_port, args.dashboard)
+    figures = measure(args.seconds, args.dagster_port, args.dashboard, args.log)
     buffer = DELIVERY_BUFFER_SECONDS
     print(
         f"  first numbers (posts_hot):        {_fmt(figures['first_numbers_s'])} s"
