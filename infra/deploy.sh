@@ -7,7 +7,9 @@
 #             STREAM_NAME, GLUE_DATABASE, LAKE_VERSIONING, ERROR_RETENTION_DAYS,
 #             LOG_RETENTION_DAYS, LAMBDA_CODE_KEY, PRODUCER_PACKAGE_KEY, LAMBDA_RUNTIME,
 #             BIGQUERY_DATASET, INSTANCE_TYPE, KEY_NAME, ENABLE_SESSION_MANAGER, ALARM_EMAIL,
-#             ITERATOR_AGE_ALARM_MS, DATA_FRESHNESS_ALARM_SECONDS
+#             ITERATOR_AGE_ALARM_MS, DATA_FRESHNESS_ALARM_SECONDS,
+#             SPARK_RELEASE_LABEL, SPARK_MAX_VCPU, SPARK_MAX_MEMORY_GB, SPARK_IDLE_TIMEOUT_MINUTES,
+#             SPARK_ARTIFACTS_PREFIX (EMR Serverless scoring: docs/spark-emr-serverless.md)
 #   producer image: UPGRADE_HOST=1 (move to the latest image: replaces the host),
 #             AMI_ID (an explicit ami-...), AMI_SSM_PARAMETER (where "latest" is read; default
 #             Amazon Linux 2023 x86_64)
@@ -97,6 +99,11 @@ optional=(
   SENTIMENT_MODEL_IMAGE:SentimentModelImage
   SENTIMENT_ENDPOINT_MEMORY:SentimentEndpointMemory
   SENTIMENT_ENDPOINT_MAX_CONCURRENCY:SentimentEndpointMaxConcurrency
+  SPARK_RELEASE_LABEL:SparkReleaseLabel
+  SPARK_MAX_VCPU:SparkMaxVcpu
+  SPARK_MAX_MEMORY_GB:SparkMaxMemoryGb
+  SPARK_IDLE_TIMEOUT_MINUTES:SparkIdleTimeoutMinutes
+  SPARK_ARTIFACTS_PREFIX:SparkArtifactsPrefix
 )
 for pair in "${optional[@]}"; do
   var="${pair%%:*}"

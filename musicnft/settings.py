@@ -144,6 +144,32 @@ def _delivery_timestamps(env: Mapping[str, str], lake_backend: str) -> str:
     return value
 
 
+def _emr_application_id(env: Mapping[str, str]) -> str:
+    """MUSICNFT_EMR_SERVERLESS_APPLICATION_ID: the stack's SparkApplicationId (letters, digits)."""
+    value = (env.get("MUSICNFT_EMR_SERVERLESS_APPLICATION_ID") or "").strip()
+    if value and not (len(value) <= 64 and value.isascii() and value.isalnum()):
+        raise ConfigError(
+            f"MUSICNFT_EMR_SERVERLESS_APPLICATION_ID must be an application id, got {value[:80]!r}"
+        )
+    return value
+
+
+def _role_arn(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "").strip()
+    if value and not (value.startswith("arn:") and ":iam::" in value and ":role/" in value):
+        raise ConfigError(f"{name} must be an IAM role ARN, got {value[:120]!r}")
+    return value
+
+
+def _spark_master(env: Mapping[str, str]) -> str:
+    """MUSICNFT_SPARK_MASTER: a Spark master URL (`local[*]`, `local[2]`, `spark://host:7077`)."""
+    value = (env.get("MUSICNFT_SPARK_MASTER") or "").strip() or "local[*]"
+    known = value.startswith(("local", "spark://", "yarn", "k8s://"))
+    if not known or any(c.isspace() for c in value):
+        raise ConfigError(f"MUSICNFT_SPARK_MASTER must be a Spark master URL, got {value[:80]!r}")
+    return value
+
+
 def parse_keywords(raw: str) -> tuple[str, ...]:
     """Comma-separated keywords; blanks dropped, duplicates (case-insensitive) removed."""
     seen: set[str] = set()
@@ -234,6 +260,8 @@ class Settings:
     # kept out of repr so a logged Settings never prints it.
     x_bearer_token: str = field(default="", repr=False)
     dagster_home: Path | None = None
+    # `musicnft spark score`'s Spark master (issue 16): this machine's cores unless set.
+    spark_master: str = "local[*]"
     # Embedded warehouse (DuckLake): how far back time travel reaches; older snapshots and the
     # files only they used are removed by the maintenance job.
     warehouse_retention_hours: float = 24.0
@@ -264,6 +292,14 @@ class Settings:
     # X's paid post reads (0 = X posts are not re-read).
     bluesky_appview_url: str = "https://public.api.bsky.app"
     x_reread_budget_usd: float = 0.0
+    # Spark scoring (issue 16): where the `scored_posts` asset runs the job, `local` (dagster-pyspark
+    # on this machine) or `emr-serverless` (the stack's application, through Dagster Pipes), and
+    # for EMR Serverless the stack's outputs and where `make spark-package`'s dist/spark/ is.
+    spark_backend: str = "local"
+    emr_serverless_application_id: str = ""
+    emr_serverless_job_role_arn: str = ""
+    emr_serverless_log_group: str = "/aws/emr-serverless/musicnft"
+    spark_artifacts_uri: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -370,6 +406,7 @@ class Settings:
                 env.get("X_BEARER_TOKEN") or env.get("MUSICNFT_X_BEARER_TOKEN") or ""
             ).strip(),
             dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
+            spark_master=_spark_master(env),
             warehouse_retention_hours=_float(
                 env, "MUSICNFT_WAREHOUSE_RETENTION_HOURS", 24.0, 0, 24 * 365
             ),
@@ -408,6 +445,23 @@ class Settings:
                 ("http://", "https://"),
             ),
             x_reread_budget_usd=_float(env, "MUSICNFT_X_REREAD_BUDGET_USD", 0.0, 0, 100_000),
+            spark_backend=_choice(
+                env,
+                "MUSICNFT_SPARK_BACKEND",
+                "emr-serverless" if cloud else "local",
+                ("local", "emr-serverless"),
+            ),
+            emr_serverless_application_id=_emr_application_id(env),
+            emr_serverless_job_role_arn=_role_arn(env, "MUSICNFT_EMR_SERVERLESS_JOB_ROLE_ARN"),
+            emr_serverless_log_group=(
+                env.get("MUSICNFT_EMR_SERVERLESS_LOG_GROUP", "").strip()
+                or "/aws/emr-serverless/musicnft"
+            ),
+            spark_artifacts_uri=(
+                _url(env, "MUSICNFT_SPARK_ARTIFACTS_URI", "", ("s3://",)).rstrip("/") + "/"
+                if (env.get("MUSICNFT_SPARK_ARTIFACTS_URI") or "").strip()
+                else ""
+            ),
         )
 
     def with_data_dir(self, data_dir: Path) -> Settings:
