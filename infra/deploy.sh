@@ -10,6 +10,7 @@
 #             ITERATOR_AGE_ALARM_MS, DATA_FRESHNESS_ALARM_SECONDS,
 #             SPARK_RELEASE_LABEL, SPARK_MAX_VCPU, SPARK_MAX_MEMORY_GB, SPARK_IDLE_TIMEOUT_MINUTES,
 #             SPARK_ARTIFACTS_PREFIX (EMR Serverless scoring: docs/spark-emr-serverless.md)
+#   sales collector: NFT_COLLECTIONS (OpenSea slugs, comma-separated; empty: not started)
 #   producer image: UPGRADE_HOST=1 (move to the latest image: replaces the host),
 #             AMI_ID (an explicit ami-...), AMI_SSM_PARAMETER (where "latest" is read; default
 #             Amazon Linux 2023 x86_64)
@@ -99,6 +100,7 @@ optional=(
   SENTIMENT_MODEL_IMAGE:SentimentModelImage
   SENTIMENT_ENDPOINT_MEMORY:SentimentEndpointMemory
   SENTIMENT_ENDPOINT_MAX_CONCURRENCY:SentimentEndpointMaxConcurrency
+  NFT_COLLECTIONS:NftCollections
   SPARK_RELEASE_LABEL:SparkReleaseLabel
   SPARK_MAX_VCPU:SparkMaxVcpu
   SPARK_MAX_MEMORY_GB:SparkMaxMemoryGb

@@ -401,7 +401,11 @@ def test_event_source_mapping_settings(template) -> None:
 
 def test_secrets_are_created_with_generated_placeholders_only(template) -> None:
     secrets = resources(template, "AWS::SecretsManager::Secret")
-    assert set(secrets) == {"XBearerTokenSecret", "BigQueryCredentialsSecret"}
+    assert set(secrets) == {
+        "XBearerTokenSecret",
+        "BigQueryCredentialsSecret",
+        "OpenSeaApiKeySecret",
+    }
     for secret in secrets.values():
         p = secret["Properties"]
         assert "SecretString" not in p
@@ -451,10 +455,12 @@ def test_producer_role_grants(template) -> None:
         "kinesis:PutRecord": stream,
         "kinesis:PutRecords": stream,
         "kinesis:DescribeStreamSummary": stream,
-        "secretsmanager:GetSecretValue": [ref("XBearerTokenSecret")],
+        "secretsmanager:GetSecretValue": [ref("XBearerTokenSecret"), ref("OpenSeaApiKeySecret")],
         "s3:GetObject": [
             {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArtifactBucket}/${ProducerPackageKey}"}
         ],
+        # the sales collector's (tests/infra/test_sales_collector_template.py)
+        "s3:PutObject": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${LakeBucket}/sales/*"}],
     }
     # No managed policy (AmazonSSMManagedInstanceCore allowed GetParameter(s) on every parameter).
     assert "ManagedPolicyArns" not in props(template, "ProducerRole")
@@ -651,10 +657,13 @@ def test_producer_user_data_installs_a_restarting_systemd_unit(template) -> None
     (assignment,) = [line for line in start.splitlines() if "MUSICNFT_X_BEARER_TOKEN=" in line]
     assert '="$(aws secretsmanager get-secret-value --secret-id ' in assignment
     assert "$MUSICNFT_X_BEARER_TOKEN_SECRET_ARN" in assignment
-    # The Sub names only the stream, the secret's ARN, the artifact and the region.
+    # The Sub names only the stream, the secrets' ARNs, the artifact, the region and the
+    # collections the sales collector follows (tests/infra/test_sales_collector_template.py).
     assert referenced_names({"Fn::Sub": script}) == {
         "StreamName",
         "XBearerTokenSecret",
+        "OpenSeaApiKeySecret",
+        "NftCollections",
         "ArtifactBucket",
         "ProducerPackageKey",
         "LakeBucket",
