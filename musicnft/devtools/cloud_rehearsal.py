@@ -7,7 +7,9 @@ the same supervised pipeline as `make demo` with MUSICNFT_PROFILE=cloud: the pro
 Kinesis (spooling if it cannot), the consumer reads Kinesis as Lambda's event source would and
 streams into BigQuery, and the delivery loop stands in for Firehose (moto's Firehose delivers
 nothing), writing Parquet to the bucket in Firehose's key layout for the Dagster sensor, whose
-window assets write the aggregate tables to BigQuery.
+window assets write the aggregate tables to BigQuery. As `make demo` does, it also replays the
+seeded NFT sales sample (`musicnft run --sales`: `musicnft sales --source replay`, same speed,
+restamped) into the bucket's `sales/` prefix, so the cloud windows include `nft_sales_15m`.
 """
 
 from __future__ import annotations
@@ -55,14 +57,33 @@ def run_child(cmd: list[str], env: dict[str, str]) -> int:
     return 130 if code == -signal.SIGINT else code
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_arguments(args: argparse.Namespace) -> list[str]:
+    """The arguments of the `musicnft run` the rehearsal starts: `make demo`'s, sales included."""
+    run = ["--fresh", "--speed", args.speed, "--restamp", "--sales", "--dagster"]
+    run += [
+        "--dagster-port",
+        str(args.dagster_port),
+        "--dashboard",
+        "--dashboard-port",
+        str(args.dashboard_port),
+    ]
+    if args.seconds:
+        run += ["--seconds", str(args.seconds)]
+    return run
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="make demo-cloud", description=__doc__)
     parser.add_argument("--seconds", type=float, help="stop by itself after N seconds")
     parser.add_argument("--speed", default="300", help="replay speed (default 300)")
     parser.add_argument("--shards", type=int, default=2, help="Kinesis shards (default 2)")
     parser.add_argument("--dagster-port", type=int, default=3000)
     parser.add_argument("--dashboard-port", type=int, default=8501)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     settings = Settings.from_env()
     setup_logging(settings.log_level)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server's access log
@@ -98,16 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         f"moto server (Kinesis, S3) at {endpoint}; stream {stream}, bucket {bucket}",
         file=sys.stderr,
     )
-    run = ["--fresh", "--speed", args.speed, "--restamp", "--dagster"]
-    run += [
-        "--dagster-port",
-        str(args.dagster_port),
-        "--dashboard",
-        "--dashboard-port",
-        str(args.dashboard_port),
-    ]
-    if args.seconds:
-        run += ["--seconds", str(args.seconds)]
+    run = run_arguments(args)
     from musicnft.adapters.bigquery.migrate import migrate
     from musicnft.adapters.bigquery.warehouse import bigquery_client
     from musicnft.devtools.bq_emulator import PROJECT, bigquery_emulator
