@@ -59,7 +59,8 @@ def sales_counts(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict[s
             "SELECT count(*) AS n, CAST(coalesce(sum(sale_count), 0) AS BIGINT) AS s "
             "FROM nft_sales_15m"
         ).to_pylist()[0]
-        windows, windowed = int(row["n"]), int(row["s"])
+        windows: int | None = int(row["n"])
+        windowed: int | None = int(row["s"])
     except Exception as exc:  # a warehouse not yet migrated: status still prints the rest
         log.warning("nft_sales_15m not readable: %s", exc)
         windows = windowed = None
