@@ -35,7 +35,8 @@ def test_a_replay_survives_sigkills_of_every_stage_without_losing_or_doubling_a_
     assert set(result.kills_by_stage()) == {"produce", "deliver", "consume", "dagster-run"}, table
     assert result.kills_survived == 6, table
     assert result.run_attempts >= 2, table  # the producer's death ended a run; another replayed
-    # AND Dagster recorded the killed run as failed: no run is left started
+    # AND Dagster recorded the killed run as failed: no run is left started (sensor runs may
+    # wait in the queue for the next daemon)
     assert result.dagster_runs.get("FAILURE", 0) >= 1, table
     assert result.dagster_unfinished == 0 and result.dagster_runs.get("SUCCESS", 0) >= 1, table
     # AND the deletions happened in each way, the `before` ones really before their posts

@@ -94,6 +94,7 @@ def _result(**changes: object) -> ChaosResult:
 
 def test_the_verdict_fails_on_a_surviving_deletion_a_wrong_window_or_a_run_left_started() -> None:
     assert _result().ok
+    assert _result(dagster_runs={"SUCCESS": 1, "QUEUED": 1}).ok  # waits for the next daemon
     assert "PASS" in format_table([_result()])
     for bad in (
         {"deleted_visible": 1},
@@ -101,6 +102,7 @@ def test_the_verdict_fails_on_a_surviving_deletion_a_wrong_window_or_a_run_left_
         {"windows_wrong": 1},
         {"window_duplicate_rows": 3},
         {"dagster_runs": {"SUCCESS": 1, "STARTED": 1}},
+        {"dagster_runs": {"SUCCESS": 1, "STARTING": 1}},
         {"forget_exit_code": 1},
     ):
         result = _result(**bad)
