@@ -76,6 +76,14 @@ lambda-zip: $(STAMP)
 deploy: lambda-zip
 	bash infra/deploy.sh
 
+# The Spark scoring job's package for EMR Serverless (docs/spark-emr-serverless.md), built offline
+# from the local venv into dist/spark/: emr_entrypoint.py, musicnft.zip (--py-files),
+# pydeps.tar.gz (the libraries it imports, for spark.archives) and manifest.json. Upload the folder
+# to s3://<ArtifactBucket>/<SparkArtifactsPrefix>/ (MUSICNFT_SPARK_ARTIFACTS_URI).
+.PHONY: spark-package
+spark-package: $(STAMP)
+	$(BIN)/python infra/spark_package.py --out dist/spark
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
