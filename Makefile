@@ -10,7 +10,7 @@ DAGSTER_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo demo-cloud test lint format bench lock clean browser postgres lambda-zip deploy chaos
+.PHONY: install demo demo-cloud test lint format bench lock clean browser postgres lambda-zip deploy chaos java spark-score
 
 install: $(STAMP)
 
@@ -29,7 +29,7 @@ lock: $(VENV)
 # embedded hot path, live-stamped, with Dagster
 # (sensor, schedule, UI on 127.0.0.1:$(DAGSTER_PORT)) until Ctrl-C or DEMO_SECONDS=N seconds,
 # then materializes the windows it touched and prints the status.
-demo: $(STAMP)
+demo: $(STAMP) java
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-5} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --sales --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 # The cloud profile (Kinesis, S3) rehearsed against moto server on 127.0.0.1; DEMO_SECONDS=N too.
@@ -39,7 +39,7 @@ demo-cloud: $(STAMP)
 # Parallel workers (pytest-xdist), one test file per worker at a time: most of the suite's time is
 # spent waiting on subprocesses and local servers, so more workers than cores still pays.
 TEST_WORKERS ?= 4
-test: $(STAMP) browser postgres
+test: $(STAMP) browser postgres java
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser build).
@@ -53,6 +53,16 @@ postgres:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  echo "installing Debian's postgresql for the DuckLake catalog test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# The Spark scoring job (docs/spark.md) and its tests run on Debian's Java 17 (Spark 4 needs 17+).
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing Debian's openjdk-17-jre-headless for Spark"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
+# Score everything in the local lake's raw/ now with Spark, into scored/ (docs/spark.md).
+spark-score: $(STAMP) java
+	$(BIN)/musicnft spark score --available-now
 
 # ruff for style, mypy for types (strict on the contract and the ports: see pyproject.toml).
 lint: $(STAMP)

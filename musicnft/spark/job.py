@@ -45,16 +45,16 @@ RAW_GLOB = f"{RAW_PREFIX}*/*/*/*/*.parquet"
 # A micro-batch of this many drops (Firehose writes one per 1-5 MB or 60-900 s): a backlog is
 # worked off in bounded steps, and a kill loses at most one batch's work (redone on restart).
 DEFAULT_MAX_FILES_PER_TRIGGER = 50
-# The dedup bound. The watermark is on `ingested_at` (when the producer read the post), which
-# follows arrival: a replay of 2021 captures arriving today is not "late", so it is scored; with
-# the watermark on `created_at` such posts would be older than the watermark and dropped unscored.
-# A post_id is remembered for DEDUP_DELAY past the newest ingest seen: a redelivery within it
-# (Firehose retries for up to 24 h; the producer's spool) is dropped by the state. A row whose
-# ingest is older than the watermark is dropped by Spark as late (counted in
-# `ScoreJobResult.dropped_late`, logged): harmless for a duplicate (its first copy was written),
-# a loss for a first sighting, which `--rescore` (a fresh checkpoint) scores. A duplicate that
-# arrives after its post_id left the state (ingested again more than DEDUP_DELAY later, e.g.
-# a re-read) is written again: readers take one row per post_id (`read_scored` docs).
+# The dedup bound (docs/spark.md, "Duplicates"). The watermark is on `ingested_at` (when the
+# producer read the post), which follows arrival: a replay of 2021 captures arriving today is not
+# "late", so it is scored; with the watermark on `created_at` it would be older than the watermark
+# and dropped unscored. Any copy of a post ingested within DEDUP_DELAY of its first copy is dropped
+# (by the state, or as late); 26 h covers Firehose's 24 h of delivery retries. A row ingested
+# before the watermark (newest ingest of earlier batches minus DEDUP_DELAY) is dropped by Spark as
+# late: harmless for a duplicate, a loss for a first sighting, so such rows are counted
+# (`ScoreJobResult.dropped_late`, logged) and `--rescore` (a fresh checkpoint) scores them. A copy
+# ingested more than DEDUP_DELAY after the first may be written again (readers: one row per
+# post_id, the greatest `scored_at`).
 DEDUP_DELAY = "26 hours"
 WATERMARK_COLUMN = "ingested_at"
 QUERY_NAME = "musicnft-spark-score"
@@ -122,6 +122,8 @@ def configure(spark: pyspark.sql.SparkSession) -> None:
     conf.set("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
     conf.set("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
     conf.set("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
+    # scored/ is read by more than Spark: write standard UTC microsecond timestamps, not INT96
+    conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     # one corrupt drop must not stop the stream; FileCheck records it (quarantine.py)
     conf.set("spark.sql.files.ignoreCorruptFiles", "true")
     conf.set("spark.sql.files.ignoreMissingFiles", "true")

@@ -6,7 +6,7 @@ SIGTERM: they flush what they hold, and `deliver`/`consume` first drain what is 
 
 One module per command group, each adding its own subcommands (`register`): `pipeline` (produce,
 deliver, consume, run), `query` (status, sql), `backfill`, `dashboard`, `xrules`, `bigquery`,
-`schema`, `sample`, `cost`, `sales`; `common` holds what they share.
+`schema`, `sample`, `cost`, `sales`, `spark`; `common` holds what they share.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from musicnft.app.cli import (
     sales,
     sample,
     schema,
+    spark,
     xrules,
 )
 from musicnft.devtools.sample import SAMPLE_PATH  # re-exported: tests import it from here
@@ -51,6 +52,7 @@ GROUPS = (
     sales,
     model,
     deletions,
+    spark,
 )
 
 

@@ -1,0 +1,243 @@
+"""The Spark scoring job on local Spark (issue 16): scores equal to the hot path's, each post once,
+the scored/ layout and columns, INT96 drops, a corrupt drop quarantined while the rest is scored,
+late drops scored by the next run, and a re-score into a new version beside the old output.
+
+One lake, scored three times in order (module fixtures): the first run, a run after late drops,
+a re-score under a newly promoted model. Each fixture keeps what its run wrote (read through the
+sink's log) so the tests below can check each run's output independently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from musicnft.contract.lake_layout import raw_key
+from musicnft.hotpath.model_artifact import load_promoted
+from musicnft.spark.job import ScoreJobOptions, ScoreJobResult, run_score_job
+from musicnft.spark.layout import SCORED_COLUMNS
+from musicnft.spark.quarantine import quarantined
+from musicnft.spark.scored import committed_files, read_committed_table, read_scored
+from tests.support.spark_lake import (
+    START,
+    STREAM,
+    SparkLake,
+    build_spark_lake,
+    expected_scores,
+    parquet_bytes,
+    post,
+    promote_model,
+)
+
+pytestmark = pytest.mark.slow
+
+INT96_CREATED = datetime(2021, 12, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+@dataclasses.dataclass
+class Run:
+    result: ScoreJobResult
+    rows: list[dict[str, Any]]  # read with Spark through the sink's log
+    arrow_rows: list[dict[str, Any]]  # read with pyarrow from committed_files
+    files: list[str]
+    planned: list[int]  # the micro-batches the checkpoint's offset log holds after the run
+    expected: dict[str, tuple[Any, Any, Any]]  # the lake's unique posts then, scored in process
+
+
+def _run(spark: Any, lake: SparkLake, **kw: Any) -> Run:
+    options = ScoreJobOptions(str(lake.root), available_now=True, **kw)
+    result = run_score_job(spark, options)
+    version = result.model_version if options.rescore else None
+    rows = [r.asDict() for r in read_scored(spark, str(lake.root), version).collect()]
+    arrow = read_committed_table(str(lake.root), version).to_pylist()
+    offsets = Path(result.checkpoint_path) / "offsets"
+    planned = sorted(int(p.name) for p in offsets.iterdir() if p.name.isdigit())
+    files = committed_files(str(lake.root), version)
+    return Run(result, rows, arrow, files, planned, expected_scores(lake))
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> SparkLake:
+    root = tmp_path_factory.mktemp("spark-lake") / "lake"
+    lake = build_spark_lake(root, drops=4, per_drop=25)
+    # a drop written as Firehose's format conversion writes it: INT96 timestamps
+    lake.add_drop([post(500, INT96_CREATED, INT96_CREATED + timedelta(seconds=3))], int96=True)
+    # two corrupt drops: not Parquet at all, and a Parquet file cut short (no footer)
+    arrival = START + timedelta(hours=2)
+    lake.lake.put(raw_key(STREAM, arrival, "garbage"), b"this is not a parquet file")
+    whole = parquet_bytes([post(600, START, START + timedelta(seconds=1))])
+    lake.lake.put(raw_key(STREAM, arrival, "truncated"), whole[: len(whole) // 2])
+    return lake
+
+
+@pytest.fixture(scope="module")
+def first(spark: Any, lake: SparkLake) -> Run:
+    return _run(spark, lake, max_files_per_trigger=3)
+
+
+@dataclasses.dataclass
+class Late:
+    run: Run
+    new_ids: list[str]  # two new posts
+    redelivered: str  # an old post again, ingested within the dedup bound
+    late_copy: str  # an old post again, ingested before the watermark
+    lost: str  # a new post ingested before the watermark: dropped as late (docs/spark.md)
+
+
+@pytest.fixture(scope="module")
+def late(spark: Any, lake: SparkLake, first: Run) -> Late:
+    """Drops landing after the first run, one micro-batch each: first new posts ingested 100 hours
+    on (the watermark moves to 74 hours) with a redelivery, then a drop ingested long before."""
+    base = START + timedelta(hours=100)
+    new = [
+        post(700 + i, base + timedelta(minutes=i), base + timedelta(minutes=i, seconds=5))
+        for i in range(2)
+    ]
+    again = dict(lake.rows[1]) | {"ingested_at": base + timedelta(minutes=5)}
+    now = datetime.now(UTC)
+    lake.add_drop([*new, again], modified=now - timedelta(seconds=30))
+    late_copy = dict(lake.rows[2]) | {"ingested_at": START + timedelta(hours=2)}
+    lost = post(800, START + timedelta(hours=1), START + timedelta(hours=1, seconds=5))
+    lake.add_drop([late_copy, lost], modified=now)
+    run = _run(spark, lake, max_files_per_trigger=1)
+    return Late(
+        run, [p["post_id"] for p in new], again["post_id"], late_copy["post_id"], lost["post_id"]
+    )
+
+
+@pytest.fixture(scope="module")
+def rescore(
+    spark: Any, lake: SparkLake, late: Late
+) -> tuple[Run, dict[str, str], dict[str, str], str]:
+    """A newly promoted model, then `--rescore`: scored/ must not change."""
+    old = load_promoted(lake.lake)
+    assert old is not None
+    newer = dataclasses.replace(old, version="v2-test", intercept=old.intercept + 0.25)
+    promote_model(lake.lake, newer)
+    stream_dir = lake.root / "scored"
+    before = {k: v for k, v in _digest(stream_dir).items() if not k.startswith("_versions/")}
+    run = _run(spark, lake, rescore=True, max_files_per_trigger=20)
+    after = {k: v for k, v in _digest(stream_dir).items() if not k.startswith("_versions/")}
+    return run, before, after, newer.version
+
+
+def test_scores_equal_the_in_process_scores_and_each_post_is_written_once(
+    lake: SparkLake, first: Run
+) -> None:
+    expected = first.expected
+    ids = [r["post_id"] for r in first.rows]
+    assert len(ids) == len(set(ids))  # the source duplicate and the redelivery drop: once
+    assert set(ids) == set(expected)  # every unique post (the corrupt drops had none readable)
+    for row in first.rows:
+        compound, score, name = expected[row["post_id"]]
+        assert row["sentiment_compound"] == pytest.approx(compound, abs=1e-6), row["post_id"]
+        assert row["model_score"] == pytest.approx(score, abs=1e-6), row["post_id"]
+        assert row["model_label"] == name
+        assert row["model_version"] == lake.model_version
+        assert row["scored_at"] is not None
+    assert first.result.rows_written == len(expected)
+    assert first.result.model_version == lake.model_version
+    # at most 3 drops a micro-batch: 8 drops (2 of them corrupt) take 3 batches
+    assert first.planned == [0, 1, 2]
+    assert first.result.batches >= 2  # batches that read rows (the last may read none)
+
+
+def test_a_non_spark_reader_sees_the_same_rows_through_the_sink_log(first: Run) -> None:
+    by_id = {r["post_id"]: r for r in first.arrow_rows}
+    assert len(by_id) == len(first.arrow_rows) == len(first.rows)
+    for row in first.rows:
+        other = by_id[row["post_id"]]
+        assert other["model_score"] == pytest.approx(row["model_score"], abs=1e-12)
+        assert other["created_at"] == row["created_at"].replace(tzinfo=UTC)
+
+
+def test_scored_files_hold_exactly_the_columns_under_the_created_at_hour(first: Run) -> None:
+    assert first.files
+    for path in first.files:
+        table = pq.read_table(path)
+        assert table.column_names == list(SCORED_COLUMNS)
+        parts = dict(p.split("=", 1) for p in Path(path).parent.parts[-4:])
+        for created in table.column("created_at").to_pylist():
+            created = created.astimezone(UTC)
+            assert parts == {
+                "year": f"{created:%Y}",
+                "month": f"{created:%m}",
+                "day": f"{created:%d}",
+                "hour": f"{created:%H}",
+            }, path
+
+
+def test_an_int96_drop_keeps_its_timestamps_to_the_microsecond(first: Run) -> None:
+    (row,) = [r for r in first.arrow_rows if r["created_at"] == INT96_CREATED]
+    assert row["post_id"].endswith("500")
+    assert row["model_score"] is not None
+
+
+def test_corrupt_drops_are_quarantined_and_the_rest_is_scored(lake: SparkLake, first: Run) -> None:
+    recorded = quarantined(str(lake.root))
+    names = sorted(k.rsplit("-", 1)[-1] for k in recorded)
+    assert names == ["garbage.parquet", "truncated.parquet"]
+    assert all(reason for reason in recorded.values())
+    assert set(first.result.quarantined) == set(recorded)
+    assert len(first.rows) == len(first.expected)  # every good drop scored
+
+
+def test_a_late_drop_is_scored_by_the_next_run_and_a_redelivery_is_not_written_again(
+    first: Run, late: Late
+) -> None:
+    ids = [r["post_id"] for r in late.run.rows]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {r["post_id"] for r in first.rows} | set(late.new_ids)
+    assert late.redelivered in ids and late.late_copy in ids  # once each: the first copies
+    assert late.run.result.rows_written == len(late.new_ids)
+    assert set(first.files) <= set(late.run.files)  # the first run's files are still committed
+
+
+def test_rows_ingested_before_the_watermark_are_dropped_and_counted(late: Late) -> None:
+    # the documented bound: a copy older than the watermark is dropped (harmless), and so is a
+    # first sighting that old (counted; --rescore scores it, see the next test)
+    assert late.run.result.dropped_late == 2
+    assert late.lost not in {r["post_id"] for r in late.run.rows}
+
+
+def test_rescore_writes_a_new_version_and_leaves_the_stream_output_untouched(
+    lake: SparkLake, late: Late, rescore: Any
+) -> None:
+    run, before, after, version = rescore
+    assert after == before  # not one byte of scored/ (files and log) changed
+    assert run.result.model_version == version
+    assert f"/scored/_versions/{version}/" in run.result.output_path
+    assert f"checkpoints/spark-score-rescore/{version}/" in run.result.checkpoint_path
+    ids = [r["post_id"] for r in run.rows]
+    assert len(ids) == len(set(ids))  # all history, each post once, the late-dropped one too
+    assert set(ids) == {r["post_id"] for r in late.run.rows} | {late.lost}
+    newer = load_promoted(lake.lake)
+    assert newer is not None and newer.version == version
+    old_by_id = {r["post_id"]: r for r in late.run.rows}
+    expected = run.expected  # in process, with the newly promoted model
+    for row in run.rows:
+        assert row["model_version"] == version
+        compound, score, name = expected[row["post_id"]]
+        assert row["sentiment_compound"] == pytest.approx(compound, abs=1e-6)
+        assert row["model_score"] == pytest.approx(score, abs=1e-6)
+        assert row["model_label"] == name
+    changed = [
+        r
+        for r in run.rows
+        if r["post_id"] in old_by_id and r["model_score"] != old_by_id[r["post_id"]]["model_score"]
+    ]
+    assert changed  # the new version really scored them
