@@ -219,6 +219,7 @@ class RereadResult:
     errors: list[str] = field(default_factory=list)
     windows: set[datetime] = field(default_factory=set)
     x_spend_usd: float = 0.0
+    windows_24h: set[datetime] = field(default_factory=set)  # windows read at +24 h
     # windows whose window_metrics_15m rows got new engagement-at-24 h values
     metrics_updated: set[datetime] = field(default_factory=set)
 
@@ -249,6 +250,7 @@ def _store(wh: Any, rows: list[dict[str, Any]], result: RereadResult) -> None:
         )
         result.missing += sum(1 for r in rows if r["status"] == "missing")
         result.windows.update(r["window_start"] for r in rows)
+        result.windows_24h.update(r["window_start"] for r in rows if r["age"] == "24h")
 
 
 def run_rereads(
@@ -308,6 +310,9 @@ def run_rereads(
     result.x_spend_usd = x_spend_today(wh, now, x_price)[1]
     for window in sorted(result.windows):
         build_engagement_window(wh, window, now)
+    # Only a +24 h read changes window_metrics_15m: this run's, and those of the last hour (a
+    # run that stopped between storing its snapshots and this step is caught up by the next).
+    for window in sorted(result.windows_24h | recent_24h_windows(wh, now)):
         if refresh_window_metrics(wh, window):
             result.metrics_updated.add(window)
     return result
@@ -408,6 +413,18 @@ def with_engagement_24h(
     for row in rows:
         row.update(engagement_24h_values(_row_posts(row["keyword"], posts), at_24h))
     return rows
+
+
+REFRESH_LOOKBACK = timedelta(hours=1)
+
+
+def recent_24h_windows(wh: Any, now: datetime) -> set[datetime]:
+    """Windows with a +24 h snapshot read within `REFRESH_LOOKBACK` before `now`."""
+    rows = wh.query(
+        "SELECT DISTINCT window_start FROM engagement_snapshots WHERE age = ? AND read_at >= ?",
+        ["24h", now - REFRESH_LOOKBACK],
+    ).to_pylist()
+    return {r["window_start"] for r in rows}
 
 
 def refresh_window_metrics(wh: Any, window: datetime) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from musicnft.adapters.bigquery.ddl import add_column_ddl, table_ddl
 from musicnft.adapters.bigquery.migrate import migrate, table_differences
 from musicnft.batch import window_pipeline as wp
-from musicnft.batch.engagement import refresh_window_metrics
+from musicnft.batch.engagement import recent_24h_windows, refresh_window_metrics
 from musicnft.contract.tables import TABLES, WINDOW_METRICS_SCHEMA
 from musicnft.contract.windows import window_key
 from musicnft.devtools.bq_emulator import PROJECT
@@ -104,7 +104,8 @@ def test_the_columns_fill_on_bigquery_before_and_after_the_snapshots(bq_endpoint
     wh.append(
         "engagement_snapshots", pa.Table.from_pylist(snaps, schema=TABLES["engagement_snapshots"])
     )
-    # THEN the re-read's update fills them, once
+    # THEN the next re-read run finds the window (its +24 h reads are recent) and fills it, once
+    assert recent_24h_windows(wh, read_at + timedelta(minutes=15)) == {WINDOW}
     assert refresh_window_metrics(wh, WINDOW) is True
     assert refresh_window_metrics(wh, WINDOW) is False
 

@@ -194,3 +194,24 @@ def test_the_1h_reading_alone_leaves_the_24h_columns_empty(
     assert rows["all"]["post_count"] == N + 1
     assert rows["all"]["engagement_24h_posts"] == 0
     assert rows["all"]["avg_engagement_24h"] is None
+
+
+def test_a_run_that_stopped_before_updating_the_window_is_caught_up_by_the_next(
+    wh: EmbeddedWarehouse, server: FakeRereadServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicnft.batch import engagement
+
+    wp.build_aggregate(wh, "window_metrics_15m", WINDOW, KEYWORDS, now=BUILT)
+    # GIVEN a +24 h run that stored its snapshots and stopped before updating window_metrics
+    monkeypatch.setattr(engagement, "refresh_window_metrics", lambda wh, window: False)
+    assert read_at(wh, server, AT_24H, "24h").read == {"bluesky 24h": N}
+    monkeypatch.undo()
+    assert metrics(wh)["all"]["engagement_24h_posts"] == 0
+    # WHEN the next run comes (nothing left to read), THEN it updates the window
+    caught_up = read_at(wh, server, AT_24H + timedelta(minutes=15), "24h")
+    assert caught_up.read == {} and caught_up.metrics_updated == {WINDOW}
+    assert_filled(metrics(wh))
+    # AND once the snapshots are older than the lookback, runs no longer look at the window
+    later = read_at(wh, server, AT_24H + engagement.REFRESH_LOOKBACK * 2, "24h")
+    assert later.metrics_updated == set()
+    assert engagement.recent_24h_windows(wh, AT_24H + engagement.REFRESH_LOOKBACK * 2) == set()
