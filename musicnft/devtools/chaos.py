@@ -1,35 +1,48 @@
 """`make chaos`: replay a large sample through the embedded profile while SIGKILLing its processes
-at random points, then prove that nothing was lost and nothing doubled (issue 12).
+at random points and deleting posts at the source, then prove that nothing was lost, nothing
+doubled and nothing deleted survived (issue 12; deletions: issue 19 item 4).
 
 Why this exists: the supervisor's tests kill each stage once or twice on a few thousand lines. The
 promises (at-least-once on the stream, exactly one row per post in `posts_hot` and `posts`, every
-malformed line dead-lettered) are about every crash at any point, so this driver kills the
-producer, delivery, consumer and the batch backfill many times over a replay of 100,000 posts and
-counts the outcome from the stores themselves:
+malformed line dead-lettered, every window counting exactly its posts, a deleted post gone from
+everything) are about every crash at any point, so this driver kills the producer, delivery,
+consumer and the Dagster runs of the backfill many times over a replay of 100,000 posts and counts
+the outcome from the stores themselves:
 
 1. a seeded sample (`devtools.sample`, with its re-deliveries and malformed lines) is written, and
-   what it should give is computed in this process with the hot path's own parser;
+   what it should give is computed in this process with the hot path's own parser; a seeded 3%
+   of its posts is deleted at the source (`DeletionPlan`: a third by tombstones put on the stream
+   before the replay reaches their posts, a third by tombstones put on the stream at random
+   points of the replay, a third by `musicnft forget --ids-file` at the end);
 2. `musicnft run --fresh --file SAMPLE --exit-when-done` replays it; at random points of the replay
    (drawn from the seed) one stage process is SIGKILLed. The supervisor restarts delivery and
    consumer; a killed producer ends the run (a file replay has no resume position), so the driver
    starts `musicnft run` again without `--fresh`, which replays the file from its first line:
-   the stream gets everything again and the pipeline must absorb the repeats;
-3. `musicnft backfill --no-dagster` over the sample's range is SIGKILLed mid-way and started
-   again until one completes (windows, `posts`, reconciliation of `posts_hot`);
-4. the lake's unique post ids, `posts_hot`, `posts` (read-only warehouse queries) and the
-   dead-letter files are compared with the input.
+   the stream gets everything again (every deleted post again after its tombstone) and the
+   pipeline must absorb the repeats;
+3. `musicnft backfill` over the sample's range runs through Dagster (its own webserver and
+   daemon); the run worker executing the windows is SIGKILLed at random points of its life.
+   Dagster records the killed run as failed and retries it (dagster.yaml's run_retries); a backfill
+   that still fails is started again until one completes;
+4. `musicnft forget --ids-file --rebuild` deletes the last third (and applies every tombstone the
+   consumer recorded), then the daily sweep's full purge of the lake runs once;
+5. the lake's unique post ids (its raw/ files as they are on disk), `posts_hot`, `posts` (read-only
+   warehouse queries), `window_metrics_15m` per window, the window tables' keys, the dead-letter
+   files, `musicnft status --json` and the Dagster instance's runs are compared with the input.
 
-`--profile cloud` (or `both`) does the same with MUSICNFT_PROFILE=cloud on moto server (Kinesis,
-S3) and the BigQuery emulator, each behind a `devtools.fault_proxy.FaultProxy`: Kinesis throttled
-all along, then down for 60 s, then BigQuery down for 60 s, during a paced replay of 5,000 posts
-(`CloudChaos`); no SIGKILLs there.
+`--profile cloud` (or `both`) does steps 1-2 (without the deletions) with MUSICNFT_PROFILE=cloud on
+moto server (Kinesis, S3) and the BigQuery emulator, each behind a `devtools.fault_proxy.FaultProxy`:
+Kinesis throttled all along, then down for 60 s, then BigQuery down for 60 s, during a paced
+replay of `--cloud-posts` posts while `--cloud-kills` stage processes are SIGKILLed (`CloudChaos`);
+its windows are materialized by `backfill --no-dagster`.
 
 The result is a `ChaosResult` (the shortened tests in tests/app/test_chaos.py check it) and one
-table on stdout; the exit code is 1 when a post was lost or doubled or a malformed line was not
-dead-lettered.
+table on stdout; the exit code is 1 when a post was lost or doubled, a deleted post survived, a
+window counted wrong, a run was left started, or a malformed line was not dead-lettered.
 
     python -m musicnft.devtools.chaos [--profile embedded|cloud|both] [--posts N] [--kills K]
-        [--seed S] [--speed max|N] [--cloud-posts N] [--kinesis-outage S] [--bq-outage S]
+        [--seed S] [--speed max|N] [--delete-share F] [--cloud-posts N] [--cloud-kills K]
+        [--kinesis-outage S] [--bq-outage S]
 """
 
 from __future__ import annotations
