@@ -18,6 +18,7 @@ from musicnft.adapters.local_lake import LocalLake
 from musicnft.ports import Lake
 from musicnft.settings import DEFAULT_KEYWORDS, Settings
 from musicnft_dagster.resource_bases import LakeResource, WarehouseResource
+from musicnft_dagster.spark_resources import spark_runner_for
 
 
 class LocalLakeResource(LakeResource):
@@ -107,6 +108,8 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "lake": LAKE_RESOURCES[settings.lake_backend](settings),
         "warehouse": WAREHOUSE_RESOURCES[settings.warehouse_backend](settings),
         "pipeline": PipelineResource(keywords=[k.lower() for k in settings.keywords]),
+        # Spark scoring (issue 16): dagster-pyspark here, EMR Serverless through Pipes in the cloud.
+        "spark_scoring": spark_runner_for(settings),
     }
 
 

@@ -14,6 +14,7 @@ are the same: rows_written, batches, model_version, output_path.
 
 from __future__ import annotations
 
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
+from pydantic import PrivateAttr
 
 from musicnft.settings import Settings
 
@@ -60,6 +62,8 @@ class LocalSparkScoringRunner(PySparkResource, SparkScoringRunner):
     """The job on this machine through dagster-pyspark: `spark_config` is the session's
     configuration (`spark.master` `local[*]` by default; the venv's Python on both sides)."""
 
+    _owns_session: bool = PrivateAttr(default=False)
+
     def score(
         self, context: dg.AssetExecutionContext, config: ScoredPostsConfig
     ) -> dg.MaterializeResult:
@@ -75,9 +79,20 @@ class LocalSparkScoringRunner(PySparkResource, SparkScoringRunner):
         result = run_score_job(self.spark_session, options)
         return dg.MaterializeResult(metadata=job_metadata(result))
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from pyspark.sql import SparkSession
+
+        # PySpark starts its Python workers with PYSPARK_PYTHON (the `spark.pyspark.python`
+        # setting counts only for spark-submit): this process's Python unless one was chosen.
+        python = self.spark_config.get("spark.pyspark.python", sys.executable)
+        os.environ.setdefault("PYSPARK_PYTHON", python)
+        self._owns_session = SparkSession.getActiveSession() is None
+        super().setup_for_execution(context)
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        # The session's JVM is a child process: stop it with the run, not with the worker.
-        if self.spark_session is not None:
+        # The session's JVM is a child process: stop it with the run, unless the session was
+        # there before (getOrCreate handed us someone else's).
+        if self._owns_session and self.spark_session is not None:
             self.spark_session.stop()
 
 
@@ -200,13 +215,14 @@ class EmrServerlessScoringRunner(SparkScoringRunner):
             message_reader=PipesCloudWatchMessageReader(client=logs),
             poll_interval=self.poll_interval,
         )
-        invocation = pipes.run(context=context, start_job_run_params=params)  # type: ignore[arg-type]
+        invocation = pipes.run(context=context, start_job_run_params=params)
         return invocation.get_materialize_result()
 
 
 def _local_runner(settings: Settings) -> SparkScoringRunner:
     return LocalSparkScoringRunner(
-        lake_root=str(settings.lake_dir.resolve()), spark_config=local_spark_config()
+        lake_root=str(settings.lake_dir.resolve()),
+        spark_config=local_spark_config(settings.spark_master),
     )
 
 

@@ -7,6 +7,7 @@ from musicnft_dagster.assets.deletions import DELETIONS_DEFS
 from musicnft_dagster.assets.insight import INSIGHT_DEFS
 from musicnft_dagster.assets.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from musicnft_dagster.assets.sales import SALES_ASSETS
+from musicnft_dagster.assets.scored_posts import SCORING_DEFS
 from musicnft_dagster.assets.sentiment_model import MODEL_ASSETS, MODEL_JOBS
 from musicnft_dagster.assets.windows import WINDOW_ASSETS
 from musicnft_dagster.jobs import windows_job
@@ -22,3 +23,5 @@ defs = dg.Definitions.merge(defs, dg.Definitions(assets=MODEL_ASSETS, jobs=MODEL
 defs = dg.Definitions.merge(defs, INSIGHT_DEFS)
 # Deletions at the source (issue 19): the daily sweep asset, its check, job and schedule.
 defs = dg.Definitions.merge(defs, DELETIONS_DEFS)
+# Spark scoring (issue 16): `scored_posts` and its job; where Spark runs is the resource's choice.
+defs = dg.Definitions.merge(defs, SCORING_DEFS)

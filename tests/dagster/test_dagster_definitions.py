@@ -27,10 +27,11 @@ ASSETS = {
     *MODEL_ASSET_NAMES,
     "nft_sales_15m",
     "engagement_rereads",  # engagement re-read at +1 h / +24 h (issue 18), on its own schedule
+    "scored_posts",  # Spark scoring (issue 16): the stream's checkpoint says what is new
 }
 # Assets that are not window tables: no day partitions (the deletions sweep, the model, the
 # engagement re-reads run on their own schedules or on demand)
-NOT_WINDOWED = {"deletions", "engagement_rereads", *MODEL_ASSET_NAMES}
+NOT_WINDOWED = {"deletions", "engagement_rereads", "scored_posts", *MODEL_ASSET_NAMES}
 CHECKS = {
     ("deletions", "no_deleted_post_visible"),
     ("deletions", "no_deleted_post_visible_now"),
