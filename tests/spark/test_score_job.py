@@ -100,8 +100,9 @@ class Late:
 
 @pytest.fixture(scope="module")
 def late(spark: Any, lake: SparkLake, first: Run) -> Late:
-    """Drops landing after the first run, one micro-batch each: first new posts ingested 100 hours
-    on (the watermark moves to 74 hours) with a redelivery, then a drop ingested long before."""
+    """Drops landing after the first run, one micro-batch each: new posts ingested 100 hours on
+    with a redelivery (the watermark moves to 74 hours), another new post, then a drop ingested
+    long before. Spark drops rows with the watermark of the batch before: the third batch's."""
     base = START + timedelta(hours=100)
     new = [
         post(700 + i, base + timedelta(minutes=i), base + timedelta(minutes=i, seconds=5))
@@ -109,7 +110,8 @@ def late(spark: Any, lake: SparkLake, first: Run) -> Late:
     ]
     again = dict(lake.rows[1]) | {"ingested_at": base + timedelta(minutes=5)}
     now = datetime.now(UTC)
-    lake.add_drop([*new, again], modified=now - timedelta(seconds=30))
+    lake.add_drop([new[0], again], modified=now - timedelta(seconds=60))
+    lake.add_drop([new[1]], modified=now - timedelta(seconds=30))
     late_copy = dict(lake.rows[2]) | {"ingested_at": START + timedelta(hours=2)}
     lost = post(800, START + timedelta(hours=1), START + timedelta(hours=1, seconds=5))
     lake.add_drop([late_copy, lost], modified=now)
