@@ -153,3 +153,60 @@ print(json.dumps({{"musicnft": sys.modules["musicnft"].__file__,
     expected = sentiment_scores("I love this song, it is great")
     assert expected is not None
     assert report["compound"] == expected["compound"] > 0.5
+
+
+def test_the_packaged_entry_script_scores_a_lake_with_only_the_package(
+    built, tmp_path: Path
+) -> None:
+    """What an EMR Serverless driver does, on this machine: the entry script from dist/spark/,
+    the code zip and the unpacked libraries on PYTHONPATH, Spark's Python side, an interpreter
+    without this venv's site-packages for the driver and the Python workers alike."""
+    from musicnft.spark.scored import read_committed_table
+    from tests.support.spark_lake import build_spark_lake, expected_scores
+
+    out, _ = built
+    lake = build_spark_lake(tmp_path / "lake", drops=1, per_drop=8)
+    deps = tmp_path / "pydeps"
+    with tarfile.open(out / "pydeps.tar.gz") as tar:
+        tar.extractall(deps, filter="data")
+    spark_python = tmp_path / "spark_python"
+    spark_python.mkdir()
+    import py4j
+    import pyspark
+
+    for module in (pyspark, py4j):
+        folder = Path(module.__file__ or "").parent
+        (spark_python / folder.name).symlink_to(folder)
+    python = tmp_path / "python"  # no site: the venv's libraries are not there
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(out / "musicnft.zip"), str(deps), str(spark_python)]),
+        "PYSPARK_PYTHON": str(python),
+        "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.ui.enabled=false "
+        "--conf spark.sql.shuffle.partitions=2 pyspark-shell",
+    }
+    if os.environ.get("JAVA_HOME"):
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    proc = subprocess.run(
+        [str(python), str(out / "emr_entrypoint.py"), "--lake-root", str(lake.root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (line,) = [x for x in proc.stderr.splitlines() if "scored: {" in x]
+    report = json.loads(line.split("scored: ", 1)[1])
+    expected = expected_scores(lake)
+    assert report["rows_written"] == len(expected)
+    assert report["model_version"] == lake.model_version
+    rows = read_committed_table(str(lake.root)).to_pylist()
+    assert sorted(r["post_id"] for r in rows) == sorted(expected)
+    for r in rows:
+        compound, score, label = expected[r["post_id"]]
+        assert (r["sentiment_compound"], r["model_label"]) == (compound, label)
+        assert r["model_score"] == pytest.approx(score, abs=1e-6)
