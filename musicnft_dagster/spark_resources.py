@@ -219,16 +219,23 @@ class EmrServerlessScoringRunner(SparkScoringRunner):
         return invocation.get_materialize_result()
 
 
+def _lake_root(settings: Settings) -> str:
+    """The lake as Spark is given it: the local directory, or `s3://<bucket>/`."""
+    if settings.lake_backend == "s3":
+        return f"s3://{settings.s3_bucket}/"
+    return str(settings.lake_dir.resolve())
+
+
 def _local_runner(settings: Settings) -> SparkScoringRunner:
     return LocalSparkScoringRunner(
-        lake_root=str(settings.lake_dir.resolve()),
+        lake_root=_lake_root(settings),
         spark_config=local_spark_config(settings.spark_master),
     )
 
 
 def _emr_serverless_runner(settings: Settings) -> SparkScoringRunner:
     return EmrServerlessScoringRunner(
-        lake_root=f"s3://{settings.s3_bucket}/",
+        lake_root=_lake_root(settings),
         application_id=settings.emr_serverless_application_id,
         job_role_arn=settings.emr_serverless_job_role_arn,
         artifacts_uri=settings.spark_artifacts_uri,
