@@ -76,6 +76,22 @@ def test_definitions_load_with_scored_posts_and_a_runner_per_profile() -> None:
     assert cloud.log_group == LOG_GROUP
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MUSICNFT_SPARK_BACKEND", "yarn"),
+        ("MUSICNFT_EMR_SERVERLESS_APPLICATION_ID", "00f/../x"),
+        ("MUSICNFT_EMR_SERVERLESS_JOB_ROLE_ARN", "SparkJobRole"),
+        ("MUSICNFT_SPARK_ARTIFACTS_URI", "https://bucket/musicnft/spark/"),
+    ],
+)
+def test_bad_spark_settings_stop_with_the_variable_named(name: str, value: str) -> None:
+    from musicnft.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
 def test_emr_runner_without_its_settings_fails_naming_them() -> None:
     runner = EmrServerlessScoringRunner(
         lake_root="s3://lake/", application_id="", job_role_arn="", artifacts_uri=""
