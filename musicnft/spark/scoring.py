@@ -2,12 +2,13 @@
 functions the hot path uses (`enrich.sentiment_scores`, `model_scoring.InProcessScoring`), so a
 post scores the same in Spark, in the consumer and in the batch path.
 
-Runs inside `mapInPandas`: the model is parsed from its JSON once per iterator (one partition of
-one micro-batch), never per row.
+Runs inside `mapInPandas`: the model is parsed from its JSON at most once per iterator (one
+partition of one micro-batch), never per row, and kept by the worker while it stays the same.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,21 @@ def score_texts(
     return compounds, InProcessScoring(model).score(texts, vaders)
 
 
+# Models parsed by this Python worker, by the digest of their JSON: Spark reuses its workers across
+# tasks and micro-batches, so a model is parsed once per worker (at most once per iterator) and its
+# token memo stays warm from one batch to the next.
+_LOADED: dict[str, SentimentModel] = {}
+
+
+def load_model(model_json: bytes) -> SentimentModel:
+    key = hashlib.sha256(model_json).hexdigest()
+    model = _LOADED.get(key)
+    if model is None:
+        _LOADED.clear()  # one model at a time per worker
+        model = _LOADED[key] = SentimentModel.loads(model_json)
+    return model
+
+
 def score_frames(
     model_json: bytes | None,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
@@ -47,7 +63,7 @@ def score_frames(
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        model = SentimentModel.loads(model_json) if model_json is not None else None
+        model = load_model(model_json) if model_json is not None else None
         for frame in frames:
             texts = [None if t is None or t is pd.NA else t for t in frame["text"].tolist()]
             compounds, results = score_texts(texts, model)
