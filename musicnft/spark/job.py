@@ -212,7 +212,7 @@ def run_score_job(
     *,
     stop: threading.Event | None = None,
     on_batch: Callable[[BatchProgress], None] | None = None,
-    poll_seconds: float = 1.0,
+    poll_seconds: int = 1,
 ) -> ScoreJobResult:
     """Run the query to completion (`available_now`) or until `stop` is set (then stop it
     cleanly: the running batch is interrupted and redone on the next start, exactly once)."""

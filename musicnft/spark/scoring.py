@@ -9,7 +9,7 @@ partition of one micro-batch), never per row, and kept by the worker while it st
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from musicnft.hotpath.enrich import sentiment_scores
@@ -57,10 +57,10 @@ def load_model(model_json: bytes) -> SentimentModel:
 
 def score_frames(
     model_json: bytes | None,
-) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+) -> Callable[[Iterable[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The `mapInPandas` function: frames of (post_id, created_at, text) → SCORED_DDL frames."""
 
-    def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def score(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
         model = load_model(model_json) if model_json is not None else None
