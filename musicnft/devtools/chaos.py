@@ -642,20 +642,21 @@ class EmbeddedChaos:
 
     def _tombstones(self, fresh: bool, progress: float, stream: Path, base: int) -> None:
         """The deletion plan's stream tombstones that are due at this point of the replay."""
-        if self.before_due and fresh:
+        # once the fresh run has wiped the old stream and is producing
+        if self.before_due and fresh and _appended(stream) - base > 0:
+            position = {pid: i for i, pid in enumerate(self.expected.order)}
+            self._put_tombstones(self.deletions.before)
+            self.before_due = False
+            # Counted after the put (so with the tombstones: a bound on the posts before them):
+            # a post's first record comes at or after its rank among the unique posts.
             appended = _appended(stream) - base
-            if appended > 0:  # the fresh run has wiped the old stream and is producing
-                position = {pid: i for i, pid in enumerate(self.expected.order)}
-                self._put_tombstones(self.deletions.before)
-                self.before_due = False
-                # a post's first line comes at or after its rank among the unique posts
-                self.tombstones_before_posts = sum(
-                    1 for pid in self.deletions.before if position[pid] >= appended
-                )
-                self._log(
-                    f"{len(self.deletions.before)} tombstones on the stream (before their "
-                    f"posts: {self.tombstones_before_posts}; {appended:,} records appended)"
-                )
+            self.tombstones_before_posts = sum(
+                1 for pid in self.deletions.before if position[pid] >= appended
+            )
+            self._log(
+                f"{len(self.deletions.before)} tombstones on the stream (before their "
+                f"posts: {self.tombstones_before_posts}; {appended:,} records appended)"
+            )
         while self.during_due and progress >= self.during_due[0][0] and not self.before_due:
             _, ids = self.during_due.pop(0)
             self._put_tombstones(ids)
