@@ -3,6 +3,7 @@ partitions, no UI, so a micro-batch of the small test lakes takes about a second
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -27,5 +28,8 @@ def spark() -> Iterator[Any]:
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    # py4j logs each connection it closes, also from finalizers at interpreter exit (after
+    # pytest closed its capture streams: "Logging error" noise)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     yield session
     session.stop()

@@ -69,10 +69,21 @@ def test_a_kill_mid_batch_then_a_restart_writes_every_post_exactly_once(tmp_path
     scored_before = read_committed_table(str(lake.root)).num_rows
     assert scored_before < len(lake.unique_posts())  # the kill left work undone
 
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = done.stdout.strip().splitlines()[-1]
-    assert summary.startswith("spark score: "), done.stdout
+    # the restart as EMR Serverless runs the script: spark-submit given the file (its own
+    # launcher finds pyspark with the python3 first on PATH)
+    submit = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master",
+        "local[2]",
+        str(ROOT / "musicnft" / "spark" / "entrypoint.py"),
+        *cmd[cmd.index("--lake-root") : cmd.index("--master")],
+    ]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        submit, env=env | {"PATH": path}, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert any(line.startswith("spark score: ") for line in done.stdout.splitlines()), done.stdout
 
     table = read_committed_table(str(lake.root))
     ids = table.column("post_id").to_pylist()
