@@ -7,6 +7,7 @@ functions already need.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -84,6 +85,11 @@ class LakeRoot:
             return
         with self.fs.open_output_stream(path, compression=None) as out:
             out.write(data)
+
+    def delete(self, key: str) -> None:
+        """Remove an object (absent: nothing to do)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(self.path(key))
 
     def list(self, prefix: str, suffix: str = "") -> list[tuple[str, int, float]]:
         """(key, size, mtime epoch s) of the files under `prefix`, recursively, sorted by key."""
