@@ -596,8 +596,10 @@ class EmbeddedChaos:
                     at, stage = self.plan[0]
                     draining = "produce" not in procs and progress > 0.5
                     alive = [s for s in ("deliver", "consume") if s in procs]
-                    if draining and stage not in procs and alive:
-                        # the replay is over (or that stage has drained): kill a drain process
+                    died = any(k.stage == stage for k in self.kills)
+                    if draining and stage not in procs and alive and died:
+                        # the replay is over (or that stage has drained): kill a drain process;
+                        # a stage that never died yet waits for the next replay instead
                         stage = self.rng.choice(alive)
                     victim = procs.get(stage)
                     blocked = any(k.stage == stage for k in pending)
@@ -680,7 +682,12 @@ class EmbeddedChaos:
                 # not drained within the supervisor's drain timeout (a slow consumer on a busy
                 # machine): finish as its message says, without replaying the file again
                 self._drain()
+            never_killed = {t for _, t in self.plan} - {k.stage for k in self.kills}
             if rc in (0, 3) and not producer_killed and not self.producer_plan:
+                if never_killed and len(codes) < max_attempts:
+                    # a stage drained before its kill point: one more replay to kill it in
+                    self._log(f"{', '.join(sorted(never_killed))} not killed yet: replaying again")
+                    continue
                 break
             # a killed producer ends its run (exit 1): the next run replays the file again; so
             # does a producer kill not yet made (its replay ended first)
