@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
-from dagster_pyspark import PySparkResource
 from pydantic import PrivateAttr
 
 from musicnft.settings import Settings
@@ -58,11 +57,21 @@ def job_metadata(result: Any) -> dict[str, Any]:
     return result_metadata(result)
 
 
-class LocalSparkScoringRunner(PySparkResource, SparkScoringRunner):
+class LocalSparkScoringRunner(SparkScoringRunner):
     """The job on this machine through dagster-pyspark: `spark_config` is the session's
-    configuration (`spark.master` `local[*]` by default; the venv's Python on both sides)."""
+    configuration (`spark.master` `local[*]` by default; the venv's Python on both sides).
 
+    It holds a dagster-pyspark `PySparkResource` rather than being one, so that loading the code
+    location (the code server, the daemon, every run worker) does not import pyspark: that import
+    costs about half a second, and only a `scored_posts` run needs it."""
+
+    spark_config: dict[str, Any]
+    _pyspark: Any = PrivateAttr(default=None)
     _owns_session: bool = PrivateAttr(default=False)
+
+    @property
+    def spark_session(self) -> Any:
+        return None if self._pyspark is None else self._pyspark.spark_session
 
     def score(
         self, context: dg.AssetExecutionContext, config: ScoredPostsConfig
@@ -80,6 +89,7 @@ class LocalSparkScoringRunner(PySparkResource, SparkScoringRunner):
         return dg.MaterializeResult(metadata=job_metadata(result))
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from dagster_pyspark import PySparkResource
         from pyspark.sql import SparkSession
 
         # PySpark starts its Python workers with PYSPARK_PYTHON (the `spark.pyspark.python`
@@ -87,7 +97,9 @@ class LocalSparkScoringRunner(PySparkResource, SparkScoringRunner):
         python = self.spark_config.get("spark.pyspark.python", sys.executable)
         os.environ.setdefault("PYSPARK_PYTHON", python)
         self._owns_session = SparkSession.getActiveSession() is None
-        super().setup_for_execution(context)
+        pyspark = PySparkResource(spark_config=self.spark_config)
+        pyspark.setup_for_execution(context)
+        self._pyspark = pyspark
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # The session's JVM is a child process: stop it with the run, unless the session was
