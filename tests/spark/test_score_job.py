@@ -34,6 +34,7 @@ from tests.support.spark_lake import (
     parquet_bytes,
     post,
     promote_model,
+    sample_posts,
 )
 
 pytestmark = pytest.mark.slow
@@ -83,6 +84,8 @@ def _digest(folder: Path) -> dict[str, str]:
 def lake(tmp_path_factory: pytest.TempPathFactory) -> SparkLake:
     root = tmp_path_factory.mktemp("spark-lake") / "lake"
     lake = build_spark_lake(root, drops=4, per_drop=25)
+    # a drop of the sample generator's posts: varied texts, and its own source duplicates
+    lake.add_drop(sample_posts(300))
     # a drop written as Firehose's format conversion writes it: INT96 timestamps
     lake.add_drop([post(500, INT96_CREATED, INT96_CREATED + timedelta(seconds=3))], int96=True)
     # two corrupt drops: not Parquet at all, and a Parquet file cut short (no footer)
@@ -162,7 +165,7 @@ def test_scores_equal_the_in_process_scores_and_each_post_is_written_once(
         assert row["scored_at"] is not None
     assert first.result.rows_written == len(expected)
     assert first.result.model_version == lake.model_version
-    # at most 3 drops a micro-batch: 8 drops (2 of them corrupt) take 3 batches
+    # at most 3 drops a micro-batch: 9 drops (2 of them corrupt) take 3 batches
     assert first.planned == [0, 1, 2]
     assert first.result.batches >= 2  # batches that read rows (the last may read none)
 

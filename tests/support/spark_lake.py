@@ -78,6 +78,22 @@ class SparkLake:
         return put_drop(self.lake, rows, modified, int96=int96)
 
 
+def sample_posts(n: int, seed: int = 16) -> list[dict[str, Any]]:
+    """Posts of the project's sample generator (its varied texts, emoji, reposts and source
+    duplicates), ingested a second apart from START; its malformed lines are left out."""
+    from musicnft.devtools.sample import generate_lines
+    from musicnft.hotpath.decode import ControlMessage, RejectedRecord
+    from musicnft.hotpath.normalize_x import normalize_x_line
+
+    out = []
+    for i, line in enumerate(generate_lines(n, seed=seed, start=START, posts_per_hour=600)):
+        try:
+            out.append(conform(normalize_x_line(line, MATCHER, START + timedelta(seconds=i))))
+        except (RejectedRecord, ControlMessage):
+            continue
+    return out
+
+
 def build_spark_lake(root: Path, drops: int = 4, per_drop: int = 25) -> SparkLake:
     """`drops` drops of `per_drop` posts a minute apart in ingest, created over several hours,
     then a redelivery drop (5 posts again, later ingest) and a source duplicate in the last drop."""
