@@ -18,8 +18,10 @@ scored with VADER and the promoted sentiment model, written once to `scored/`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from musicnft.spark.lake_fs import LakeRoot
 from musicnft.spark.layout import PARTITION_COLUMNS, SCORED_COLUMNS, checkpoint_key, output_key
 from musicnft.spark.model import resolve_model
 from musicnft.spark.quarantine import FileCheck
+from musicnft.spark.scored import METADATA_DIR
 from musicnft.spark.scoring import SCORED_DDL, score_frames
 
 if TYPE_CHECKING:
@@ -184,6 +187,24 @@ def build_query(
     return writer.start(output)
 
 
+def drop_checksums(lake: LakeRoot, output: str) -> int:
+    """Remove the `.part-*.crc` files Hadoop's local filesystem writes beside each output file
+    (local lakes only; S3 has none). The deletions sweep rewrites `scored/` files in place with
+    pyarrow; a stale checksum would make Spark's reads of the rewritten file fail, and a file
+    without one is read unchecked. The sink's own log (`_spark_metadata`) keeps its checksums."""
+    if not lake.is_local or not os.path.isdir(output):
+        return 0
+    removed = 0
+    for folder, dirs, names in os.walk(output):
+        dirs[:] = [d for d in dirs if d != METADATA_DIR]
+        for name in names:
+            if name.startswith(".part-") and name.endswith(".crc"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+                    removed += 1
+    return removed
+
+
 def _progress(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
@@ -250,6 +271,7 @@ def run_score_job(
             if b.batch_id in seen or (b.input_rows == 0 and b.rows_written == 0):
                 continue
             seen.add(b.batch_id)
+            drop_checksums(lake, output)
             batches += 1
             rows += b.rows_written
             input_rows += b.input_rows
@@ -285,6 +307,7 @@ def run_score_job(
     if exc is not None:
         raise RuntimeError(f"the scoring query failed: {exc}")
     quarantined.update(check.run())
+    drop_checksums(lake, output)
     return ScoreJobResult(
         output_path=output,
         model_version=version,

@@ -3,10 +3,10 @@
 Spark's file sink writes each micro-batch's files first and lists them in
 `<output>/_spark_metadata/<batch>` when the batch commits. A batch killed half-way leaves files
 that no log lists, and the batch runs again after a restart: a reader that lists the folder itself
-would see those rows twice. Spark's own reader of the output folder reads through the log
-(`read_scored`); any other reader (pyarrow, DuckDB, a warehouse load) takes the file list from
-`committed_files`, which reads the same log: the newest `<n>.compact` file plus the batch files
-after it, each a `v1` line then one JSON object per file (`path`, `action` add/delete).
+would see those rows twice. `read_scored` (Spark) and any other reader (pyarrow, DuckDB, a
+warehouse load) take the file list from `committed_files`, which reads the log: the newest
+`<n>.compact` file plus the batch files after it, each a `v1` line then one JSON object per file
+(`path`, `action` add/delete).
 """
 
 from __future__ import annotations
@@ -22,15 +22,27 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 METADATA_DIR = "_spark_metadata"
+SCORED_SCHEMA_DDL = (
+    "post_id string, created_at timestamp, sentiment_compound double, model_score double, "
+    "model_label string, model_version string, scored_at timestamp"
+)
 
 
 def read_scored(
     spark: SparkSession, lake_root: str, rescore_version: str | None = None
 ) -> DataFrame:
-    """The scored posts (the stream's, or a re-score version's), committed files only."""
+    """The scored posts (the stream's, or a re-score version's), committed files only.
+
+    The files come from the sink's log (`committed_files`) and are read by path, so Spark looks at
+    each file as it is now: the deletions sweep rewrites `scored/` files in place, and Spark's own
+    reader of the folder (`spark.read.parquet("<lake>/scored")`) would trust the sizes the log
+    recorded and fail on a rewritten file ("not a Parquet file")."""
     lake = LakeRoot.of(lake_root)
     path = lake.uri(output_key(rescore_version))
-    df = spark.read.option("basePath", path).parquet(path)
+    files = committed_files(lake_root, rescore_version)
+    if not files:
+        return spark.createDataFrame([], SCORED_SCHEMA_DDL)
+    df = spark.read.option("basePath", path).parquet(*files)
     return df.select(*SCORED_COLUMNS)
 
 

@@ -255,3 +255,25 @@ def test_rescore_writes_a_new_version_and_leaves_the_stream_output_untouched(
         if r["post_id"] in old_by_id and r["model_score"] != old_by_id[r["post_id"]]["model_score"]
     ]
     assert changed  # the new version really scored them
+
+
+def test_scored_files_rewritten_by_the_deletions_sweep_are_still_read(
+    spark: Any, tmp_path: Path
+) -> None:
+    # the sweep (musicnft.batch.deletions.rewrite_file) rewrites scored/ files in place: Spark's
+    # log keeps the old sizes and, locally, Hadoop's old checksums; read_scored must not trip
+    from musicnft.adapters.local_lake import LocalLake
+    from musicnft.batch.deletions import Targets, rewrite_file
+
+    small = build_spark_lake(tmp_path / "lake", drops=1, per_drop=12)
+    run = _run(spark, small, max_files_per_trigger=10)
+    assert not list((small.root / "scored").rglob(".part-*.crc"))
+    victim = run.rows[0]["post_id"]
+    (path,) = [f for f in run.files if victim in pq.read_table(f).column("post_id").to_pylist()]
+    key = str(Path(path).relative_to(small.root))
+    removed, _scrubbed, _windows = rewrite_file(
+        LocalLake(small.root), key, Targets(delete_posts=frozenset({victim}))
+    )
+    assert removed == 1
+    ids = [r.post_id for r in read_scored(spark, str(small.root)).collect()]
+    assert sorted(ids) == sorted(r["post_id"] for r in run.rows if r["post_id"] != victim)
