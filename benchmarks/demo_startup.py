@@ -20,12 +20,14 @@ for the two "first" figures, and the steps' summed durations (the work itself) f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -78,8 +80,46 @@ def _run_walls(dagster_home: Path) -> list[tuple[float, float]]:
     return out
 
 
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(raw[raw.rfind(")") + 2 :].split()[1])
+    out, stack = [], [root]
+    while stack:
+        parent = stack.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent:
+                out.append(pid)
+                stack.append(pid)
+    return out
+
+
+def _prioritize(root: int, stop: threading.Event) -> None:
+    """Keep the demo's processes ahead of whatever else runs on a shared machine.
+
+    Linux schedules each session (autogroup) as one unit, so `nice` inside a session does not beat
+    other sessions' work; the demo's stages run in sessions of their own. Setting each of their
+    autogroups' nice value (root only) is the closest this machine gets to an idle one."""
+    while not stop.is_set():
+        for pid in [root, *_descendants(root)]:
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/autogroup").write_text("-20")
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, -20)
+        stop.wait(0.5)
+
+
 def measure(
-    seconds: int, dagster_port: int, dashboard: bool, log_path: Path | None = None
+    seconds: int,
+    dagster_port: int,
+    dashboard: bool,
+    log_path: Path | None = None,
+    prioritize: bool = False,
 ) -> dict[str, float | int | None]:
     with tempfile.TemporaryDirectory(prefix="musicnft-demo-bench-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -112,6 +152,11 @@ def measure(
         proc = subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        stop_prioritizing = threading.Event()
+        if prioritize:
+            threading.Thread(
+                target=_prioritize, args=(proc.pid, stop_prioritizing), daemon=True
+            ).start()
         first_numbers: float | None = None
         first_aggregates: float | None = None
         try:
@@ -127,6 +172,7 @@ def measure(
                 time.sleep(0.5)
             proc.wait(timeout=seconds + 300)
         finally:
+            stop_prioritizing.set()
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=60)
@@ -156,12 +202,19 @@ def main(argv: list[str] | None = None) -> None:
         "--dashboard", action="store_true", help="also start the dashboard, as make demo does"
     )
     parser.add_argument("--log", type=Path, help="write the demo's own output to this file")
+    parser.add_argument(
+        "--prioritize",
+        action="store_true",
+        help="run the demo's processes at the highest priority (root; a shared machine's stand-in "
+        "for an idle one: each process's nice and its session's autogroup nice set to -20)",
+    )
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     print(
-        f"make demo's startup ({args.seconds} s, load average {load:.1f} on {os.cpu_count()} cores)"
+        f"make demo's startup ({args.seconds} s, load average {load:.1f} on {os.cpu_count()} cores"
+        f"{', the demo prioritized' if args.prioritize else ''})"
     )
-    figures = measure(args.seconds, args.dagster_port, args.dashboard, args.log)
+    figures = measure(args.seconds, args.dagster_port, args.dashboard, args.log, args.prioritize)
     buffer = DELIVERY_BUFFER_SECONDS
     print(
         f"  first numbers (posts_hot):        {_fmt(figures['first_numbers_s'])} s"
