@@ -40,7 +40,10 @@ def main() -> None:
     parser.add_argument(
         "--skip-end-to-end",
         action="store_true",
-        help="skip the whole-pipeline runs (100k posts at full speed, 60 s at 1,000 posts/s)",
+        help="skip the whole-pipeline runs (100k posts at full speed, 60 s at 1,000 posts/s, make demo's startup)",
+    )
+    parser.add_argument(
+        "--skip-spark", action="store_true", help="skip the Spark scoring bench (starts a JVM)"
     )
     parser.add_argument(
         "--old-warehouse",
@@ -128,6 +131,13 @@ def main() -> None:
         from benchmarks.end_to_end import main as end_to_end  # issue #14 items 1, 5, 9
 
         end_to_end()
+        from benchmarks.demo_startup import main as demo_startup  # #13 item 3, #14 item 6
+
+        demo_startup(["--seconds", "75", "--dashboard"])
+    if not args.skip_spark:
+        from benchmarks.spark_scoring import main as spark_scoring  # issue #16 item 5
+
+        spark_scoring()
     if not args.skip_windows:
         from benchmarks.window_cost import main as window_cost
 
