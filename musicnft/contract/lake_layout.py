@@ -3,8 +3,7 @@
 `raw/YYYY/MM/DD/HH/<stream>-<n>-YYYY-MM-DD-HH-MM-SS-<uuid>.parquet`, where the folder hour is the UTC
 arrival of the oldest record in the file, not the posts' `created_at`. Records that could not be
 converted go under `errors/`. Beside them (DESIGN.md, second round): `sales/YYYY/MM/DD/HH/`
-(normalized NFT sales), `scored/YYYY/MM/DD/HH/` (Spark's scored posts: its file sink writes the
-hours Hive-style, `scored/year=YYYY/month=MM/day=DD/hour=HH/`, docs/spark.md),
+(normalized NFT sales), `scored/YYYY/MM/DD/HH/` (Spark's scored posts by `created_at` hour, docs/spark.md),
 `models/sentiment/<version>/model.tar.gz` (SageMaker's layout) and `checkpoints/` (streaming
 checkpoints).
 """

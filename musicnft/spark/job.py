@@ -10,32 +10,32 @@ scored with VADER and the promoted sentiment model, written once to `scored/`.
   `created_at`).
 - Scoring: `mapInPandas` with the hot path's own functions (`scoring.score_frames`), the model
   parsed once per iterator.
-- Sink: Parquet, append mode, partitioned by the post's `created_at` hour (`layout`), checkpoint
-  under `checkpoints/`: exactly-once across kills through the sink's `_spark_metadata` log
-  (readers: `scored.read_scored` / `scored.committed_files`).
+- Sink: `foreachBatch` with `sink.BatchWriter`: Parquet in the bare hour folders
+  `scored/YYYY/MM/DD/HH/` of the post's `created_at` (`layout`), file names keyed by the
+  micro-batch id, so a batch replayed after a kill replaces its earlier attempt's files; checkpoint
+  under `checkpoints/`, with the writer's commit log `_scored_log/` (readers:
+  `scored.read_scored` / `scored.committed_files`).
 - Corrupt files: skipped by Spark (`ignoreCorruptFiles`), recorded by `quarantine.FileCheck`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from musicnft.contract.lake_layout import RAW_PREFIX
 from musicnft.contract.schema import POST_FIELDS
 from musicnft.spark.lake_fs import LakeRoot
-from musicnft.spark.layout import PARTITION_COLUMNS, SCORED_COLUMNS, checkpoint_key, output_key
+from musicnft.spark.layout import SCORED_COLUMNS, checkpoint_key, output_key
 from musicnft.spark.model import resolve_model
 from musicnft.spark.quarantine import FileCheck
-from musicnft.spark.scored import METADATA_DIR
 from musicnft.spark.scoring import SCORED_DDL, score_frames
+from musicnft.spark.sink import BatchWriter
 
 if TYPE_CHECKING:
     import pyspark.sql
@@ -142,8 +142,8 @@ def build_query(
     spark: pyspark.sql.SparkSession,
     options: ScoreJobOptions,
     model_json: bytes | None,
-    output: str,
     checkpoint: str,
+    writer: BatchWriter,
 ) -> pyspark.sql.streaming.StreamingQuery:
     from pyspark.sql import functions as F
 
@@ -173,36 +173,17 @@ def build_query(
         F.date_format("created_at", "dd").alias("day"),
         F.date_format("created_at", "HH").alias("hour"),
     )
-    writer = (
-        out.writeStream.format("parquet")
+    stream = (
+        out.writeStream.foreachBatch(writer)
         .outputMode("append")
         .option("checkpointLocation", checkpoint)
-        .partitionBy(*PARTITION_COLUMNS)
         .queryName(QUERY_NAME)
     )
     if options.available_now:
-        writer = writer.trigger(availableNow=True)
+        stream = stream.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=f"{options.trigger_seconds} seconds")
-    return writer.start(output)
-
-
-def drop_checksums(lake: LakeRoot, output: str) -> int:
-    """Remove the `.part-*.crc` files Hadoop's local filesystem writes beside each output file
-    (local lakes only; S3 has none). The deletions sweep rewrites `scored/` files in place with
-    pyarrow; a stale checksum would make Spark's reads of the rewritten file fail, and a file
-    without one is read unchecked. The sink's own log (`_spark_metadata`) keeps its checksums."""
-    if not lake.is_local or not os.path.isdir(output):
-        return 0
-    removed = 0
-    for folder, dirs, names in os.walk(output):
-        dirs[:] = [d for d in dirs if d != METADATA_DIR]
-        for name in names:
-            if name.startswith(".part-") and name.endswith(".crc"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(folder, name))
-                    removed += 1
-    return removed
+        stream = stream.trigger(processingTime=f"{options.trigger_seconds} seconds")
+    return stream.start()
 
 
 def _progress(raw: Any) -> dict[str, Any]:
@@ -259,7 +240,8 @@ def run_score_job(
         checkpoint,
         "available-now" if options.available_now else f"every {options.trigger_seconds:g} s",
     )
-    query = build_query(spark, options, model_json, output, checkpoint)
+    writer = BatchWriter(lake, rescore_version)
+    query = build_query(spark, options, model_json, checkpoint, writer)
     seen: set[int] = set()
     batches = rows = input_rows = dropped = 0
     last_check = time.monotonic()
@@ -271,7 +253,8 @@ def run_score_job(
             if b.batch_id in seen or (b.input_rows == 0 and b.rows_written == 0):
                 continue
             seen.add(b.batch_id)
-            drop_checksums(lake, output)
+            if b.batch_id in writer.rows:  # the writer's own count (the sink reports none)
+                b = replace(b, rows_written=writer.rows[b.batch_id])
             batches += 1
             rows += b.rows_written
             input_rows += b.input_rows
@@ -307,7 +290,6 @@ def run_score_job(
     if exc is not None:
         raise RuntimeError(f"the scoring query failed: {exc}")
     quarantined.update(check.run())
-    drop_checksums(lake, output)
     return ScoreJobResult(
         output_path=output,
         model_version=version,

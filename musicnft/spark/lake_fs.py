@@ -91,6 +91,23 @@ class LakeRoot:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(key))
 
+    def exists(self, key: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return bool(self.fs.get_file_info(self.path(key)).type == pafs.FileType.File)
+
+    def move(self, src: str, dst: str) -> None:
+        """Move an object into place: a rename on a local lake (atomic, same filesystem); on S3 a
+        copy (the new object appears whole) then the source's deletion."""
+        if self.is_local:
+            os.makedirs(os.path.dirname(self.path(dst)), exist_ok=True)
+        self.fs.move(self.path(src), self.path(dst))
+
+    def delete_dir(self, key: str) -> None:
+        """Remove a folder and everything under it (absent: nothing to do)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_dir(self.path(key).rstrip("/"))
+
     def list(self, prefix: str, suffix: str = "") -> list[tuple[str, int, float]]:
         """(key, size, mtime epoch s) of the files under `prefix`, recursively, sorted by key."""
         import pyarrow.fs as pafs

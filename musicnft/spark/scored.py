@@ -1,12 +1,11 @@
 """Reading `scored/` so that only committed output is seen.
 
-Spark's file sink writes each micro-batch's files first and lists them in
-`<output>/_spark_metadata/<batch>` when the batch commits. A batch killed half-way leaves files
-that no log lists, and the batch runs again after a restart: a reader that lists the folder itself
-would see those rows twice. `read_scored` (Spark) and any other reader (pyarrow, DuckDB, a
-warehouse load) take the file list from `committed_files`, which reads the log: the newest
-`<n>.compact` file plus the batch files after it, each a `v1` line then one JSON object per file
-(`path`, `action` add/delete).
+The job (`sink.BatchWriter`) moves each micro-batch's files into the hour folders
+`scored/YYYY/MM/DD/HH/part-b<batch>-<k>.parquet`, then lists them in its commit log,
+`<checkpoint>/_scored_log/<batch>.json` (`{"batch": N, "files": [keys], "rows": n}`). A batch
+killed half-way may leave files in the hour folders that no committed batch lists, until the
+restart replays the batch and replaces them. `read_scored` (Spark) and any other reader (pyarrow,
+DuckDB, a warehouse load) take the file list from `committed_files`, which reads that log.
 """
 
 from __future__ import annotations
@@ -15,13 +14,12 @@ import json
 from typing import TYPE_CHECKING
 
 from musicnft.spark.lake_fs import LakeRoot
-from musicnft.spark.layout import PARTITION_COLUMNS, SCORED_COLUMNS, output_key
+from musicnft.spark.layout import SCORED_COLUMNS, scored_log_key
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-METADATA_DIR = "_spark_metadata"
 SCORED_SCHEMA_DDL = (
     "post_id string, created_at timestamp, sentiment_compound double, model_score double, "
     "model_label string, model_version string, scored_at timestamp"
@@ -31,72 +29,36 @@ SCORED_SCHEMA_DDL = (
 def read_scored(
     spark: SparkSession, lake_root: str, rescore_version: str | None = None
 ) -> DataFrame:
-    """The scored posts (the stream's, or a re-score version's), committed files only.
-
-    The files come from the sink's log (`committed_files`) and are read by path, so Spark looks at
-    each file as it is now: the deletions sweep rewrites `scored/` files in place, and Spark's own
-    reader of the folder (`spark.read.parquet("<lake>/scored")`) would trust the sizes the log
-    recorded and fail on a rewritten file ("not a Parquet file")."""
-    lake = LakeRoot.of(lake_root)
-    path = lake.uri(output_key(rescore_version))
+    """The scored posts (the stream's, or a re-score version's), committed files only, read by
+    path (each file as it is now: the deletions sweep rewrites `scored/` files in place)."""
     files = committed_files(lake_root, rescore_version)
     if not files:
         return spark.createDataFrame([], SCORED_SCHEMA_DDL)
-    df = spark.read.option("basePath", path).parquet(*files)
-    return df.select(*SCORED_COLUMNS)
+    return spark.read.schema(SCORED_SCHEMA_DDL).parquet(*files).select(*SCORED_COLUMNS)
 
 
-def _log_entries(lake: LakeRoot, log_dir: str) -> list[tuple[int, bool, str]]:
-    out = []
-    for key, _size, _mtime in lake.list(log_dir):
-        name = key.rsplit("/", 1)[-1]
-        stem, compact = (
-            (name[: -len(".compact")], True)
-            if name.endswith(".compact")
-            else (
-                name,
-                False,
-            )
-        )
+def committed_keys(lake_root: str, rescore_version: str | None = None) -> list[str]:
+    """The lake keys of the output's committed Parquet files, in batch order, from the job's
+    commit log (`<batch>.json`; a `<batch>.pending` is a batch in flight, not read)."""
+    lake = LakeRoot.of(lake_root)
+    entries = []
+    for key, _size, _mtime in lake.list(scored_log_key(rescore_version), ".json"):
+        stem = key.rsplit("/", 1)[-1][: -len(".json")]
         if stem.isdigit():
-            out.append((int(stem), compact, key))
-    return sorted(out)
+            entries.append((int(stem), key))
+    files: dict[str, None] = {}
+    for _batch, key in sorted(entries):
+        doc = json.loads(lake.get(key))
+        if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+            raise ValueError(f"{key} is not a scored batch log entry (no files list)")
+        files.update(dict.fromkeys(str(f) for f in doc["files"]))
+    return list(files)
 
 
 def committed_files(lake_root: str, rescore_version: str | None = None) -> list[str]:
-    """The filesystem paths of the output's committed Parquet files, from the sink's log."""
+    """The paths (local) or URIs (`s3://...`) of the output's committed Parquet files."""
     lake = LakeRoot.of(lake_root)
-    log_dir = output_key(rescore_version) + METADATA_DIR + "/"
-    entries = _log_entries(lake, log_dir)
-    compacts = [e for e in entries if e[1]]
-    start = compacts[-1][0] if compacts else -1
-    files: dict[str, None] = {}
-    for batch, compact, key in entries:
-        if batch < start or (batch == start and not compact):
-            continue
-        lines = lake.get(key).decode().splitlines()
-        if not lines or not lines[0].startswith("v"):
-            raise ValueError(f"{key} is not a file sink log (no version line)")
-        for line in lines[1:]:
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            path = entry["path"]
-            if entry.get("action", "add") == "delete":
-                files.pop(path, None)
-            else:
-                files[path] = None
-    return [_local_path(p) for p in files]
-
-
-def _local_path(path: str) -> str:
-    # Spark logs URIs (file:///..., s3://...); pyarrow wants a local path or the URI.
-    from urllib.parse import unquote, urlparse
-
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        return unquote(parsed.path)
-    return path
+    return [lake.uri(k) for k in committed_keys(lake_root, rescore_version)]
 
 
 def read_committed_table(lake_root: str, rescore_version: str | None = None) -> pa.Table:
@@ -105,7 +67,6 @@ def read_committed_table(lake_root: str, rescore_version: str | None = None) -> 
     import pyarrow.parquet as pq
 
     tables = [pq.read_table(p) for p in committed_files(lake_root, rescore_version)]
-    tables = [t.drop_columns([c for c in PARTITION_COLUMNS if c in t.column_names]) for t in tables]
     if not tables:
         return pa.table({c: [] for c in SCORED_COLUMNS})
     return pa.concat_tables(tables, promote_options="default").select(list(SCORED_COLUMNS))

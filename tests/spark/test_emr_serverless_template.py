@@ -148,7 +148,7 @@ def test_job_role_lists_only_the_jobs_prefixes(template) -> None:
     assert listing["Resource"] == getatt("LakeBucket", "Arn")
     patterns = listing["Condition"]["StringLike"]["s3:prefix"]
     for prefix in READ_PREFIXES | WRITE_PREFIXES:
-        key = f"{prefix}year=2021/part-0.parquet"
+        key = f"{prefix}2021/12/01/09/part-0.parquet"
         assert any(re.fullmatch(p.replace("*", ".*"), key) for p in patterns), prefix
     for outside in ("errors/x", "sales/2021/x", "deletions/x", "checkpoints/other/x", ""):
         assert not any(re.fullmatch(p.replace("*", ".*"), outside) for p in patterns), outside

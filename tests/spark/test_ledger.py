@@ -1,5 +1,5 @@
 """The Spark job's plain-Python parts, without Spark: the corrupt-drop ledger (quarantine.py) and
-the reader of the file sink's log (scored.committed_files)."""
+the reader of the job's commit log (scored.committed_files) and the sink's file plan."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from musicnft.spark import quarantine
 from musicnft.spark.lake_fs import LakeRoot
 from musicnft.spark.quarantine import LEDGER_PREFIX, FileCheck, quarantined
 from musicnft.spark.scored import committed_files
+from musicnft.spark.sink import plan_moves
 from tests.support.spark_lake import START, STREAM, parquet_bytes, post
 
 
@@ -73,22 +74,41 @@ def test_the_ledger_is_merged_into_one_object_when_it_grows(
     assert FileCheck(lake).run() == {}  # and nothing is checked again
 
 
-def test_committed_files_follow_the_newest_compact_file_and_later_batches(tmp_path: Path) -> None:
-    log = tmp_path / "scored" / "_spark_metadata"
+def test_committed_files_are_the_files_of_committed_batches_in_batch_order(tmp_path: Path) -> None:
+    log = tmp_path / "checkpoints" / "spark-score" / "_scored_log"
     log.mkdir(parents=True)
 
-    def entry(name: str, action: str = "add") -> str:
-        return json.dumps({"path": f"file://{tmp_path}/scored/{name}", "action": action})
+    def entry(batch: int, *names: str) -> str:
+        return json.dumps({"batch": batch, "files": [f"scored/2021/12/01/09/{n}" for n in names]})
 
-    (log / "0").write_text("v1\n" + entry("a.parquet"))
-    (log / "1.compact").write_text("v1\n" + entry("a.parquet") + "\n" + entry("b.parquet"))
-    (log / "1").write_text("v1\n" + entry("stale.parquet"))  # superseded by 1.compact
-    (log / "2").write_text("v1\n" + entry("c.parquet") + "\n" + entry("a.parquet", "delete"))
-    (log / "3.tmp").write_text("v1\n" + entry("uncommitted.parquet"))  # not a log file
+    (log / "10.json").write_text(entry(10, "c.parquet"))
+    (log / "2.json").write_text(entry(2, "a.parquet", "b.parquet"))
+    (log / "11.pending").write_text(entry(11, "in-flight.parquet"))  # not committed
+    (log / "12.json.tmp-1").write_text(entry(12, "half-written.parquet"))  # not a log entry
     assert committed_files(str(tmp_path)) == [
-        f"{tmp_path}/scored/b.parquet",
-        f"{tmp_path}/scored/c.parquet",
+        f"{tmp_path}/scored/2021/12/01/09/{n}" for n in ("a.parquet", "b.parquet", "c.parquet")
     ]
-    (log / "4").write_text("no version line\n")
-    with pytest.raises(ValueError, match="not a file sink log"):
+    assert committed_files(str(tmp_path), "v2") == []  # a version has its own log
+    (log / "13.json").write_text("[]")
+    with pytest.raises(ValueError, match="not a scored batch log entry"):
         committed_files(str(tmp_path))
+
+
+def test_staged_files_are_moved_to_bare_hour_folders_named_by_batch() -> None:
+    staging = "checkpoints/spark-score/_staging/7/"
+    staged = [
+        f"{staging}year=2021/month=12/day=01/hour=10/part-00001-x.c000.snappy.parquet",
+        f"{staging}year=2021/month=12/day=01/hour=09/part-00001-y.c000.snappy.parquet",
+        f"{staging}year=2021/month=12/day=01/hour=09/part-00000-z.c000.snappy.parquet",
+    ]
+    assert plan_moves(staged, staging, 7) == [
+        (staged[2], "scored/2021/12/01/09/part-b000000000007-00000.parquet"),
+        (staged[1], "scored/2021/12/01/09/part-b000000000007-00001.parquet"),
+        (staged[0], "scored/2021/12/01/10/part-b000000000007-00000.parquet"),
+    ]
+    versioned = plan_moves(staged[:1], staging, 7, "v2")
+    assert versioned[0][1] == "scored/_versions/v2/2021/12/01/10/part-b000000000007-00000.parquet"
+    with pytest.raises(ValueError, match="not in a year="):
+        plan_moves([f"{staging}part-00000-a.parquet"], staging, 7)
+    with pytest.raises(ValueError, match="not an hour folder"):
+        plan_moves([f"{staging}year=21/month=12/day=01/hour=09/p.parquet"], staging, 7)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -179,20 +180,38 @@ def test_a_non_spark_reader_sees_the_same_rows_through_the_sink_log(first: Run) 
         assert other["created_at"] == row["created_at"].replace(tzinfo=UTC)
 
 
-def test_scored_files_hold_exactly_the_columns_under_the_created_at_hour(first: Run) -> None:
+BARE_PART = re.compile(
+    r"scored/(_versions/[^/]+/)?\d{4}/\d{2}/\d{2}/\d{2}/part-b\d{12}-\d{5}\.parquet"
+)
+
+
+def _on_disk(lake: SparkLake, under: str = "scored") -> set[str]:
+    return {str(p) for p in (lake.root / under).rglob("*.parquet")}
+
+
+def test_scored_files_hold_exactly_the_columns_under_the_created_at_hour(
+    lake: SparkLake, first: Run
+) -> None:
     assert first.files
     for path in first.files:
+        key = str(Path(path).relative_to(lake.root))
+        assert BARE_PART.fullmatch(key), key  # scored/YYYY/MM/DD/HH/part-b<batch>-<k>.parquet
         table = pq.read_table(path)
         assert table.column_names == list(SCORED_COLUMNS)
-        parts = dict(p.split("=", 1) for p in Path(path).parent.parts[-4:])
+        year, month, day, hour = Path(path).parent.parts[-4:]
         for created in table.column("created_at").to_pylist():
             created = created.astimezone(UTC)
-            assert parts == {
-                "year": f"{created:%Y}",
-                "month": f"{created:%m}",
-                "day": f"{created:%d}",
-                "hour": f"{created:%H}",
-            }, path
+            assert (year, month, day, hour) == (
+                f"{created:%Y}",
+                f"{created:%m}",
+                f"{created:%d}",
+                f"{created:%H}",
+            ), path
+    # no Hive-style folder, no stray file: a plain listing after a run is the committed files
+    assert not [p for p in (lake.root / "scored").rglob("*") if "=" in p.name]
+    assert _on_disk(lake) == set(first.files)
+    hours = {f"{r['created_at'].astimezone(UTC):%Y/%m/%d/%H}" for r in first.arrow_rows}
+    assert {str(Path(f).parent.relative_to(lake.root / "scored")) for f in first.files} == hours
 
 
 def test_an_int96_drop_keeps_its_timestamps_to_the_microsecond(first: Run) -> None:
@@ -236,6 +255,10 @@ def test_rescore_writes_a_new_version_and_leaves_the_stream_output_untouched(
     assert run.result.model_version == version
     assert f"/scored/_versions/{version}/" in run.result.output_path
     assert f"checkpoints/spark-score-rescore/{version}/" in run.result.checkpoint_path
+    for path in run.files:
+        key = str(Path(path).relative_to(lake.root))
+        assert key.startswith(f"scored/_versions/{version}/") and BARE_PART.fullmatch(key), key
+    assert _on_disk(lake, f"scored/_versions/{version}") == set(run.files)
     ids = [r["post_id"] for r in run.rows]
     assert len(ids) == len(set(ids))  # all history, each post once, the late-dropped one too
     assert set(ids) == {r["post_id"] for r in late.run.rows} | {late.lost}
@@ -277,3 +300,60 @@ def test_scored_files_rewritten_by_the_deletions_sweep_are_still_read(
     assert removed == 1
     ids = [r.post_id for r in read_scored(spark, str(small.root)).collect()]
     assert sorted(ids) == sorted(r["post_id"] for r in run.rows if r["post_id"] != victim)
+
+
+def _forget(log: Path, batch: int) -> None:
+    """Remove a batch from one of Spark's checkpoint logs (and Hadoop's local checksum of it)."""
+    (log / str(batch)).unlink()
+    (log / f".{batch}.crc").unlink(missing_ok=True)
+
+
+def test_a_replayed_batch_replaces_the_files_of_its_killed_attempt(
+    spark: Any, tmp_path: Path
+) -> None:
+    # Spark replays a batch whose commit is missing from the checkpoint. (1) the kill came after
+    # the writer committed the batch in its log: the replay writes nothing; (2) the kill came
+    # while the batch's files were being moved in (its log entry missing, a stray file of the
+    # same batch in an hour folder): the replay replaces them, so each post is there once.
+    small = build_spark_lake(tmp_path / "lake", drops=2, per_drop=10)
+    later = START + timedelta(hours=3)
+    small.add_drop([post(900, later, later + timedelta(seconds=5))], modified=datetime.now(UTC))
+    run = _run(spark, small, max_files_per_trigger=1)
+    checkpoint = Path(run.result.checkpoint_path)
+    log = checkpoint / "_scored_log"
+    batch = max(int(p.stem) for p in log.glob("*.json") if json.loads(p.read_text())["files"])
+    entry = json.loads((log / f"{batch}.json").read_text())
+    # the batch with rows must be the last one: forget the no-data batches Spark ran after it
+    for name in ("offsets", "commits"):
+        for p in (checkpoint / name).iterdir():
+            if p.name.isdigit() and int(p.name) > batch:
+                _forget(checkpoint / name, int(p.name))
+    for p in log.glob("*.json"):
+        if int(p.stem) > batch:
+            p.unlink()
+    digest = _digest(small.root / "scored")
+
+    _forget(checkpoint / "commits", batch)
+    again = _run(spark, small, max_files_per_trigger=1)
+    assert (checkpoint / "commits" / str(batch)).exists()  # the batch ran again
+    assert again.result.rows_written == 0
+    assert _digest(small.root / "scored") == digest  # and left its files as they were
+
+    _forget(checkpoint / "commits", batch)
+    (log / f"{batch}.json").unlink()
+    first_file = small.root / entry["files"][0]
+    stray = first_file.parent / f"part-b{batch:012d}-00042.parquet"
+    stray.write_bytes(first_file.read_bytes())  # the killed attempt wrote more files
+    replayed = _run(spark, small, max_files_per_trigger=1)
+    assert not stray.exists()
+    assert (log / f"{batch}.json").exists() and not (log / f"{batch}.pending").exists()
+    assert replayed.result.rows_written == sum(
+        pq.read_metadata(small.root / f).num_rows for f in entry["files"]
+    )
+    ids = [r["post_id"] for r in replayed.rows]
+    assert len(ids) == len(set(ids)) and set(ids) == set(small.unique_posts())
+    # a plain listing of scored/ sees the same: every file on disk is a committed one
+    assert _on_disk(small) == set(replayed.files)
+    listed = pq.read_table(small.root / "scored").column("post_id").to_pylist()
+    assert sorted(listed) == sorted(ids)
+    assert not (checkpoint / "_staging").exists() or not any((checkpoint / "_staging").iterdir())

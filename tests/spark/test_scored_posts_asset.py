@@ -139,9 +139,14 @@ class FakeEmrDriver:
         args = list(driver["entryPointArguments"])
         if self.lake_dir is not None:  # the same lake, on disk instead of S3
             args[args.index("--lake-root") + 1] = str(self.lake_dir)
+        submitted = driver_env(driver["sparkSubmitParameters"])
+        # the packaged deps (./deps on EMR) are this checkout here: import the code under test,
+        # not whatever copy of musicnft the virtualenv has installed
+        if "PYTHONPATH" in submitted:
+            submitted["PYTHONPATH"] += os.pathsep + str(ROOT)
         env = {
             **os.environ,
-            **driver_env(driver["sparkSubmitParameters"]),
+            **submitted,
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.ui.enabled=false "
             "--conf spark.sql.shuffle.partitions=2 pyspark-shell",
