@@ -125,7 +125,9 @@ def test_no_process_outlives_run_with_dagster(
     assert run.returncode is not None and run.returncode != 130, err[-3000:]
     assert run_worker, "no Dagster run was launched within four minutes"
     assert any("dagster" in cmd for cmd in seen.values())
-    assert any("streamlit" in cmd for cmd in seen.values()), err[-3000:]
+    # (seen once in CI under load, not reproduced: say what the supervisor said of the dashboard)
+    dashboard_lines = [line for line in err.splitlines() if "dashboard" in line.lower()]
+    assert any("streamlit" in cmd for cmd in seen.values()), "\n".join(dashboard_lines[-20:])
     time.sleep(0.5)
     survivors = {key: cmd for key, cmd in seen.items() if _alive(key)}
     assert survivors == {}, survivors
