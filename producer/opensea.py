@@ -63,7 +63,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     try:
         return max(0.0, float(text))
     except ValueError:
-        pass
+        pass  # not a number of seconds: try it as an HTTP date
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

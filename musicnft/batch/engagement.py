@@ -70,7 +70,7 @@ def _wait_seconds(response: Any, attempt: int, backoff: float) -> float:
     try:
         return min(float(raw), MAX_WAIT)
     except ValueError:
-        pass
+        pass  # not a number of seconds: an HTTP date, or empty (tried below)
     if raw:
         try:
             return min(

@@ -257,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        pass  # one stderr line per proxied request would drown the chaos run's own output
 
 
 class _Server(ThreadingHTTPServer):
