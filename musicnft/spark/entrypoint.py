@@ -138,6 +138,10 @@ def get_session(app_name: str = "musicnft-spark-score", master: str | None = Non
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
+    # py4j logs each callback from the JVM at INFO ("Received command c on object id p0"):
+    # noise beside the job's own one line per batch
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
     # one summary line per batch (the job's own) instead of Spark's console progress bar
     builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
     if master:
