@@ -9,7 +9,8 @@ row per tombstone learned, one more per window it was applied to) and JSON lines
   tombstone is never counted, whatever order things arrive in.
 - **Purged physically** by `apply_deletions` (the Dagster deletions sensor, every minute, and
   `musicnft forget` / `compliance x-sync`): DELETE from `posts_hot` and `posts`, rewrite the
-  affected lake files atomically without the posts (`raw/`, and `scored/` on a full scan), and
+  affected lake files atomically without the posts (`raw/`, and `scored/`: the affected posts'
+  `created_at` hour folders on every pass, all of it on a full scan), and
   name the windows whose aggregates counted them so they are re-materialized.
 
 Where BigQuery refuses (rows still in the streaming buffer, about 30 minutes), the tombstone stays
@@ -386,6 +387,23 @@ def _candidate_files(
     return [row["key"] for row in rows if wanted(row)]
 
 
+def _scored_files(lake: Lake, created: set[datetime]) -> list[str]:
+    """The `scored/` files (the stream's and every re-score version's) in the `created_at` hour
+    folders of the affected posts: Spark files a post by that hour, so a purge pass reaches its
+    scored copy at once instead of at the daily sweep."""
+    if not created:
+        return []
+    hours = {
+        f"/{(c if c.tzinfo else c.replace(tzinfo=UTC)).astimezone(UTC):%Y/%m/%d/%H}/"
+        for c in created
+    }
+    return [
+        o.key
+        for o in lake.list_objects(SCORED_PREFIX)
+        if o.key.endswith(".parquet") and any(h in o.key for h in hours)
+    ]
+
+
 def rewrite_file(lake: Lake, key: str, targets: Targets) -> tuple[int, int, set[datetime]]:
     """Rewrite one lake file without the deleted posts and with scrubbed locations nulled, in
     one atomic put (readers see the old file or the new one). Returns (removed, scrubbed,
@@ -623,6 +641,8 @@ def apply_deletions(
         warehouse.query("SELECT DISTINCT key FROM lake_quarantine").column(0).to_pylist()
     )
     keys = sorted(set(_candidate_files(warehouse, created, since, full_scan)) | named)
+    if not full_scan:  # (a full scan takes every scored/ file below)
+        keys += _scored_files(lake, created)
     if full_scan:
         raw = {o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")}
         keys = sorted(set(keys) | raw)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -368,3 +369,40 @@ def test_late_lake_copies_found_by_the_sensor_window_or_the_daily_sweep(env: Any
     swept = deletions.apply_deletions(lake, wh, full_scan=True)
     assert swept.files_rewritten == [unindexed]
     assert lake_ids(lake) == [p2["post_id"], p2["post_id"]]
+
+
+def test_a_purge_pass_reaches_the_scored_copies_in_the_posts_hour_folders(env: Any) -> None:
+    """Spark files a scored post under its created_at hour (`scored/YYYY/MM/DD/HH/`, and
+    `scored/_versions/<V>/YYYY/MM/DD/HH/` for a re-score): the pass that purges the post from
+    posts_hot, posts and raw/ rewrites those files too, not only the daily sweep."""
+    lake, wh = env
+    posts = [post(i) for i in range(1, 4)]
+    pid = [p["post_id"] for p in posts]
+    handle_kinesis_event(event([post_bytes(p) for p in posts]), wh)
+    put_lake_file(lake, wh, posts)
+    hour = f"{WINDOW:%Y/%m/%d/%H}"
+    scored = pa.table(
+        {
+            "post_id": pid,
+            "created_at": [p["created_at"] for p in posts],
+            "sentiment_compound": [0.1, 0.2, 0.3],
+        }
+    )
+    stream_key = f"scored/{hour}/part-b000000000000-00000.parquet"
+    version_key = f"scored/_versions/m2/{hour}/part-b000000000000-00000.parquet"
+    other_hour = (
+        f"scored/{WINDOW + timedelta(hours=1):%Y/%m/%d/%H}/part-b000000000001-00000.parquet"
+    )
+    for key in (stream_key, version_key, other_hour):
+        buf = io.BytesIO()
+        pq.write_table(scored, buf)
+        lake.put(key, buf.getvalue())
+    # WHEN post 2 is forgotten and one (non-sweep) pass runs
+    deletions.record_tombstones(wh, lake, [tomb(pid[1])])
+    result = deletions.apply_deletions(lake, wh)
+    # THEN both scored copies in its hour folder lost it; a file of another hour was not read
+    assert result.applied == 1
+    for key in (stream_key, version_key):
+        assert pq.read_table(lake.root / key).column("post_id").to_pylist() == [pid[0], pid[2]]
+        assert key in result.files_rewritten
+    assert other_hour not in result.files_rewritten
