@@ -20,8 +20,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file by spark-submit: the package is on sys.path (zip)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
+from musicnft.spark.arguments import add_job_arguments
 from musicnft.spark.job import (
-    DEFAULT_MAX_FILES_PER_TRIGGER,
     BatchProgress,
     ScoreJobOptions,
     ScoreJobResult,
@@ -38,26 +38,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {raw!r}")
-    return value
-
-
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {raw!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="musicnft-spark-score",
@@ -69,31 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URI",
         help="the lake root: a local directory or s3://bucket[/prefix]",
     )
-    p.add_argument(
-        "--available-now",
-        action="store_true",
-        help="process what is in raw/ now (in several batches), then stop",
-    )
-    p.add_argument(
-        "--rescore",
-        action="store_true",
-        help="re-score all history into a new output version (scored/_versions/V/)",
-    )
-    p.add_argument("--model", metavar="VERSION", help="model version (default: the promoted one)")
-    p.add_argument(
-        "--trigger-seconds",
-        type=_positive_float,
-        default=30.0,
-        metavar="N",
-        help="processing-time trigger without --available-now (default 30)",
-    )
-    p.add_argument(
-        "--max-files-per-trigger",
-        type=_positive_int,
-        default=DEFAULT_MAX_FILES_PER_TRIGGER,
-        metavar="N",
-        help=f"raw files per micro-batch (default {DEFAULT_MAX_FILES_PER_TRIGGER})",
-    )
+    add_job_arguments(p)
     p.add_argument("--master", help="Spark master when not set by spark-submit (e.g. local[2])")
     return p
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from musicnft.contract.lake_layout import RAW_PREFIX
 from musicnft.contract.schema import POST_FIELDS
+from musicnft.spark.arguments import DEFAULT_MAX_FILES_PER_TRIGGER
 from musicnft.spark.lake_fs import LakeRoot
 from musicnft.spark.layout import SCORED_COLUMNS, checkpoint_key, output_key
 from musicnft.spark.model import resolve_model
@@ -47,7 +48,6 @@ log = logging.getLogger("musicnft.spark")
 RAW_GLOB = f"{RAW_PREFIX}*/*/*/*/*.parquet"
 # A micro-batch of this many drops (Firehose writes one per 1-5 MB or 60-900 s): a backlog is
 # worked off in bounded steps, and a kill loses at most one batch's work (redone on restart).
-DEFAULT_MAX_FILES_PER_TRIGGER = 50
 # The dedup bound (docs/spark.md, "Duplicates"). The watermark is on `ingested_at` (when the
 # producer read the post), which follows arrival: a replay of 2021 captures arriving today is not
 # "late", so it is scored; with the watermark on `created_at` it would be older than the watermark

@@ -16,6 +16,7 @@ import sys
 
 from musicnft.app.cli.common import Subparsers, data_dir_option, settings_from, stop_on_signals
 from musicnft.settings import Settings
+from musicnft.spark.arguments import add_job_arguments
 
 log = logging.getLogger("musicnft.cli")
 
@@ -30,7 +31,6 @@ def lake_root(settings: Settings) -> str:
 def cmd_score(args: argparse.Namespace) -> int:
     from musicnft.spark.entrypoint import get_session, summary
     from musicnft.spark.job import (
-        DEFAULT_MAX_FILES_PER_TRIGGER,
         BatchProgress,
         ScoreJobOptions,
         run_score_job,
@@ -43,7 +43,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         rescore=args.rescore,
         model_version=args.model,
         trigger_seconds=args.trigger_seconds,
-        max_files_per_trigger=args.max_files_per_trigger or DEFAULT_MAX_FILES_PER_TRIGGER,
+        max_files_per_trigger=args.max_files_per_trigger,
     )
     os.environ["PYSPARK_PYTHON"] = sys.executable  # executors run this venv's Python
     stop = stop_on_signals()
@@ -83,18 +83,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_float(raw: str) -> float:
-    from musicnft.spark.entrypoint import _positive_float as check
-
-    return check(raw)
-
-
-def _positive_int(raw: str) -> int:
-    from musicnft.spark.entrypoint import _positive_int as check
-
-    return check(raw)
-
-
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("spark", help="the Spark scoring job over the lake (scored/)")
     ssub = p.add_subparsers(dest="spark_command", required=True, metavar="SUBCOMMAND")
@@ -104,29 +92,5 @@ def register(sub: Subparsers) -> None:
         help="score raw/ posts with VADER and the promoted model into scored/ (Structured "
         "Streaming; docs/spark.md)",
     )
-    s.add_argument(
-        "--available-now",
-        action="store_true",
-        help="process what is in raw/ now, then stop (default: keep running)",
-    )
-    s.add_argument(
-        "--rescore",
-        action="store_true",
-        help="re-score all history into a new output version, scored/_versions/V/",
-    )
-    s.add_argument("--model", metavar="VERSION", help="model version (default: the promoted one)")
-    s.add_argument(
-        "--trigger-seconds",
-        type=_positive_float,
-        default=30.0,
-        metavar="N",
-        help="micro-batch interval without --available-now (default 30)",
-    )
-    s.add_argument(
-        "--max-files-per-trigger",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="raw files per micro-batch (default 50)",
-    )
+    add_job_arguments(s)
     s.set_defaults(func=cmd_score)
