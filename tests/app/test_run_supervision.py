@@ -206,11 +206,16 @@ def test_a_stage_that_keeps_dying_makes_the_run_exit_3_with_one_line(
     assert len(lines) == 1 and "not yet consumed" in lines[0], err[-3000:]
     status = _status(env)
     assert status["consumer_lag"] > 0 and f"{status['consumer_lag']:,}" in lines[0]
-    assert status["delivery_lag"] == 0 and status["lake_unique"] == expected.unique
+    # every record the stream accepted reached the lake (on a loaded machine the producer may not
+    # have reached the end of the file when the run gave up: what it did produce is what counts)
+    assert status["delivery_lag"] == 0 and status["lake"] == status["produced"]
+    assert 0 < status["lake_unique"] <= expected.unique
+    if status["produced"] == len(expected.posts):  # the whole file went in
+        assert status["lake_unique"] == expected.unique
     # AND nothing was lost: the stream still had it all
     subprocess.run(cli("consume", "--once"), env=env, check=True, capture_output=True)
-    status = _status(env)
-    assert status["consumer_lag"] == 0 and status["posts_hot_unique"] == expected.unique
+    after = _status(env)
+    assert after["consumer_lag"] == 0 and after["posts_hot_unique"] == status["lake_unique"]
 
 
 def test_a_killed_producer_exits_1_after_draining_what_it_put_on_the_stream(
