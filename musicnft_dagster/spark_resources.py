@@ -219,7 +219,7 @@ class EmrServerlessScoringRunner(SparkScoringRunner):
             lake_root=self.lake_root,
             log_group=self.log_group,
             config=config,
-            client_token=context.run_id,
+            client_token=context.run.run_id,
             execution_timeout_minutes=self.execution_timeout_minutes,
         )
         pipes = PipesEMRServerlessClient(
