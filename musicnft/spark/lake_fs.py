@@ -74,14 +74,23 @@ class LakeRoot:
             return bytes(fh.read())
 
     def put(self, key: str, data: bytes) -> None:
-        """Write an object whole (local: through a temp file and a rename, so never half seen)."""
+        """Write an object whole (local: a temp file, flushed to disk, then a rename and the
+        folder's flush: never half seen, and still there after a power cut)."""
         path = self.path(key)
         if self.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
             tmp = f"{path}.tmp-{os.getpid()}"
             with open(tmp, "wb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, path)
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
             return
         with self.fs.open_output_stream(path, compression=None) as out:
             out.write(data)

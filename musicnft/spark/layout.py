@@ -9,8 +9,9 @@
 
 Beside Spark's own checkpoint, each checkpoint holds the job's sink state (`sink.BatchWriter`):
 `_staging/<batch>/` (Spark's write of the micro-batch, before its files are moved into the hour
-folders) and `_scored_log/` (`<batch>.json`, the files of each committed batch; `<batch>.pending`,
-the files a batch in flight is moving in). Versions live under `scored/` so that the deletions
+folders) and `_scored_log/` (`<batch>.json`, the files of each committed batch, folded every 10
+batches into `<batch>.compact` (commit_log.py); `<batch>.pending`, the files a batch in flight is
+moving in). Versions live under `scored/` so that the deletions
 sweep, which rewrites every Parquet file under `scored/`, reaches them too.
 """
 

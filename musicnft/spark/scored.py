@@ -2,7 +2,8 @@
 
 The job (`sink.BatchWriter`) moves each micro-batch's files into the hour folders
 `scored/YYYY/MM/DD/HH/part-b<batch>-<k>.parquet`, then lists them in its commit log,
-`<checkpoint>/_scored_log/<batch>.json` (`{"batch": N, "files": [keys], "rows": n}`). A batch
+`<checkpoint>/_scored_log/<batch>.json` (`{"batch": N, "files": [keys], "rows": n}`; every
+`commit_log.COMPACT_INTERVAL` batches folded into one `<batch>.compact`, commit_log.py). A batch
 killed half-way may leave files in the hour folders that no committed batch lists, until the
 restart replays the batch and replaces them. `read_scored` (Spark) and any other reader (pyarrow,
 DuckDB, a warehouse load) take the file list from `committed_files`, which reads that log.
@@ -10,11 +11,11 @@ DuckDB, a warehouse load) take the file list from `committed_files`, which reads
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from musicnft.spark import commit_log
 from musicnft.spark.lake_fs import LakeRoot
-from musicnft.spark.layout import SCORED_COLUMNS, scored_log_key
+from musicnft.spark.layout import SCORED_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,19 +40,11 @@ def read_scored(
 
 def committed_keys(lake_root: str, rescore_version: str | None = None) -> list[str]:
     """The lake keys of the output's committed Parquet files, in batch order, from the job's
-    commit log (`<batch>.json`; a `<batch>.pending` is a batch in flight, not read)."""
-    lake = LakeRoot.of(lake_root)
-    entries = []
-    for key, _size, _mtime in lake.list(scored_log_key(rescore_version), ".json"):
-        stem = key.rsplit("/", 1)[-1][: -len(".json")]
-        if stem.isdigit():
-            entries.append((int(stem), key))
+    commit log (`commit_log.entries`: the newest `<batch>.compact` and the `<batch>.json` entries
+    beside it; a `<batch>.pending` is a batch in flight, not read)."""
     files: dict[str, None] = {}
-    for _batch, key in sorted(entries):
-        doc = json.loads(lake.get(key))
-        if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
-            raise ValueError(f"{key} is not a scored batch log entry (no files list)")
-        files.update(dict.fromkeys(str(f) for f in doc["files"]))
+    for entry in commit_log.entries(LakeRoot.of(lake_root), rescore_version).values():
+        files.update(dict.fromkeys(str(f) for f in entry["files"]))
     return list(files)
 
 

@@ -17,6 +17,8 @@ the attempts idempotent, keyed by N:
 4. The staged files are moved into place (a local rename is atomic; an S3 object appears whole).
 5. `_scored_log/<N>.json` lists the batch's files: the batch is committed for readers
    (`scored.committed_files`); the `.pending` file and the staging folder are removed.
+6. Every `commit_log.COMPACT_INTERVAL`-th batch folds the log into `_scored_log/<N>.compact` and
+   removes the entries it holds (commit_log.py); step 1 looks in the compact too.
 
 So after a successful run every file under the output is listed by a committed batch; between a
 kill and the restart, files of the killed batch may lie in the hour folders, listed nowhere.
@@ -29,13 +31,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from musicnft.spark import commit_log
 from musicnft.spark.lake_fs import LakeRoot
 from musicnft.spark.layout import (
     PARTITION_COLUMNS,
     batch_prefix,
     hour_folder,
     part_name,
-    scored_log_key,
     staging_key,
 )
 
@@ -77,22 +79,36 @@ class BatchWriter:
     lake: LakeRoot
     rescore_version: str | None = None
     rows: dict[int, int] = field(default_factory=dict)  # batch id -> rows written, this run
+    compact_interval: int | None = None  # None: commit_log.COMPACT_INTERVAL
 
     def __call__(self, df: DataFrame, batch_id: int) -> None:
         self.write(df, int(batch_id))
 
     def committed_key(self, batch_id: int) -> str:
-        return f"{scored_log_key(self.rescore_version)}{batch_id}.json"
+        return commit_log.entry_key(batch_id, self.rescore_version)
 
     def pending_key(self, batch_id: int) -> str:
-        return f"{scored_log_key(self.rescore_version)}{batch_id}.pending"
+        return commit_log.pending_key(batch_id, self.rescore_version)
 
     def write(self, df: DataFrame, batch_id: int) -> None:
-        lake = self.lake
-        if lake.exists(self.committed_key(batch_id)):
+        if commit_log.is_committed(self.lake, batch_id, self.rescore_version):
             log.info("batch %d: already written (replayed after a kill), skipped", batch_id)
             self.rows.setdefault(batch_id, 0)
+        else:
+            self._write(df, batch_id)
+        self._compact(batch_id)
+
+    def _compact(self, batch_id: int) -> None:
+        """Every COMPACT_INTERVAL-th batch folds the log into `<batch_id>.compact` (also when
+        the batch is a replay: the kill may have come between its entry and its compaction)."""
+        if not commit_log.is_compaction_batch(batch_id, self.compact_interval):
             return
+        newest = commit_log.latest_compact(self.lake, self.rescore_version)
+        if newest is None or newest < batch_id:
+            commit_log.compact(self.lake, batch_id, self.rescore_version)
+
+    def _write(self, df: DataFrame, batch_id: int) -> None:
+        lake = self.lake
         staging = staging_key(batch_id, self.rescore_version)
         df.write.mode("overwrite").partitionBy(*PARTITION_COLUMNS).parquet(lake.uri(staging))
         staged = [k for k, _size, _mtime in lake.list(staging, ".parquet")]

@@ -357,3 +357,40 @@ def test_a_replayed_batch_replaces_the_files_of_its_killed_attempt(
     listed = pq.read_table(small.root / "scored").column("post_id").to_pylist()
     assert sorted(listed) == sorted(ids)
     assert not (checkpoint / "_staging").exists() or not any((checkpoint / "_staging").iterdir())
+
+
+def test_the_commit_log_is_compacted_and_a_compacted_batch_is_not_written_again(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every 2nd batch folds the sink's log into <N>.compact (commit_log.py); readers see each
+    # post once; a batch Spark replays after a kill, whose entry now lives only in a compact,
+    # writes nothing
+    from musicnft.spark import commit_log
+
+    monkeypatch.setattr(commit_log, "COMPACT_INTERVAL", 2)
+    small = build_spark_lake(tmp_path / "lake", drops=5, per_drop=6)
+    run = _run(spark, small, max_files_per_trigger=1)
+    checkpoint = Path(run.result.checkpoint_path)
+    log = checkpoint / "_scored_log"
+    compacts = sorted(int(p.stem) for p in log.glob("*.compact"))
+    assert compacts and not [p for p in log.glob("*.json") if int(p.stem) <= compacts[-1]]
+    assert len(list(log.iterdir())) <= 2  # the newest compact, at most one entry after it
+    ids = [r["post_id"] for r in run.rows]
+    assert len(ids) == len(set(ids)) and set(ids) == set(small.unique_posts())
+    assert _on_disk(small) == set(run.files)
+    replayed = max(
+        e["batch"]
+        for e in json.loads((log / f"{compacts[-1]}.compact").read_text())["entries"]
+        if e["files"]
+    )
+    digest = _digest(small.root / "scored")
+    for name in ("offsets", "commits"):
+        for p in (checkpoint / name).iterdir():
+            if p.name.isdigit() and int(p.name) > replayed:
+                _forget(checkpoint / name, int(p.name))
+    _forget(checkpoint / "commits", replayed)
+    again = _run(spark, small, max_files_per_trigger=1)
+    assert (checkpoint / "commits" / str(replayed)).exists()  # the batch ran again
+    assert again.result.rows_written == 0
+    assert _digest(small.root / "scored") == digest
+    assert sorted(r["post_id"] for r in again.rows) == sorted(ids)
