@@ -19,6 +19,7 @@ from musicnft.contract.lake_layout import ERRORS_PREFIX, RAW_PREFIX
 from musicnft.hotpath.deadletter import count_lines
 from musicnft.ports import Lake, Warehouse
 from musicnft.settings import Settings
+from musicnft.spark.quarantine import ledger_quarantined
 
 log = logging.getLogger("musicnft.status")
 
@@ -79,6 +80,8 @@ def collect_status(settings: Settings, lake: Lake, warehouse: Warehouse) -> dict
     status["lake_quarantined"] = int(
         warehouse.query("SELECT count(DISTINCT key) AS n FROM lake_quarantine").to_pylist()[0]["n"]
     )
+    # raw/ drops the Spark scoring job found unreadable (its ledger, docs/spark.md)
+    status["spark_quarantined_files"] = len(ledger_quarantined(lake))
     # tombstones held, and those not yet applied everywhere (docs/deletions.md); a quarantined
     # lake file that holds (or may hold) a deleted post keeps it pending, named in deleted_blocked
     status.update(deletion_status(warehouse, lake))
@@ -121,6 +124,7 @@ def format_status(status: dict[str, Any]) -> str:
         ("  by the consumer", status["dead_letter_consumer"]),
         ("  lake errors/", status["lake_errors"]),
         ("lake files quarantined", status.get("lake_quarantined", 0)),
+        ("  raw files quarantined by the Spark job", status.get("spark_quarantined_files", 0)),
         ("deleted at the source (tombstones)", status.get("deleted", 0)),
         ("  not yet applied everywhere", status.get("deleted_pending", 0)),
         ("  quarantined files blocking one", status.get("deleted_blocked_files", 0)),
@@ -158,7 +162,8 @@ class Thresholds:
     max_dead_letter_growth: int = 100  # new dead-letter entries within `dead_letter_window`
     dead_letter_window: float = 3600.0
     max_spool: int = 1_000  # records waiting in the producer's spool (stream unreachable)
-    max_quarantined: int = 0  # lake files set aside as unreadable (`lake_quarantined`)
+    max_quarantined: int = 0  # lake files set aside as unreadable (`lake_quarantined`, and
+    # separately `spark_quarantined_files`)
     max_age: float = 3600.0  # seconds since the newest 15-minute window started; 0 = off
 
 
@@ -223,7 +228,7 @@ def health_problems(
     """Why `status` (collect_status's dict plus `spool_depth`, `dead_letter_growth` and
     `newest_window`, each optional) is unhealthy under `limits`; empty when healthy. A key that
     is absent or None (a Kinesis stream keeps no lag here; a host without the warehouse) is not
-    checked, except `lake_quarantined`, which counts as 0."""
+    checked, except `lake_quarantined` and `spark_quarantined_files`, which count as 0."""
     problems: list[str] = []
     for key, label in (("delivery_lag", "delivery lag"), ("consumer_lag", "consumer lag")):
         value = status.get(key)
@@ -241,6 +246,12 @@ def health_problems(
     quarantined = int(status.get("lake_quarantined") or 0)
     if quarantined > limits.max_quarantined:
         problems.append(f"{quarantined:,} quarantined lake files > {limits.max_quarantined:,}")
+    spark_quarantined = int(status.get("spark_quarantined_files") or 0)
+    if spark_quarantined > limits.max_quarantined:
+        problems.append(
+            f"{spark_quarantined:,} raw files quarantined by the Spark job "
+            f"> {limits.max_quarantined:,}"
+        )
     if limits.max_age > 0 and "newest_window" in status:
         newest = status["newest_window"]
         if newest is None:
@@ -269,6 +280,8 @@ def health_line(status: dict[str, Any], problems: list[str]) -> str:
         if status.get(key) is not None:
             parts.append(f"{label} {status[key]:,}")
     parts.append(f"quarantined {int(status.get('lake_quarantined') or 0):,}")
+    if status.get("spark_quarantined_files") is not None:
+        parts.append(f"spark quarantined {int(status['spark_quarantined_files']):,}")
     if status.get("newest_window"):
         parts.append(f"newest window {status['newest_window']}")
     return "healthy: " + ", ".join(parts)

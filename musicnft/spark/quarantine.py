@@ -8,7 +8,8 @@ the file's fault, not a transient error). An unreadable file is logged as the ba
 and recorded in the lake's ledger under `checkpoints/spark-score-files/`: one small JSON object
 per check run, `{"checked_at", "ok": [keys], "quarantined": {key: reason}}` (objects are never
 appended to, so this works the same on S3), merged into one when a start finds more than
-COMPACT_AFTER. `quarantined()` reads the ledger back.
+COMPACT_AFTER. `quarantined()` reads the ledger back (`ledger_quarantined()` through the `Lake` port:
+`musicnft status` counts it as `spark_quarantined_files`).
 
 The check runs before the query starts, after it stops and once per trigger while it runs; a
 corrupt file Spark reaches first is skipped by Spark and recorded by the next check. A file whose
@@ -23,10 +24,14 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from musicnft.batch.lake_index import REQUIRED_COLUMNS, UnreadableLakeFile, unreadable_reason
 from musicnft.contract.lake_layout import CHECKPOINTS_PREFIX, RAW_PREFIX
 from musicnft.spark.lake_fs import LakeRoot
+
+if TYPE_CHECKING:
+    from musicnft.ports import Lake
 
 log = logging.getLogger("musicnft.lake_index")
 
@@ -121,3 +126,21 @@ def quarantined(lake_root: str) -> dict[str, str]:
     check = FileCheck(LakeRoot.of(lake_root))
     check.load()
     return dict(check.bad)
+
+
+def ledger_quarantined(lake: Lake) -> dict[str, str]:
+    """key -> reason of every raw file the Spark job quarantined, read through the project's
+    `Lake` port (what `musicnft status` holds: the settings' S3 client, not pyarrow's). An
+    unreadable ledger object is skipped with a warning, as `FileCheck.load` does."""
+    bad: dict[str, str] = {}
+    for obj in lake.list_objects(LEDGER_PREFIX):
+        if not obj.key.endswith(".json"):
+            continue
+        try:
+            doc = json.loads(lake.get(obj.key))
+        except (FileNotFoundError, ValueError) as exc:
+            log.warning("spark file ledger %s unreadable (%s); not counted", obj.key, exc)
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("quarantined"), dict):
+            bad.update({str(k): str(v) for k, v in doc["quarantined"].items()})
+    return bad

@@ -25,7 +25,8 @@ timer, a cron job or a CloudWatch alarm. Thresholds (each "more than N" is unhea
   --max-spool N                records waiting in the producer's spool, i.e. the stream has been
                                unreachable (default 1000)
   --max-quarantined N          lake files set aside as unreadable, status key lake_quarantined
-                               (default 0)
+                               (and, checked separately, spark_quarantined_files: raw drops the
+                               Spark scoring job quarantined) (default 0)
   --max-age SECONDS            since the newest materialized 15-minute window started; no window
                                at all is unhealthy too (default 3600; 0 = not checked)
 --local-only checks only what this host keeps itself (stream lags when the stream is local,
