@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
@@ -370,6 +370,19 @@ def _count(warehouse: Any, table: str, where: str, params: list[Any]) -> int:
     )
 
 
+def _author_posts(warehouse: Any, authors: Iterable[str]) -> dict[str, Any]:
+    """post_id -> created_at of the posts of these authors in posts_hot and posts."""
+    found: dict[str, Any] = {}
+    if not authors:
+        return found
+    where = warehouse.dialect.in_list_param("author_id")
+    for table in POST_TABLES:
+        sql = f"SELECT post_id, created_at FROM {table} WHERE {where}"
+        for row in warehouse.query(sql, [sorted(authors)]).to_pylist():
+            found[row["post_id"]] = row["created_at"]
+    return found
+
+
 def _candidate_files(
     warehouse: Any, created: set[datetime], since: datetime | None, full_scan: bool
 ) -> list[str]:
@@ -404,10 +417,13 @@ def _scored_files(lake: Lake, created: set[datetime]) -> list[str]:
     ]
 
 
-def rewrite_file(lake: Lake, key: str, targets: Targets) -> tuple[int, int, set[datetime]]:
+def rewrite_file(
+    lake: Lake, key: str, targets: Targets, removed_ids: dict[str, Any] | None = None
+) -> tuple[int, int, set[datetime]]:
     """Rewrite one lake file without the deleted posts and with scrubbed locations nulled, in
     one atomic put (readers see the old file or the new one). Returns (removed, scrubbed,
-    windows of the rows it changed); (0, 0, ∅) leaves the file untouched."""
+    windows of the rows it changed); (0, 0, ∅) leaves the file untouched. `removed_ids`, when
+    given, gains post_id -> created_at of each removed row."""
     table = read_table(lake, key)
     names = table.column_names
     if "post_id" not in names:
@@ -428,6 +444,11 @@ def rewrite_file(lake: Lake, key: str, targets: Targets) -> tuple[int, int, set[
     if not removed and not scrubbed:
         return 0, 0, set()
     created = table.column("created_at").to_pylist() if "created_at" in names else []
+    if removed_ids is not None:
+        when = created or [None] * len(post_list)
+        removed_ids.update(
+            {p: c for p, c, d in zip(post_list, when, drop, strict=True) if d and p is not None}
+        )
     windows = {
         window_start(c) for c, d, s in zip(created, drop, scrub, strict=False) if (d or s) and c
     }
@@ -641,27 +662,41 @@ def apply_deletions(
         warehouse.query("SELECT DISTINCT key FROM lake_quarantine").column(0).to_pylist()
     )
     keys = sorted(set(_candidate_files(warehouse, created, since, full_scan)) | named)
-    if not full_scan:  # (a full scan takes every scored/ file below)
-        keys += _scored_files(lake, created)
     if full_scan:
         raw = {o.key for o in lake.list_objects(RAW_PREFIX) if o.key.endswith(".parquet")}
         keys = sorted(set(keys) | raw)
-        keys += [o.key for o in lake.list_objects(SCORED_PREFIX) if o.key.endswith(".parquet")]
-    keys = [k for k in keys if k not in quarantined]
-    for key in keys:
+
+    def purge(key: str, targets: Targets, removed_ids: dict[str, Any] | None = None) -> None:
+        nonlocal windows
         try:
-            removed, scrubbed, touched = rewrite_file(lake, key, everything)
+            removed, scrubbed, touched = rewrite_file(lake, key, targets, removed_ids)
         except FileNotFoundError:
-            continue
+            return
         except Exception as exc:  # one bad or unreachable file must not stop the others
             log.error("lake file %s not purged: %s: %s", key, type(exc).__name__, str(exc)[:200])
             result.files_failed.append(key)
-            continue
+            return
         if removed or scrubbed:
             result.files_rewritten.append(key)
             result.rows_removed["lake"] = result.rows_removed.get("lake", 0) + removed
             result.rows_scrubbed["lake"] = result.rows_scrubbed.get("lake", 0) + scrubbed
             windows |= touched
+
+    # scored/ files hold no author_id: an author tombstone reaches them through the post ids
+    # removed for it, from the tables (read before they are purged below) and from raw/
+    author_posts = _author_posts(warehouse, targets.delete_authors) if todo else {}
+    for key in keys:
+        if key not in quarantined and not key.startswith(SCORED_PREFIX):
+            purge(key, everything, author_posts)
+    if full_scan:
+        scored = [o.key for o in lake.list_objects(SCORED_PREFIX) if o.key.endswith(".parquet")]
+    else:
+        hours = created | {c for c in author_posts.values() if c is not None}
+        scored = _scored_files(lake, hours)
+    scored_targets = replace(everything, delete_posts=everything.delete_posts | set(author_posts))
+    for key in dict.fromkeys([k for k in keys if k.startswith(SCORED_PREFIX)] + scored):
+        if key not in quarantined:
+            purge(key, scored_targets)
     if todo or full_scan or named:  # quarantined files too: none is skipped any more
         tombstones = _all_tombstones(warehouse)
         windows |= _purge_quarantined(lake, warehouse, tombstones, result)
