@@ -12,9 +12,10 @@ it holds and the older compacts deleted.
 Readers (`entries`) take the newest `.compact` and then every `<M>.json` still present, in batch
 order (an entry found in both is the same entry): the answer is the same before compaction,
 after it, and after a kill at any point of it: before the rename there is no new compact (a
-half-written temp file, `N.compact.tmp-*`, is not a log name and is ignored; the next compaction
-removes it), after it the `.json` files not yet deleted repeat what the compact holds. An old
-checkpoint with only `<N>.json` entries reads as before.
+half-written temp file, `N.compact.tmp-*`, is not a log name and is ignored; the next
+compaction removes it, and any other temp file a killed write left), after it the `.json` files
+not yet deleted repeat what the compact holds. An old checkpoint with only `<N>.json` entries
+reads as before.
 
 The log still grows: the compact holds every committed batch's file list (about 100 bytes a
 file), rewritten every `COMPACT_INTERVAL` batches; the number of log objects stays below
@@ -122,7 +123,7 @@ def is_committed(lake: LakeRoot, batch_id: int, rescore_version: str | None = No
 
 def compact(lake: LakeRoot, batch_id: int, rescore_version: str | None = None) -> int:
     """Write `<batch_id>.compact` (every committed entry up to `batch_id`), then delete what it
-    supersedes: the `.json` entries it holds, older compacts, and temp files a killed compaction
+    supersedes: the `.json` entries it holds, older compacts, and temp files a killed write
     left. Returns the number of log objects deleted. Idempotent: a compaction killed anywhere is
     redone (or finished) by running it again."""
     held = entries(lake, rescore_version, through=batch_id)
@@ -136,7 +137,7 @@ def compact(lake: LakeRoot, batch_id: int, rescore_version: str | None = None) -
     stale += [
         k
         for k, _size, _mtime in lake.list(scored_log_key(rescore_version))
-        if f"{COMPACT_SUFFIX}{_TMP_MARK}" in k.rsplit("/", 1)[-1]
+        if _TMP_MARK in k.rsplit("/", 1)[-1]  # the job is the log's only writer: none is live
     ]
     for k in sorted(stale):
         lake.delete(k)

@@ -124,9 +124,10 @@ def test_a_half_written_compact_temp_file_is_ignored_then_removed(tmp_path: Path
     whole = json.dumps({"compact": 9, "entries": [{"batch": 0, "files": ["x"]}]})
     # killed while writing 9.compact: its temp file holds half a document, no rename happened
     (_log(tmp_path) / "9.compact.tmp-4242").write_text(whole[: len(whole) // 2])
+    (_log(tmp_path) / "25.json.tmp-4242").write_text('{"batch": 25, "fi')  # and an entry's
     assert _answers(tmp_path) == before
     commit_log.compact(lake, 9, None)
-    assert "9.compact.tmp-4242" not in _names(tmp_path)
+    assert not [n for n in _names(tmp_path) if ".tmp-" in n]
     assert _answers(tmp_path) == before
 
 
