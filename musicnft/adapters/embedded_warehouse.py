@@ -40,6 +40,7 @@ from musicnft.adapters.ducklake_catalog import (
     is_transient,
     new_connection,
 )
+from musicnft.adapters.ducklake_changes import SnapshotCache
 from musicnft.adapters.sql_guard import check_read_only
 from musicnft.contract.tables import TABLES, WINDOWED_TABLES
 from musicnft.contract.windows import parse_window_key
@@ -53,6 +54,8 @@ T = TypeVar("T")
 # the catalog: `partition_schema` tells "never written" from "written with no rows".
 WINDOWS_TABLE = f"{META_SCHEMA}.windows"
 _READY: set[str] = set()  # roots whose catalog this process has checked or created
+# Ids kept in memory per small lookup table (deletions, repairs); past it, one query per batch.
+CACHED_IDS_MAX = 500_000
 
 
 class LegacyWarehouseError(RuntimeError):
@@ -182,6 +185,12 @@ class EmbeddedWarehouse:
         self._lock = threading.RLock()
         self._writer_con: duckdb.DuckDBPyConnection | None = None
         self._reader_con: duckdb.DuckDBPyConnection | None = None
+        self._snapshot_cache = SnapshotCache(
+            lambda sql, params: self._read(
+                "snapshot changes", lambda con: con.execute(sql, params).fetchall()
+            ),
+            ALIAS,
+        )
         if not legacy_ok and (legacy := legacy_tables(self.root)):
             raise LegacyWarehouseError(
                 f"{self.root} holds tables in the old file-per-table layout ({', '.join(legacy)}): "
@@ -746,18 +755,33 @@ class EmbeddedWarehouse:
     # Lookups per consumer batch (repaired ids, tombstones) cost a local query here: cheap.
     per_batch_lookups = True
 
+    def cached_read(self, key: str, tables: Iterable[str], read: Callable[[], T]) -> T:
+        """`read()`'s answer, kept until a snapshot changes one of `tables`
+        (musicnft.adapters.ducklake_changes): the consumer's per-batch lookups of small tables."""
+        return self._snapshot_cache.get(key, tables, read)
+
     def repaired_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of `ids` reconciliation already filled into posts_hot (the consumer skips them).
         BigQuery has no such method: a query per Lambda batch would bill 10 MB each and add
         seconds; there a later reconciliation removes what a lagging consumer doubled."""
         if not ids:
             return set()
+        repaired = self.cached_read("repaired_ids", ("posts_hot_repairs",), self._all_repaired)
+        if repaired is not None:
+            return {i for i in ids if i in repaired}
         result = self.query(
             "SELECT DISTINCT post_id FROM posts_hot_repairs "
             f"WHERE {self.dialect.in_list_param('post_id')}",
             [list(ids)],
         )
         return {str(v) for v in result.column(0).to_pylist()}
+
+    def _all_repaired(self) -> frozenset[str] | None:
+        """Every repaired post id, or None when there are too many to keep in memory."""
+        ids = self.query(
+            f"SELECT DISTINCT post_id FROM posts_hot_repairs LIMIT {CACHED_IDS_MAX + 1}"
+        ).column(0)
+        return None if len(ids) > CACHED_IDS_MAX else frozenset(map(str, ids.to_pylist()))
 
     def count(self, table: str, distinct: str | None = None) -> int:
         expr = f"count(DISTINCT {_ident(distinct)})" if distinct else "count(*)"

@@ -93,6 +93,14 @@ def tombstoned_ids(warehouse: Any, post_ids: Sequence[str], author_ids: Sequence
         return set()
     if not _can_read_results():
         return set()  # the Lambda bundle: the purge pass removes late posts there
+    cached_read = getattr(warehouse, "cached_read", None)  # the embedded warehouse's
+    if cached_read is not None:
+        known = cached_read("tombstoned", ("deletions",), lambda: _all_deleted(warehouse))
+        if known is not None:
+            posts_gone, authors_gone = known
+            return {p for p in post_ids if p in posts_gone} | {
+                "author:" + a for a in author_ids if a in authors_gone
+            }
     in_list = dialect.in_list_param
     table = warehouse.query(
         "SELECT DISTINCT post_id, author_id FROM deletions "
@@ -103,6 +111,24 @@ def tombstoned_ids(warehouse: Any, post_ids: Sequence[str], author_ids: Sequence
     gone_posts = {r["post_id"] for r in rows if r["post_id"]}
     gone_authors = {r["author_id"] for r in rows if r["author_id"]}
     return gone_posts | {"author:" + a for a in gone_authors}
+
+
+# Deleted posts and authors kept in memory for the per-batch lookup; past it, a query per batch.
+CACHED_DELETIONS_MAX = 500_000
+
+
+def _all_deleted(warehouse: Any) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(every deleted post id, every deleted author id), or None when there are too many."""
+    rows = warehouse.query(
+        "SELECT DISTINCT post_id, author_id FROM deletions WHERE action = 'delete' "
+        f"LIMIT {CACHED_DELETIONS_MAX + 1}"
+    ).to_pylist()
+    if len(rows) > CACHED_DELETIONS_MAX:
+        return None
+    return (
+        frozenset(r["post_id"] for r in rows if r["post_id"]),
+        frozenset(r["author_id"] for r in rows if r["author_id"]),
+    )
 
 
 def without_tombstoned(
