@@ -95,8 +95,15 @@ def total_engagement(post: Mapping[str, Any]) -> int:
 
 
 def enrich(post: Mapping[str, Any]) -> dict[str, Any]:
-    """A new dict: the post's columns plus the enrichment columns. Never raises on bad text."""
-    text = post.get("text")
+    """A new dict: the post's columns plus the enrichment columns. Never raises on bad text.
+
+    Per post this is the consumer's hottest code after the scorer itself, so the usual case (a
+    text, a positive follower count and int counts) is spelled out inline: the same values as
+    `sentiment_label` and `engagement_rate` give, without their calls (tests/hotpath/
+    test_enrich_pinned.py pins the output).
+    """
+    get = post.get
+    text = get("text")
     out = dict(post)
     if isinstance(text, str):
         neg, neu, pos, compound = _polarity(text)
@@ -117,5 +124,23 @@ def enrich(post: Mapping[str, Any]) -> dict[str, Any]:
         out["sentiment_neu"] = None
         out["sentiment_neg"] = None
         out["sentiment_label"] = None
-    out["engagement_rate"] = engagement_rate(post)
+    followers = get("author_followers")
+    if type(followers) is int and followers > 0:
+        reply = get("reply_count")
+        repost = get("repost_count")
+        like = get("like_count")
+        quote = get("quote_count")
+        if type(reply) is int and type(repost) is int and type(like) is int and type(quote) is int:
+            # total_engagement's sum (ints: exact in any order)
+            total = (
+                (reply if reply > 0 else 0)
+                + (repost if repost > 0 else 0)
+                + (like if like > 0 else 0)
+                + (quote if quote > 0 else 0)
+            )
+            out["engagement_rate"] = total / followers * 100
+        else:
+            out["engagement_rate"] = total_engagement(post) / followers * 100
+    else:
+        out["engagement_rate"] = engagement_rate(post)
     return out

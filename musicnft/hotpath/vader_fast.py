@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from itertools import chain
+from itertools import chain, compress
 from typing import Any
 
 Scores = tuple[float, float, float, float]  # neg, neu, pos, compound, rounded as VADER rounds
@@ -109,6 +109,11 @@ class _TokenMemo(dict[str, tuple[str, ...]]):
         self._vader = vader
 
     def __missing__(self, token: str) -> tuple[str, ...]:
+        if token.startswith("http") and "://" in token and "'" not in token and token.isascii():
+            # A link, nearly every one new: what the general path below gives it, sooner. (Its
+            # word starts with "http", in lower case: not ALL CAPS, not a word of the lexicon or of
+            # a rule, which `FastVader` checks, and without "n't"; it is not kept, having a "/".)
+            return _BLANK_TOKEN
         vader = self._vader
         relevant = vader.relevant
         if token.isascii():
@@ -193,6 +198,8 @@ class FastVader:
             raise RuntimeError(
                 "vaderSentiment's lexicon has an empty word: vader_fast needs a review"
             )
+        if any(w.startswith("http") for w in self.relevant):  # see _TokenMemo.__missing__
+            raise RuntimeError("vaderSentiment's lexicon has a word like a link: review vader_fast")
         single = {ch: d for ch, d in analyzer.emojis.items() if len(ch) == 1}
         spaced = {ch: " " + d for ch, d in single.items()}
         # Emoji whose description holds "!" or "?" (they count as punctuation emphasis).
@@ -240,10 +247,14 @@ class FastVader:
             memo.clear()
             self.rule_words = set(self._rule_words)
         lw = list(chain.from_iterable(map(memo.__getitem__, tokens)))
+        # The words the lexicon or a rule knows, in order: every other word is a blank, and blanks
+        # are the empty strings ("" and _Caps("")), so `filter` drops them in C. The set and list
+        # tests below then see a text's few known words instead of all of its words.
+        known = list(filter(None, lw))
         scoring = self.scoring
-        if scoring.isdisjoint(lw):
+        if scoring.isdisjoint(known):
             return NEUTRAL
-        hits = [w for w in lw if w in scoring]
+        hits = [w for w in known if w in scoring]
         # VADER counts "!" and "?" in its emoji-free text: the text's own plus the descriptions'.
         ep_count = text.count("!")
         qm_count = text.count("?")
@@ -256,8 +267,8 @@ class FastVader:
                     qm_count += qm * found
         n = len(lw)
         rule_words = self.rule_words
-        if (rule_words.isdisjoint(lw) and "this" not in lw) or (
-            "but" not in lw and self._out_of_reach(lw)
+        if (rule_words.isdisjoint(known) and "this" not in known) or (
+            "but" not in known and self._out_of_reach(lw)
         ):
             # No rule applies: each lexicon word keeps its valence, but for ALL CAPS emphasis.
             lexicon = self.lexicon
@@ -286,7 +297,7 @@ class FastVader:
             return scores
         sentiments: list[Any] = [0] * n
         floats_only = self._rules(lw, sentiments)
-        if "but" in lw:
+        if "but" in known:
             # _but_check, verbatim: each value rewrites the first element equal to it.
             bi = lw.index("but")
             for sentiment in sentiments:
@@ -304,10 +315,12 @@ class FastVader:
 
     def _out_of_reach(self, lw: list[str]) -> bool:
         """Whether no lexicon word is within reach of a rule (see `_in_reach`)."""
-        scoring = self.scoring
         in_reach = self._in_reach
         n = len(lw)
-        return not any(in_reach(lw, i, n) for i, w in enumerate(lw) if w in scoring)
+        for i in compress(range(n), map(self.scoring.__contains__, lw)):
+            if in_reach(lw, i, n):
+                return False
+        return True
 
     def _in_reach(self, lw: list[str], i: int, n: int) -> bool:
         """Whether a rule may change the valence of the lexicon word `lw[i]`: a rule word among
@@ -352,7 +365,7 @@ class FastVader:
         cap_diff: bool | None = None
         floats_only = True
         in_reach = self._in_reach
-        for i in [i for i, w in enumerate(lw) if w in scoring]:
+        for i in compress(range(n), map(scoring.__contains__, lw)):
             item_l = lw[i]
             if not in_reach(lw, i, n):
                 # No rule within reach: the valence stays the lexicon's, but for ALL CAPS emphasis.

@@ -140,6 +140,22 @@ QUIRKS = [
     "good\u3000great",
     "good\u2028great",
     "\u200bgood",
+    # links: blanks the token memo does not keep (answered early); their "!" and "?" still count
+    "great https://t.co/aBcD1234",
+    "https://t.co/aBcD1234 great",
+    "GREAT https://t.co/aBcD1234 good",
+    "good https://example.com/?q=love!! https://x.io/love?? bad",
+    "good (https://t.co/x).",
+    "good https://",
+    "good http://a",
+    "https://t.co/don't love it",
+    "good xhttps://t.co/x https:/t.co/x httpsgood",
+    "HTTPS://T.CO/ABC GOOD bad",
+    "Http://t.co/x great",
+    "good https://t.co/😍x",
+    "https://t.co/x😍 good",
+    "no https://t.co/x good",
+    "never so https://t.co/x good but bad",
 ]
 
 
