@@ -72,7 +72,17 @@ def main() -> None:
             except (ValueError, RejectedRecord):
                 continue
 
+    def orjson_all() -> None:
+        import orjson
+
+        for line in lines:
+            try:
+                orjson.loads(line)
+            except ValueError:
+                continue
+
     r_json = rate(len(lines), json_all)
+    r_orjson = rate(len(lines), orjson_all)  # the fastest parser here (issue #14 item 3's baseline)
     r_norm = rate(len(lines), normalize_all)
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -111,6 +121,10 @@ def main() -> None:
     print(f"sample generation   {rate_lines:10,.0f} lines/s")
     print(
         f"normalize           {r_norm:10,.0f} lines/s   ratio to json.loads baseline ({r_json:,.0f}/s): {r_norm / r_json:.2f}"
+    )
+    print(
+        f"normalize           {r_norm:10,.0f} lines/s   ratio to orjson.loads baseline "
+        f"({r_orjson:,.0f}/s): {r_norm / r_orjson:.2f} (target >= 0.5)"
     )
     print(
         f"enrich              {r_enrich:10,.0f} posts/s   ratio to bare VADER baseline ({r_vader:,.0f}/s): {r_enrich / r_vader:.2f}"

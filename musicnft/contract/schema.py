@@ -9,7 +9,7 @@ record that would break a Parquet file is caught (and dead-lettered) one record 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -261,6 +261,92 @@ def _conform_value(f: Field, value: Any) -> Any:
     raise SchemaError(f"field {f.name!r}: expected {kind}, got {type(value).__name__}")
 
 
+def _fast_check(f: Field) -> Callable[[Any], Any]:
+    """`_conform_value(f, value)` for a value that is not None, with the common case (a plain
+    str, int, float, bool, UTC datetime or list of ASCII strings already within bounds) answered
+    without the generic dispatch: the same value back, as `_conform_value` returns it. Anything
+    else, and every error, goes through `_conform_value` itself, so there is one definition of
+    what fits. (Every stage conforms every post; this was a third of the producer's CPU.)"""
+
+    def slow(value: Any) -> Any:
+        return _conform_value(f, value)
+
+    kind = f.kind
+    if kind == "string":
+        limit = MAX_TEXT_CHARS if f.name == "text" else MAX_STRING_CHARS
+        may_be_empty = f.name not in _NON_EMPTY
+
+        def check_string(value: Any) -> Any:
+            # ASCII cannot hold a lone surrogate; isascii() is O(1) on CPython's str
+            if (
+                type(value) is str
+                and value.isascii()
+                and len(value) <= limit
+                and (value or may_be_empty)
+            ):
+                return value
+            return slow(value)
+
+        return check_string
+    if kind in ("int", "int32"):
+        low, high = (-(2**31), 2**31) if kind == "int32" else (-(2**63), 2**63)
+
+        def check_int(value: Any) -> Any:
+            if type(value) is int and low <= value < high:
+                return value
+            return slow(value)
+
+        return check_int
+    if kind == "float":
+
+        def check_float(value: Any) -> Any:
+            if type(value) is float and math.isfinite(value):
+                return value
+            return slow(value)
+
+        return check_float
+    if kind == "timestamp":
+
+        def check_timestamp(value: Any) -> Any:
+            # astimezone(UTC) of a datetime already in UTC is the datetime itself
+            if (
+                type(value) is datetime
+                and value.tzinfo is UTC
+                and MIN_TIMESTAMP <= value < MAX_TIMESTAMP
+            ):
+                return value
+            return slow(value)
+
+        return check_timestamp
+    if kind == "list":
+
+        def check_list(value: Any) -> Any:
+            if type(value) is list and len(value) <= MAX_LIST_ITEMS:
+                for v in value:
+                    if type(v) is not str or not v.isascii() or len(v) > MAX_STRING_CHARS:
+                        return slow(value)
+                return value
+            return slow(value)
+
+        return check_list
+    return slow
+
+
+_PLANS: dict[int, tuple[tuple[Field, ...], tuple[tuple[str, bool, Callable[[Any], Any]], ...]]] = {}
+
+
+def _plan(fields: tuple[Field, ...]) -> tuple[tuple[str, bool, Callable[[Any], Any]], ...]:
+    """Per field set (by identity: hashing 40 Field objects per call would cost more than it
+    saves): (name, required, check) of each field."""
+    entry = _PLANS.get(id(fields))
+    if entry is None or entry[0] is not fields:
+        if len(_PLANS) > 256:  # field sets built per call: never let them pile up
+            _PLANS.clear()
+        entry = (fields, tuple((f.name, f.required, _fast_check(f)) for f in fields))
+        _PLANS[id(fields)] = entry
+    return entry[1]
+
+
 def conform(record: Mapping[str, Any], fields: tuple[Field, ...] = POST_FIELDS) -> dict[str, Any]:
     """Return a row with exactly `fields`: unknown keys ignored, missing optional ones null.
 
@@ -270,11 +356,14 @@ def conform(record: Mapping[str, Any], fields: tuple[Field, ...] = POST_FIELDS) 
     if not isinstance(record, Mapping):
         raise SchemaError(f"expected a JSON object, got {type(record).__name__}")
     row: dict[str, Any] = {}
-    for f in fields:
-        value = _conform_value(f, record.get(f.name))
-        if value is None and f.required:
-            raise SchemaError(f"missing required field {f.name!r}")
-        row[f.name] = value
+    get = record.get
+    for name, required, check in _plan(fields):
+        value = get(name)
+        if value is not None:
+            value = check(value)
+        if value is None and required:
+            raise SchemaError(f"missing required field {name!r}")
+        row[name] = value
     if "schema_version" in row and row["schema_version"] != SCHEMA_VERSION:
         raise SchemaError(f"unsupported schema_version {row['schema_version']!r}")
     return row

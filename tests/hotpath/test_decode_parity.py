@@ -15,6 +15,11 @@ CORNERS = [
     b'{"a": 1, "a": 2}',  # duplicate keys: the last wins in both
     b'{"n": 1e400}',  # overflows a double: the standard library gives inf
     b'{"n": 123456789012345678901234567890}',  # past 64 bits
+    b'{"n": 18446744073709551615, "m": 9223372036854775808}',  # orjson keeps these exact
+    b'{"n": 18446744073709551616}',  # one past: orjson gives a float
+    b'{"n": -9223372036854775808, "m": -9223372036854775809}',  # the last one past int64
+    b'{"a": {"b": [1, {"c": [99999999999999999999999]}]}}',  # deep in the value
+    b'{"f": 1e19, "g": -9.3e18, "h": 9.2e18}',  # float literals that large read the same
     b'{"n": -0, "f": -0.0, "e": 1E+2}',
     b'{"s": "\\ud83c\\udfb5 pair", "t": "\\u00e9"}',
     b'{"s": "\\ud800 lone"}',
