@@ -30,6 +30,7 @@ from musicnft.devtools.sample import generate_lines, write_sample
 
 STAGES = ("produce", "deliver", "consume")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _children(root: int) -> dict[int, str]:
@@ -57,11 +58,13 @@ def _children(root: int) -> dict[int, str]:
 
 
 class PeakRss:
-    """Polls a process tree and keeps each stage's peak resident memory (MB)."""
+    """Polls a process tree and keeps each stage's peak resident memory (MB) and the CPU time
+    its processes used (seconds, as last seen: a stage restarted counts every process)."""
 
     def __init__(self, root: int) -> None:
         self.root = root
         self.peak: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self._cpu: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -81,16 +84,29 @@ class PeakRss:
                     continue
                 try:
                     pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+                    raw = Path(f"/proc/{pid}/stat").read_text()
+                    fields = raw[raw.rfind(")") + 2 :].split()
+                    cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
                 except (OSError, ValueError, IndexError):
                     continue
                 self.peak[stage] = max(self.peak[stage], pages * PAGE / 1e6)
+                self._cpu[pid] = (stage, cpu)
             time.sleep(0.2)
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds per stage (the last 0.2 s of a process may be missed)."""
+        out = dict.fromkeys(STAGES, 0.0)
+        for stage, seconds in self._cpu.values():
+            out[stage] += seconds
+        return out
 
 
 def run_pipeline(
     sample: Path, data_dir: Path, speed: str, restamp: bool
-) -> tuple[float, dict, dict]:
-    """(seconds, `status --json`, peak RSS per stage) of one `musicnft run` to its end."""
+) -> tuple[float, dict, dict, dict]:
+    """(seconds, `status --json`, peak RSS per stage, CPU seconds per stage) of one
+    `musicnft run` to its end."""
     env = dict(os.environ, MUSICNFT_DATA_DIR=str(data_dir), MUSICNFT_LOG_LEVEL="WARNING")
     cmd = [sys.executable, "-m", "musicnft", "run", "--fresh", "--file", str(sample),
            "--speed", speed, "--exit-when-done"] + (["--restamp"] if restamp else [])  # fmt: skip
@@ -109,7 +125,7 @@ def run_pipeline(
             check=True,
         ).stdout
     )
-    return seconds, status, rss.peak
+    return seconds, status, rss.peak, rss.cpu
 
 
 def latency(data_dir: Path) -> tuple[float, float, int]:
@@ -151,7 +167,7 @@ def main(lines: int = 100_000, steady_seconds: int = 60) -> None:
         root = Path(tmp)
         sample = root / "e2e.jsonl"
         write_sample(sample, lines=lines, seed=11)
-        seconds, status, peak = run_pipeline(sample, root / "e2e", "max", restamp=False)
+        seconds, status, peak, cpu = run_pipeline(sample, root / "e2e", "max", restamp=False)
         posts = int(status["produced"])
         rate = posts / seconds
         vader = vader_rate(sample)
@@ -161,6 +177,12 @@ def main(lines: int = 100_000, steady_seconds: int = 60) -> None:
             f"({vader:,.0f}/s): {rate / vader:.2f} (target >= 0.36); {posts:,} posts in "
             f"{seconds:.1f} s; lake unique {status['lake_unique']:,} = posts_hot unique "
             f"{status['posts_hot_unique']:,}: {'yes' if accounted else 'NO'}"
+        )
+        print(
+            "CPU per post        "
+            + ", ".join(f"{stage} {cpu[stage] / posts * 1e6:.0f} us" for stage in STAGES)
+            + f"; all stages {sum(cpu.values()) / posts * 1e6:.0f} us (2 cores at 5,000 posts/s "
+            "allow 400 us)"
         )
         steady = root / "steady.jsonl"
         steady.write_bytes(
@@ -174,7 +196,7 @@ def main(lines: int = 100_000, steady_seconds: int = 60) -> None:
             )
             + b"\n"
         )
-        _, _, steady_peak = run_pipeline(steady, root / "steady", "1", restamp=True)
+        _, _, steady_peak, _ = run_pipeline(steady, root / "steady", "1", restamp=True)
         p50, p99, n = latency(root / "steady")
         print(
             f"hot-path latency    p50 {p50:6.2f} s   p99 {p99:6.2f} s over {n:,} posts at a "
