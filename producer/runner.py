@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from musicnft.contract.keywords import KeywordMatcher
-from musicnft.contract.schema import to_json_record
+from musicnft.contract.schema import encode_record
 from musicnft.hotpath.deadletter import DeadLetter
 from musicnft.hotpath.decode import ControlMessage, RejectedRecord, SkipRecord
 from musicnft.hotpath.normalize_x import normalize_x_line
@@ -159,7 +158,7 @@ class Producer:
         try:
             self._wait(pacer.due_in(post["created_at"]))
             post["created_at"] = pacer.stamp(post["created_at"], post["post_id"])
-            data = json.dumps(to_json_record(post), ensure_ascii=False).encode("utf-8")
+            data = encode_record(post)
             size = len(data) + len(post["post_id"].encode("utf-8"))  # Kinesis counts the key
         except Exception as exc:
             # The schema gate should make this impossible; if it ever is not, one line is

@@ -72,7 +72,7 @@ from musicnft.app import proctree
 from musicnft.app.processes import child_env, stage_command
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.lake_layout import RAW_PREFIX
-from musicnft.contract.schema import to_json_record
+from musicnft.contract.schema import encode_record
 from musicnft.contract.tombstone import Tombstone
 from musicnft.contract.windows import window_start
 from musicnft.devtools.fault_proxy import (
@@ -144,7 +144,7 @@ def expected_from(path: Path, keywords: tuple[str, ...], max_record_bytes: int) 
         except RejectedRecord:
             out.malformed.add(ref)
             continue
-        if len(json.dumps(to_json_record(post), ensure_ascii=False).encode()) > max_record_bytes:
+        if len(encode_record(post)) > max_record_bytes:
             out.malformed.add(ref)
             continue
         out.valid += 1

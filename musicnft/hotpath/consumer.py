@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -23,7 +22,7 @@ from musicnft.contract.schema import (
     POST_FIELDS,
     SchemaError,
     conform,
-    to_json_record,
+    encode_record,
 )
 from musicnft.contract.tombstone import is_tombstone_record
 from musicnft.hotpath.decode import RejectedRecord, decode_line
@@ -159,7 +158,7 @@ def handle_firehose_event(event: Mapping[str, Any], warehouse: PostsHotWriter) -
             answers.append({"recordId": record_id, "result": "ProcessingFailed", "data": raw or ""})
             continue
         good.append(post)
-        body = json.dumps(to_json_record(post), ensure_ascii=False).encode() + b"\n"
+        body = encode_record(post) + b"\n"
         answers.append(
             {"recordId": record_id, "result": "Ok", "data": base64.b64encode(body).decode()}
         )
