@@ -94,7 +94,7 @@ deploy: lambda-zip
 spark-package: $(STAMP)
 	$(BIN)/python infra/spark_package.py --out dist/spark
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python -m benchmarks
 
 # The chaos run (issues 12 and 19): CHAOS_POSTS posts (with the sample's re-deliveries and

@@ -148,6 +148,9 @@ def main() -> None:
         from benchmarks.demo_startup import main as demo_startup  # #13 item 3, #14 item 6
 
         demo_startup(["--seconds", "75", "--dashboard"])
+        from benchmarks.dashboard_live import main as dashboard_live  # #14 item 6, in Chromium
+
+        dashboard_live([])
     if not args.skip_spark:
         from benchmarks.spark_scoring import main as spark_scoring  # issue #16 item 5
 

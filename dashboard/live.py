@@ -41,6 +41,7 @@ def live_panel(wh: Warehouse) -> None:
     c4.metric("Last post stored", _behind(current.last_inserted_at, now))
     st.caption(
         f"Speed layer: posts created since {since:%Y-%m-%d %H:%M} UTC as the hot path stored "
-        f"them (posts_hot, each post once), refreshed every {LIVE_REFRESH_SECONDS} s. The "
-        "reconciled 15-minute figures replace them when their window is materialized."
+        f"them (posts_hot, each post once), refreshed every {LIVE_REFRESH_SECONDS} s "
+        f"(last at {now:%H:%M:%S} UTC). The reconciled 15-minute figures replace them when "
+        "their window is materialized."
     )

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from benchmarks.dashboard_live import lag_seconds
 from dashboard.live_queries import FIRST_LOOK_BACK, live, live_since
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.contract.tables import POSTS_HOT_SCHEMA
@@ -79,3 +80,8 @@ def test_the_page_shows_live_posts_before_any_window_is_materialized(
     assert metrics["Live positive / neutral / negative"] == "7 / 0 / 0"
     assert [s.value for s in at.subheader] == ["Live: posts not yet in a reconciled window"]
     assert any("No reconciled window yet" in i.value for i in at.info)
+    # AND it says when it rendered and how old the newest stored post was then, which is how
+    # `make bench` (benchmarks/dashboard_live.py) reads how far the page is behind posts_hot
+    page = " ".join([c.value for c in at.caption] + [f"{m.label} {m.value}" for m in at.metric])
+    lag = lag_seconds(page, datetime.now(UTC))
+    assert lag is not None and 0 <= lag < 120
