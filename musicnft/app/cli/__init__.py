@@ -32,10 +32,16 @@ from musicnft.app.cli import (
     xrules,
 )
 from musicnft.devtools.sample import SAMPLE_PATH  # re-exported: tests import it from here
+from musicnft.local.lean_imports import keep_out
 from musicnft.logs import setup_logging
 from musicnft.settings import ConfigError, Settings
 
 __all__ = ["SAMPLE_PATH", "build_parser", "main"]
+
+# Commands whose process never makes a DataFrame: pandas, which pyarrow and DuckDB import by
+# themselves when it is installed (~30-55 MB resident), is kept out of them when they run as a
+# program (musicnft.local.lean_imports; issue #14 item 9).
+WITHOUT_PANDAS = frozenset({"consume"})
 
 # In `musicnft --help` order.
 GROUPS = (
@@ -89,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(_log_level(), _third_party_log_level())
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and args.command in WITHOUT_PANDAS:  # this process's own command line
+        keep_out("pandas")
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
