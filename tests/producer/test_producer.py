@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -275,3 +276,40 @@ def test_sigterm_stops_a_paced_replay_cleanly(tmp_path: Path, cli_env: dict[str,
     assert "SIGTERM received" in err
     with LocalStream(Path(cli_env["MUSICNFT_DATA_DIR"]) / "stream" / "musicnft-posts.sqlite") as s:
         assert s.total_appended() == 2
+
+
+class SteppingClock:
+    """Every reading is `step` seconds after the last: pacing waits end without real sleeps."""
+
+    def __init__(self, step: float) -> None:
+        self.now = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_paced_post_is_stamped_ingested_when_it_is_due_not_before_its_wait(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a replay at its own pace of three posts one second apart (X's times are whole seconds)
+    stream = LocalStream(tmp_path / "s.sqlite")
+    clock = SteppingClock(0.01)
+    producer = Producer(
+        LocalStreamSink(stream),
+        KeywordMatcher(DEFAULT_KEYWORDS),
+        DeadLetter(tmp_path / "dl", "producer"),
+        linger_seconds=0.0,
+        clock=clock,
+    )
+    created = ["2021-12-01T00:00:00.000Z", "2021-12-01T00:00:01.000Z", "2021-12-01T00:00:02.000Z"]
+    lines = [(f"f:{i}", x_line(i, created=c)) for i, c in enumerate(created)]
+    # WHEN it runs
+    stats = producer.run(iter(lines), Pacer(speed=1, clock=clock))
+    assert stats.produced == 3, stats
+    # THEN each post's ingested_at is when it was emitted, a second after the one before: the
+    # pacing wait is not counted as time the post spent in the pipeline
+    stamps = [datetime.fromisoformat(json.loads(r.data)["ingested_at"]) for r in stream.read(0, 10)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+    assert len(stamps) == 3 and all(0.99 <= g < 1.2 for g in gaps), gaps
