@@ -29,7 +29,11 @@ Only repeated work is saved, never an operation on a score:
   follows whitespace changes no split).
 - A word that is neither in the lexicon nor read by any rule becomes one shared blank string (or a
   blank `_Caps`, to keep the caps count): texts are mostly the same few objects in memory.
-- A text with no lexicon word (set test in C) scores (0.0, 1.0, 0.0, 0.0) at once.
+- A text with no lexicon word (set test in C) scores (0.0, 1.0, 0.0, 0.0) at once. That test and
+  the others on a text's words run on its known words only: blanks are empty strings, which
+  `filter(None, ...)` drops in C, so they see a few words instead of all of them.
+- A link token (`http://` or `https://`, printable ASCII) is never kept in the memo: its blank is
+  given before the memo's general path.
 - A lexicon word with no rule within reach (`_in_reach`: a rule word among the 3 words before it,
   "this" right before it, "no" before a lexicon word, "kind of", or a word of a special case in or
   just after it) keeps its valence, but for the ALL CAPS emphasis: VADER's loop over the preceding
