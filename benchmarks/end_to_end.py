@@ -128,15 +128,24 @@ def run_pipeline(
     return seconds, status, rss.peak, rss.cpu
 
 
-def latency(data_dir: Path) -> tuple[float, float, int]:
-    """(p50, p99) seconds of inserted_at − ingested_at over posts_hot, and the rows measured."""
+def latency(data_dir: Path, warm: bool = False) -> tuple[float, float, int]:
+    """(p50, p99) seconds of inserted_at − ingested_at over posts_hot, and the rows measured.
+
+    `warm`: only the posts ingested after the consumer's first insert (the stages start together,
+    so the first posts wait for the consumer's interpreter and warehouse to open: a start-up
+    cost, not the steady state's)."""
     from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 
     wh = EmbeddedWarehouse(data_dir / "warehouse", read_only=True)
+    warm_only = (
+        "AND ingested_at > (SELECT min(inserted_at) FROM posts_hot WHERE inserted_at IS NOT NULL)"
+        if warm
+        else ""
+    )
     row = wh.query(
         "SELECT quantile_cont(epoch(inserted_at) - epoch(ingested_at), 0.5) AS p50, "
         "quantile_cont(epoch(inserted_at) - epoch(ingested_at), 0.99) AS p99, count(*) AS n "
-        "FROM posts_hot WHERE inserted_at IS NOT NULL"
+        f"FROM posts_hot WHERE inserted_at IS NOT NULL {warm_only}"
     ).to_pylist()[0]
     return float(row["p50"] or 0.0), float(row["p99"] or 0.0), int(row["n"])
 
@@ -201,6 +210,11 @@ def main(lines: int = 100_000, steady_seconds: int = 60) -> None:
         print(
             f"hot-path latency    p50 {p50:6.2f} s   p99 {p99:6.2f} s over {n:,} posts at a "
             f"steady 1,000 posts/s (inserted_at - ingested_at; target p99 <= 1 s)"
+        )
+        p50, p99, n = latency(root / "steady", warm=True)
+        print(
+            f"  after warm-up     p50 {p50:6.2f} s   p99 {p99:6.2f} s over the {n:,} posts "
+            "ingested after the consumer's first insert"
         )
         for stage, limit in (("produce", 200), ("deliver", 300), ("consume", 300)):
             mb = max(peak[stage], steady_peak[stage])

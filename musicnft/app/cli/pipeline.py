@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +167,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    from musicnft.local.compaction import BackgroundCompaction
     from musicnft.local.consumer_loop import ConsumerLoop, load_handler, run_many
 
     settings = settings_from(args)
@@ -177,15 +177,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
     # own from the function's environment).
     handler = load_handler(warehouse)
     wiring.install_model_scoring(settings)  # model_score/label/version (issue 15)
-    last_compaction = [time.monotonic()]
-
-    def compact_when_idle() -> None:
-        if time.monotonic() - last_compaction[0] > 60:
-            last_compaction[0] = time.monotonic()
-            merged = warehouse.compact("posts_hot")
-            if merged:
-                log.info("compacted %d small posts_hot files into one", merged)
-
     dead_letter = wiring.dead_letter(settings, "consumer")
     loops = [
         ConsumerLoop(
@@ -196,7 +187,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
             batch_size=settings.consumer_batch_size,
             batch_window_seconds=settings.consumer_batch_window_seconds,
             max_retries=settings.consumer_max_retries,
-            on_idle=compact_when_idle,
         )
         for reader in readers
     ]
@@ -211,7 +201,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
             len(loops),
             wiring.describe_warehouse(settings),
         )
-        run_many(loops, stop_on_signals())
+        stop = stop_on_signals()
+        # posts_hot's small files are merged beside the hot path, never in its way
+        compaction = BackgroundCompaction(lambda: wiring.open_warehouse(settings), stop).start()
+        run_many(loops, stop)
+        compaction.join(timeout=30)
         log.info(
             "consumer stopped: %d records, %d dead-lettered",
             sum(lp.processed for lp in loops),
