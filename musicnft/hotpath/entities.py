@@ -87,6 +87,9 @@ class EntityCatalog:
             (e.id, _alias_pattern(e.aliases), tuple({a.split()[0].lower() for a in e.aliases}))
             for e in self.entities
         ]
+        self._id_order = tuple(e.id for e in self.entities)
+        # every entity's needles once: one pass of substring tests per text, not one per entity
+        self._needles = tuple(sorted({n for _, _, needles in self._patterns for n in needles}))
         self._tags: dict[str, list[str]] = {}
         self._handles: dict[str, list[str]] = {}
         for e in self.entities:
@@ -112,21 +115,25 @@ class EntityCatalog:
         found: set[str] = set()
         for tag in tags:
             if isinstance(tag, str):
-                found.update(self._tags.get(_fold(tag.lstrip("#$")), ()))
+                found.update(self._tags.get(tag.lstrip("#$").casefold(), ()))  # _fold, inline
         for mention in mentions:
             if isinstance(mention, str):
-                found.update(self._handles.get(_fold(mention.lstrip("@")), ()))
+                found.update(self._handles.get(mention.lstrip("@").casefold(), ()))
         if isinstance(text, str) and text:
             lowered = text.lower()
-            for entity_id, pattern, needles in self._patterns:
-                if (
-                    entity_id not in found
-                    and pattern is not None
-                    and any(n in lowered for n in needles)
-                    and pattern.search(text)
-                ):
-                    found.add(entity_id)
-        return [i for i in self.ids if i in found]
+            present = {n for n in self._needles if n in lowered}
+            if present:
+                for entity_id, pattern, needles in self._patterns:
+                    if (
+                        entity_id not in found
+                        and pattern is not None
+                        and not present.isdisjoint(needles)
+                        and pattern.search(text)
+                    ):
+                        found.add(entity_id)
+        if not found:
+            return []
+        return [i for i in self._id_order if i in found]
 
     def post_entities(self, post: Mapping[str, Any]) -> list[str]:
         """The entities a post mentions: its text, its hashtags (stored and in the text), the
