@@ -161,7 +161,7 @@ def main() -> None:
         window_cost()
         from benchmarks.dashboard_queries import main as dashboard_queries
 
-        dashboard_queries()
+        dashboard_queries([])
         from benchmarks.warehouse import main as warehouse
 
         warehouse(days=30, old=args.old_warehouse)

@@ -197,7 +197,7 @@ def posts_per_hour(hourly: pd.DataFrame) -> None:
 
 def keyword_volume(wh: Warehouse, start: datetime, end: datetime) -> None:
     st.subheader("Volume per keyword")
-    volume = pd.DataFrame(q.keyword_volume(wh, start, end))
+    volume = q.keyword_volume_frame(wh, start, end)
     if not volume.empty:
         st.altair_chart(
             alt.Chart(volume)

@@ -106,15 +106,26 @@ def hourly(wh: Any, start: datetime, end: datetime, keyword: str = ALL) -> list[
     ).to_pylist()
 
 
-def keyword_volume(wh: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per hour and tracked keyword: posts."""
+def keyword_volume_table(wh: Any, start: datetime, end: datetime) -> Any:
+    """Per hour and tracked keyword: posts (an Arrow table: hour, keyword, posts)."""
     return wh.query(
         f"SELECT {wh.dialect.hour('window_start')} AS hour, keyword, "
         "CAST(sum(post_count) AS BIGINT) AS posts "
         "FROM window_metrics_15m WHERE keyword <> ? AND window_start >= ? AND window_start < ? "
         "GROUP BY 1, 2 ORDER BY 1, 2",
         [ALL, start, end],
-    ).to_pylist()
+    )
+
+
+def keyword_volume(wh: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per hour and tracked keyword: posts."""
+    return list(keyword_volume_table(wh, start, end).to_pylist())
+
+
+def keyword_volume_frame(wh: Any, start: datetime, end: datetime) -> Any:
+    """`keyword_volume` as the page charts it, a DataFrame made from Arrow in one step: a year
+    is 43,800 rows, and one Python dict per row cost more than the query itself."""
+    return keyword_volume_table(wh, start, end).to_pandas()
 
 
 def top_hashtags(wh: Any, start: datetime, end: datetime, limit: int = 30) -> list[dict[str, Any]]:

@@ -71,6 +71,13 @@ def test_keyword_volume(wh: EmbeddedWarehouse) -> None:
         (10, "nft", 15),
         (11, "music", 6),
     ]
+    # the page's DataFrame holds the same rows, made from Arrow in one step
+    frame = q.keyword_volume_frame(wh, *DAY1)
+    assert list(frame.columns) == ["hour", "keyword", "posts"]
+    assert [(h.hour, k, p) for h, k, p in frame.itertuples(index=False)] == [
+        (r["hour"].hour, r["keyword"], r["posts"]) for r in rows
+    ]
+    assert str(frame["hour"].dt.tz) in ("UTC", "Etc/UTC")  # aware, in UTC
 
 
 def test_hashtags_and_locations(wh: EmbeddedWarehouse) -> None:
