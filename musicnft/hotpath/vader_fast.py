@@ -250,7 +250,10 @@ class FastVader:
         if len(memo) >= TOKEN_MEMO_SIZE:
             memo.clear()
             self.rule_words = set(self._rule_words)
-        lw = list(chain.from_iterable(map(memo.__getitem__, tokens)))
+        # The words of the tokens in order: `extend` takes each token's tuple as it is, where
+        # `chain` would make an iterator per token (`any` only drives the map: extend gives None).
+        lw: list[str] = []
+        any(map(lw.extend, map(memo.__getitem__, tokens)))
         # The words the lexicon or a rule knows, in order: every other word is a blank, and blanks
         # are the empty strings ("" and _Caps("")), so `filter` drops them in C. The set and list
         # tests below then see a text's few known words instead of all of its words.
