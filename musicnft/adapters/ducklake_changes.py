@@ -92,7 +92,7 @@ class SnapshotCache:
                 changes = self._changes_since(entry.snapshot)
                 if not changes.everything and not (changes.table_ids & entry.table_ids):
                     entry.snapshot = changes.latest
-                    return entry.value  # type: ignore[no-any-return]
+                    return entry.value
             snapshot = self._latest()
             table_ids = self._table_ids(tables)
         except Exception as exc:  # a catalog without these metadata tables: read every time
