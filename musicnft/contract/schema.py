@@ -8,6 +8,7 @@ record that would break a Parquet file is caught (and dead-lettered) one record 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -396,8 +397,7 @@ def encode_record(row: Mapping[str, Any]) -> bytes:
     anything orjson refuses. Either reads back to the same values."""
     record = to_json_record(row)
     if _orjson is not None:
-        try:
+        # orjson.JSONEncodeError (a TypeError) for what it refuses, e.g. an int past 64 bits
+        with contextlib.suppress(TypeError):
             return bytes(_orjson.dumps(record))
-        except TypeError:  # orjson.JSONEncodeError: e.g. an int past 64 bits
-            pass
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

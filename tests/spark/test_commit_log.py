@@ -86,7 +86,7 @@ def test_an_old_checkpoint_of_json_entries_reads_and_compacts(tmp_path: Path) ->
 
 
 class _Killed(Exception):
-    pass
+    """The process dying at that point of the compaction."""
 
 
 @pytest.mark.parametrize("deletions_before_kill", [0, 1, 5])
