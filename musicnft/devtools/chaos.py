@@ -83,6 +83,7 @@ from musicnft.devtools.fault_proxy import (
     kinesis_throttled,
     kinesis_unavailable,
 )
+from musicnft.devtools.moto_state import reset_moto
 from musicnft.devtools.sample import write_sample
 from musicnft.hotpath.decode import ControlMessage, RejectedRecord
 from musicnft.hotpath.normalize_x import normalize_x_line
@@ -1169,6 +1170,7 @@ def run_cloud(
     server.start()
     host, port = server.get_host_and_port()
     moto = f"http://{host}:{port}"
+    reset_moto(moto)  # a clean state: the process may have run moto before
     stream, bucket, dataset = "musicnft-posts", "musicnft-lake", "musicnft"
     credentials = {
         "region_name": AWS_TEST_ENV["AWS_DEFAULT_REGION"],

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from musicnft.app.processes import child_env, stage_command
+from musicnft.devtools.moto_state import reset_moto
 from musicnft.logs import setup_logging
 from musicnft.settings import Settings
 
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    reset_moto(endpoint)  # a clean state: the process may have run moto before
     stream, bucket = "musicnft-posts", "musicnft-lake"
     credentials = {
         "region_name": AWS_TEST_ENV["AWS_DEFAULT_REGION"],

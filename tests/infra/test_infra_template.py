@@ -1285,6 +1285,7 @@ def moto_stack(template) -> Iterator[MotoStack]:
             _create_stack(stack)
             yield stack
         finally:
+            reset_moto(f"http://{host}:{port}")  # leave no stack behind for the next test
             server.stop()
 
 
