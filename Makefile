@@ -10,9 +10,15 @@ DAGSTER_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo demo-cloud test lint format bench lock clean browser postgres lambda-zip deploy chaos java spark-score
+.PHONY: install compiled demo demo-cloud test lint format bench lock clean browser postgres lambda-zip deploy chaos java spark-score
 
-install: $(STAMP)
+install: $(STAMP) compiled
+
+# The hot path's modules compiled by Cython from their own .py files, in place (musicnft/compiled.py
+# says which and why): rebuilt when a source changed, quick otherwise. Without a C compiler the
+# build is reported and the same modules run as pure Python, with the same results.
+compiled: $(STAMP)
+	$(BIN)/python -m musicnft.devtools.compile build
 
 # Reproducible: every package comes from requirements.lock (uv pip compile of pyproject.toml).
 $(STAMP): pyproject.toml requirements.lock
@@ -29,18 +35,18 @@ lock: $(VENV)
 # embedded hot path, live-stamped, with Dagster
 # (sensor, schedule, UI on 127.0.0.1:$(DAGSTER_PORT)) until Ctrl-C or DEMO_SECONDS=N seconds,
 # then materializes the windows it touched and prints the status.
-demo: $(STAMP) java
+demo: $(STAMP) compiled java
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-5} $(BIN)/musicnft run --fresh --speed $(DEMO_SPEED) --restamp --sales --dagster --dagster-port $(DAGSTER_PORT) --dashboard --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 # The cloud profile (Kinesis, S3) rehearsed against moto server on 127.0.0.1; DEMO_SECONDS=N too.
-demo-cloud: $(STAMP)
+demo-cloud: $(STAMP) compiled
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/python -m musicnft.devtools.cloud_rehearsal --speed $(DEMO_SPEED) --dagster-port $(DAGSTER_PORT) --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
 # Parallel workers (pytest-xdist), one test file per worker at a time: most of the suite's time is
 # spent waiting on subprocesses and local servers, so more workers than cores still pays. The
 # 30 slowest tests are listed at the end (issue #14 item 8: where the suite's time goes).
 TEST_WORKERS ?= 4
-test: $(STAMP) browser postgres java
+test: $(STAMP) compiled browser postgres java
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser build).
@@ -62,7 +68,7 @@ java:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 # Score everything in the local lake's raw/ now with Spark, into scored/ (docs/spark.md).
-spark-score: $(STAMP) java
+spark-score: $(STAMP) compiled java
 	$(BIN)/musicnft spark score --available-now
 
 # ruff for style, mypy for types (strict on the contract and the ports: see pyproject.toml).
@@ -95,7 +101,7 @@ deploy: lambda-zip
 spark-package: $(STAMP)
 	$(BIN)/python infra/spark_package.py --out dist/spark
 
-bench: $(STAMP) browser
+bench: $(STAMP) compiled browser
 	$(BIN)/python -m benchmarks
 
 # The chaos run (issues 12 and 19): CHAOS_POSTS posts (with the sample's re-deliveries and
@@ -112,8 +118,9 @@ CHAOS_SEED ?= 12
 CHAOS_PROFILE ?= both
 CHAOS_CLOUD_POSTS ?= 5000
 CHAOS_CLOUD_KILLS ?= 4
-chaos: $(STAMP)
+chaos: $(STAMP) compiled
 	$(BIN)/python -m musicnft.devtools.chaos --profile $(CHAOS_PROFILE) --posts $(CHAOS_POSTS) --kills $(CHAOS_KILLS) --seed $(CHAOS_SEED) --cloud-posts $(CHAOS_CLOUD_POSTS) --cloud-kills $(CHAOS_CLOUD_KILLS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-output
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-output build musicnft/compiled_sources.json
+	find musicnft -name '*.so' -delete -o -name '*.c' -delete

@@ -95,12 +95,18 @@ def _keep(rel: Path) -> bool:
     return not (set(rel.parts) & SKIP_PARTS) and rel.suffix not in (".pyc", ".pyo")
 
 
+def _keep_code(rel: Path) -> bool:
+    """Local Cython builds (make compiled) are for this machine's Python and cannot load from a
+    zip: the package ships its .py files, which give the same results."""
+    return _keep(rel) and rel.suffix not in (".so", ".c") and rel.name != "compiled_sources.json"
+
+
 def build_code_zip(out: Path) -> Path:
     """`musicnft.zip`: every file of the `musicnft` package (code and package data) at the zip's
     root, so `--py-files` puts `musicnft` on the path."""
     target = out / "musicnft.zip"
     files = sorted(
-        p for p in PACKAGE.rglob("*") if p.is_file() and _keep(p.relative_to(PACKAGE.parent))
+        p for p in PACKAGE.rglob("*") if p.is_file() and _keep_code(p.relative_to(PACKAGE.parent))
     )
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in files:

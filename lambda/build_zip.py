@@ -56,6 +56,7 @@ FIXED_TIME = (2021, 12, 1, 0, 0, 0)  # reproducible zips: same inputs, same byte
 # handler with nothing else on the path).
 LAMBDA_CORE = (
     "__init__.py",
+    "compiled.py",
     "settings.py",
     "logs.py",
     "ports.py",
@@ -212,7 +213,13 @@ def core_files() -> dict[str, Path]:
     for rel in LAMBDA_CORE:
         src = ROOT / "musicnft" / rel
         if src.is_dir():
-            files.update(_tree(src, f"musicnft/{rel}"))
+            # not this machine's Cython builds (make compiled): they are for its Python and
+            # glibc; the bundle runs the same modules from their .py files, with the same results
+            files.update(
+                (arc, path)
+                for arc, path in _tree(src, f"musicnft/{rel}").items()
+                if path.suffix not in (".so", ".c")
+            )
         else:
             files[f"musicnft/{rel}"] = src
     return files

@@ -6,3 +6,8 @@ the data.
 """
 
 __version__ = "0.1.0"
+
+# An out-of-date compiled build never runs (see musicnft/compiled.py).
+from musicnft.compiled import install_guard as _install_guard
+
+_install_guard()
