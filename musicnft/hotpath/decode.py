@@ -150,6 +150,8 @@ def text_hashtags(text: str) -> list[str]:
     letter, digit, '_' or '&' right before the '#', so `a#b` and `&#39;` are not tags), not followed
     by another '#' or '://', and not inside a URL (`example.com/#anchor`)."""
     out: list[str] = []
+    if "#" not in text and "\uff03" not in text:  # the common case, without a loop per character
+        return out
     urls = _url_spans(text)
     n = len(text)
     for i, c in enumerate(text):
@@ -175,6 +177,8 @@ def text_cashtags(text: str) -> list[str]:
     """Cashtags in `text` by X's rule, without '$': 1-6 letters (optionally `.xx` / `_xx`), with
     a space, the start of the text or punctuation other than '$' before the '$'."""
     out: list[str] = []
+    if "$" not in text:
+        return out
     urls = _url_spans(text)
     for i, c in enumerate(text):
         if c != "$":
@@ -193,6 +197,8 @@ def text_mentions(text: str) -> list[str]:
     '_', not inside a word or an e-mail address (nothing of `[A-Za-z0-9_!#$%&*@]` right before
     the '@'), and not running on into more name characters, another '@' or '://'."""
     out: list[str] = []
+    if "@" not in text and "\uff20" not in text:
+        return out
     n = len(text)
     for i, c in enumerate(text):
         if c not in _AT_SIGNS:

@@ -27,6 +27,7 @@ from musicnft.hotpath.decode import (
     text_hashtags,
     text_mentions,
 )
+from musicnft.hotpath.x_message import fast_x_post
 
 
 def _opt_int(value: Any) -> int | None:
@@ -253,5 +254,12 @@ def normalize_x_message(
 
 
 def normalize_x_line(raw: bytes | str, matcher: KeywordMatcher, ingested_at: datetime) -> Post:
-    """Decode and normalize one X stream line (see `decode_line`, `normalize_x_message`)."""
+    """Decode and normalize one X stream line (see `decode_line`, `normalize_x_message`).
+
+    An ordinary line takes the typed fast path (`x_message.fast_x_post`, about 4x cheaper); it
+    answers only when its post is exactly the one this standard path builds, and every other line
+    (each rejection, anything unusual) comes here, so the reasons are defined once."""
+    post = fast_x_post(raw, matcher, ingested_at)
+    if post is not None:
+        return post
     return normalize_x_message(decode_line(raw), matcher, ingested_at)
