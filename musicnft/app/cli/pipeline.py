@@ -16,6 +16,7 @@ from musicnft.app.cli.common import (
     x_token,
 )
 from musicnft.devtools.sample import SAMPLE_PATH
+from musicnft.local.gc_tuning import settle_heap
 from musicnft.ports import StreamReader
 from musicnft.settings import ConfigError
 
@@ -103,6 +104,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         closing = [source, normalize, *closing]
         pacer = Pacer(None)
         log.info("following Bluesky Jetstream at %s", settings.jetstream_url)
+    settle_heap()
     try:
         producer.run(source, pacer, normalize=normalize)
     finally:
@@ -156,6 +158,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
             settings.delivery_buffer_bytes,
             settings.delivery_buffer_seconds,
         )
+        settle_heap()
         run_many(loops, stop_on_signals())
         log.info(
             "delivery stopped: %d rows in %d files",
@@ -204,6 +207,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         stop = stop_on_signals()
         # posts_hot's small files are merged beside the hot path, never in its way
         compaction = BackgroundCompaction(lambda: wiring.open_warehouse(settings), stop).start()
+        settle_heap()
         run_many(loops, stop)
         compaction.join(timeout=30)
         log.info(
