@@ -42,12 +42,14 @@ demo: $(STAMP) compiled java
 demo-cloud: $(STAMP) compiled
 	MUSICNFT_DELIVERY_BUFFER_SECONDS=$${MUSICNFT_DELIVERY_BUFFER_SECONDS:-10} $(BIN)/python -m musicnft.devtools.cloud_rehearsal --speed $(DEMO_SPEED) --dagster-port $(DAGSTER_PORT) --dashboard-port $(DASHBOARD_PORT) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
-# Parallel workers (pytest-xdist), one test file per worker at a time: most of the suite's time is
-# spent waiting on subprocesses and local servers, so more workers than cores still pays. The
-# 30 slowest tests are listed at the end (issue #14 item 8: where the suite's time goes).
+# Parallel workers (pytest-xdist): most of the suite's time is spent waiting on subprocesses and
+# local servers, so more workers than cores still pays. Each worker takes a group at a time (a
+# file; a slow test alone; every test of the local Spark session), longest first as
+# tests/conftest.py orders them (--no-loadscope-reorder keeps that order). The 30 slowest tests
+# are listed at the end (issue #14 item 8: where the suite's time goes).
 TEST_WORKERS ?= 4
 test: $(STAMP) compiled browser postgres java
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30
 
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser build).
 browser:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.durations import estimate
 from tests.support.paths import ROOT
 from tests.support.sample_lake import Lake, build_sample_lake
 
@@ -57,8 +58,39 @@ def bq_endpoint() -> Iterator[str]:
         yield endpoint
 
 
+# Fixtures whose set-up is shared by the tests of one file (or all of a worker's): a test using
+# one stays with its file's other tests on one worker, so the set-up is paid once.
+_SHARED_SCOPES = {"module", "package", "class"}
+
+
+def _group(item: pytest.Item) -> str:
+    """The unit of work `make test` hands a worker (`--dist loadgroup`): every test that shares
+    the session's local Spark (one JVM, one worker), a slow test that shares nothing (alone, so
+    two long tests of one file run side by side), else its file."""
+    defs = getattr(item, "_fixtureinfo", None)
+    scopes = {
+        d[-1].scope
+        for name, d in (defs.name2fixturedefs.items() if defs else ())
+        if d and name != "_collect_the_previous_files_garbage"  # cheap, and per file anyway
+    }
+    if "spark" in getattr(item, "fixturenames", ()):
+        return "spark"
+    if estimate(item.nodeid) >= 10 and not scopes & _SHARED_SCOPES:
+        # (xdist finds the group after the node id's last "@", and only after its last "]")
+        return item.nodeid.replace("[", "(").replace("]", ")").replace("@", "_")
+    return str(item.path.relative_to(ROOT))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files holding slow tests run first (their order within a file kept): under `make test`'s
-    parallel workers the long ones start at once instead of trailing the run."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    """Group the tests (see `_group`), then order the groups longest first by the last measured
+    durations (tests/support/durations.py), their tests' order within kept: under `make test`'s
+    parallel workers the long work starts at once instead of trailing the run. (`make test`
+    passes --no-loadscope-reorder, else xdist would reorder the groups by their test count.)"""
+    groups: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        name = _group(item)
+        item.add_marker(pytest.mark.xdist_group(name))
+        groups.setdefault(name, []).append(item)
+    ordered = sorted(groups.values(), key=lambda g: -sum(estimate(i.nodeid) for i in g))
+    items[:] = [item for group in ordered for item in group]
