@@ -58,7 +58,7 @@ def test_a_build_older_than_its_source_is_stale_and_imports_from_the_source(
 def test_a_stale_build_warns_and_runs_the_source_in_a_fresh_interpreter(tmp_path: Path) -> None:
     # a copy of the package whose recorded digests no longer match: every build there is stale
     copy = tmp_path / "musicnft"
-    shutil.copytree(ROOT / "musicnft", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "musicnft", copy, ignore=shutil.ignore_patterns("__pycache__", "*.c"))
     (copy / "compiled_sources.json").write_text('{"musicnft.hotpath.enrich": "0"}')
     done = subprocess.run(
         [sys.executable, "-c", "import musicnft.hotpath.enrich as m; print(m.__file__)"],
