@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 # an ASCII keyword's case-insensitive occurrences exactly where its UTF-8 bytes, ASCII lower-cased,
 # have the keyword (a test derives this set from `re` itself over all of Unicode).
 FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
-_FOLDS_UTF8 = tuple(c.encode() for c in FOLDS_TO_ASCII)
 _ASCII_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -42,8 +41,11 @@ class KeywordMatcher:
         self.keywords: tuple[str, ...] = tuple(dict.fromkeys(k.strip().lower() for k in keywords))
         alternatives = "|".join(re.escape(k) for k in sorted(self.keywords, key=len, reverse=True))
         self._pattern = re.compile(rf"(?<!\w)[#$]?({alternatives})(?!\w)", re.IGNORECASE)
+        self._keyword_set = frozenset(self.keywords)
         self._as_bytes = (
-            tuple((k, k.encode()) for k in self.keywords) if _independent(self.keywords) else None
+            tuple((k, k.encode(), len(k)) for k in self.keywords)
+            if _independent(self.keywords)
+            else None
         )
 
     def match(self, text: str, extra_terms: Iterable[str] = ()) -> list[str]:
@@ -55,10 +57,13 @@ class KeywordMatcher:
             found = self._found_in_bytes(text)
         if found is None:
             found = {m.group(1).lower() for m in self._pattern.finditer(text)}
+        keywords = self._keyword_set
         for term in extra_terms:
             term_lower = term.lower().lstrip("#$")
-            if term_lower in self.keywords:
+            if term_lower in keywords:
                 found.add(term_lower)
+        if not found:
+            return []
         return [k for k in self.keywords if k in found]
 
     def _found_in_bytes(self, text: str) -> set[str] | None:
@@ -76,19 +81,32 @@ class KeywordMatcher:
             raw = text.encode()
         except UnicodeEncodeError:
             return None
-        if len(raw) != len(text) and any(c in raw for c in _FOLDS_UTF8):
-            return None
+        if len(raw) != len(text) and (
+            b"\xc4\xb0" in raw or b"\xc4\xb1" in raw or b"\xc5\xbf" in raw or b"\xe2\x84\xaa" in raw
+        ):
+            return None  # FOLDS_TO_ASCII's characters in UTF-8
         low = raw.lower()
         find = low.find
         n = len(raw)
         found: set[str] = set()
-        for keyword, k in self._as_bytes or ():
+        for keyword, k, size in self._as_bytes or ():
             i = find(k)
             while i >= 0:
-                after = i + len(k)
-                if (not i or not _word_before(raw, i)) and (after == n or not _word_at(raw, after)):
-                    found.add(keyword)
-                    break
+                # the bytes either side: ASCII ones answered here, others by their character
+                if i:
+                    b = raw[i - 1]
+                    word = b in _ASCII_WORD if b < 0x80 else _word_before(raw, i)
+                else:
+                    word = False
+                if not word:
+                    after = i + size
+                    if after == n:
+                        found.add(keyword)
+                        break
+                    b = raw[after]
+                    if not (b in _ASCII_WORD if b < 0x80 else _word_at(raw, after)):
+                        found.add(keyword)
+                        break
                 i = find(k, i + 1)
         return found
 

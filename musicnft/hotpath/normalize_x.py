@@ -7,12 +7,16 @@ filtered-stream message into a post or explains, in `RejectedRecord.reason`, why
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.schema import (
+    MAX_LIST_ITEMS,
+    MAX_STRING_CHARS,
     MAX_TEXT_CHARS,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
     SCHEMA_VERSION,
     SchemaError,
     conform,
@@ -27,7 +31,7 @@ from musicnft.hotpath.decode import (
     text_hashtags,
     text_mentions,
 )
-from musicnft.hotpath.x_message import fast_x_post
+from musicnft.hotpath.x_message import decode_x_message
 
 
 def _opt_int(value: Any) -> int | None:
@@ -251,6 +255,210 @@ def normalize_x_message(
         return conform(post)
     except SchemaError as exc:
         raise RejectedRecord(f"post x:{post_id} {exc}") from None
+
+
+# ---- the typed fast path (x_message) ------------------------------------------------------
+
+# The kinds of post column this module builds, by name: a test holds them to POST_FIELDS, so a
+# schema change that this fast path does not know about fails a test instead of slipping through.
+FAST_PATH_KINDS: dict[str, str] = {
+    "post_id": "string",
+    "platform": "string",
+    "created_at": "timestamp",
+    "ingested_at": "timestamp",
+    "text": "string",
+    "lang": "string",
+    "author_id": "string",
+    "author_handle": "string",
+    "author_followers": "int",
+    "author_verified": "bool",
+    "author_location": "string",
+    "is_repost": "bool",
+    "reply_count": "int",
+    "repost_count": "int",
+    "like_count": "int",
+    "quote_count": "int",
+    "hashtags": "list",
+    "mentions": "list",
+    "urls": "list",
+    "matched_keywords": "list",
+    "matching_rules": "list",
+    "schema_version": "int32",
+}
+_INT64_END = 2**63
+
+
+def _struct_int(value: int | None) -> int | None:
+    """`_opt_int` of an int or None (what msgspec gives)."""
+    return value if value is not None and 0 <= value < _INT64_END else None
+
+
+def _entity_tags(items: list[Any] | None, lower: bool) -> list[str]:
+    """`_entity_list` of the standard path (hashtags lower-cased and deduplicated)."""
+    out: list[str] = []
+    if items:
+        for item in items:
+            tag = item.tag
+            if tag:
+                out.append(tag.lower() if lower else tag)
+        if lower and len(out) > 1:
+            out = list(dict.fromkeys(out))
+    return out
+
+
+def _timestamp(value: str) -> datetime | None:
+    """`parse_timestamp(value)`, or None where it raises; X's own form ('...Z') read directly."""
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        dt = None
+    if dt is not None and dt.tzinfo is UTC and MIN_TIMESTAMP <= dt < MAX_TIMESTAMP:
+        return dt  # what parse_timestamp returns for it: already UTC, within range
+    try:
+        return parse_timestamp(value)
+    except SchemaError:
+        return None
+
+
+def _fits(values: list[str]) -> bool:
+    return len(values) <= MAX_LIST_ITEMS and all(len(v) <= MAX_STRING_CHARS for v in values)
+
+
+def _short(value: str | None) -> bool:
+    return value is None or len(value) <= MAX_STRING_CHARS
+
+
+def fast_x_post(raw: bytes | str, matcher: KeywordMatcher, ingested_at: datetime) -> Post | None:
+    """The post of an ordinary X stream line, exactly as the standard path builds it; None when
+    the line needs the standard path (anything unusual, every rejection)."""
+    message = decode_x_message(raw)
+    if message is None:
+        return None
+    data = message.data
+    if data is None or data.id is None or data.text is None:
+        return None
+    post_id = data.id.strip()
+    text = data.text
+    if not post_id or len(post_id) + 2 > MAX_STRING_CHARS or len(text) > MAX_TEXT_CHARS:
+        return None
+    if not (
+        type(ingested_at) is datetime
+        and ingested_at.tzinfo is UTC
+        and MIN_TIMESTAMP <= ingested_at < MAX_TIMESTAMP
+    ):
+        return None
+    if data.created_at is None:
+        created_at = ingested_at
+    else:
+        created_at = _timestamp(data.created_at)
+        if created_at is None:
+            return None
+    author_id = data.author_id or None
+    lang = data.lang or None
+
+    handle = location = followers = verified = None
+    includes = message.includes
+    if author_id is not None and includes is not None and includes.users:
+        for user in includes.users:
+            # the standard path compares str(user id): a null id reads "None"
+            if (user.id if user.id is not None else "None") == author_id:
+                handle = user.username or None
+                location = user.location or None
+                verified = user.verified
+                if user.public_metrics is not None:
+                    followers = _struct_int(user.public_metrics.followers_count)
+                break
+
+    metrics = data.public_metrics
+    if metrics is not None:
+        repost_count = _struct_int(metrics.repost_count)
+        if repost_count is None:
+            repost_count = _struct_int(metrics.retweet_count)
+        reply_count = _struct_int(metrics.reply_count)
+        like_count = _struct_int(metrics.like_count)
+        quote_count = _struct_int(metrics.quote_count)
+    else:
+        repost_count = reply_count = like_count = quote_count = None
+
+    entities = data.entities
+    mentions: list[str] = []
+    urls: list[str] = []
+    if entities is not None:
+        hashtags = _entity_tags(entities.hashtags, True)
+        cashtags = _entity_tags(entities.cashtags, False)
+        if entities.mentions:
+            for mention in entities.mentions:
+                if mention.username:
+                    mentions.append(mention.username)
+        if entities.urls:
+            for u in entities.urls:
+                url = u.expanded_url or u.url
+                if url is not None:
+                    urls.append(url)
+    else:
+        hashtags = list(dict.fromkeys([t.lower() for t in text_hashtags(text)]))
+        cashtags = text_cashtags(text)
+        mentions = text_mentions(text)
+    if len(mentions) > 1:
+        mentions = list(dict.fromkeys(mentions))
+    if len(urls) > 1:
+        urls = list(dict.fromkeys(urls))
+
+    is_repost = text.startswith("RT @")
+    if not is_repost and data.referenced_tweets:
+        for ref in data.referenced_tweets:
+            if ref.type == "retweeted":
+                is_repost = True
+                break
+    rules: list[str] = []
+    if message.matching_rules:
+        for r in message.matching_rules:
+            rule = r.tag or r.id
+            if rule:
+                rules.append(rule)
+        if len(rules) > 1:
+            rules = list(dict.fromkeys(rules))
+    matched = matcher.match(text, hashtags + cashtags if cashtags else hashtags)
+    # A line of at most MAX_STRING_CHARS bytes holds no string longer than that (a character is
+    # at least a byte; lower-casing lengthens only U+0130, two bytes, to two characters) and no
+    # list of MAX_LIST_ITEMS entities (each takes 10 bytes or more): only longer lines and the
+    # lists taken from the text need the schema's bounds checked.
+    if (len(raw) > MAX_STRING_CHARS or entities is None or not _fits(matched)) and not (
+        _short(lang)
+        and _short(author_id)
+        and _short(handle)
+        and _short(location)
+        and _fits(hashtags)
+        and _fits(mentions)
+        and _fits(urls)
+        and _fits(matched)
+        and _fits(rules)
+    ):
+        return None
+    return {
+        "post_id": "x:" + post_id,
+        "platform": "x",
+        "created_at": created_at,
+        "ingested_at": ingested_at,
+        "text": text,
+        "lang": lang,
+        "author_id": author_id,
+        "author_handle": handle,
+        "author_followers": followers,
+        "author_verified": verified,
+        "author_location": location,
+        "is_repost": is_repost,
+        "reply_count": reply_count,
+        "repost_count": repost_count,
+        "like_count": like_count,
+        "quote_count": quote_count,
+        "hashtags": hashtags,
+        "mentions": mentions,
+        "urls": urls,
+        "matched_keywords": matched,
+        "matching_rules": rules,
+        "schema_version": SCHEMA_VERSION,
+    }
 
 
 def normalize_x_line(raw: bytes | str, matcher: KeywordMatcher, ingested_at: datetime) -> Post:

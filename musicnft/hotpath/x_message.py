@@ -1,12 +1,15 @@
 """A typed fast path for X stream lines: msgspec decodes only the fields a post is made of.
 
-`fast_x_post` returns the post `normalize_x_message(decode_line(raw), ...)` would return, or None
-whenever the line is anything but an ordinary, clean post: then the caller takes the standard
-path, which stays the one definition of what a line means and of every rejection's reason.
+`decode_x_message` reads a line into `_Message` structs, or returns None; `normalize_x.fast_x_post`
+builds the post from them, exactly as `normalize_x_message(decode_line(raw), ...)` would, or
+returns None whenever the line is anything but an ordinary, clean post: then the caller takes the
+standard path, which stays the one definition of what a line means and of every rejection's
+reason. (The builder lives in normalize_x, which is compiled: see musicnft/compiled.py.)
 
 Why it is safe to trust msgspec's reading when it succeeds (a parity test holds the two paths to
 the same output over the sample, the hostile corpus and a fuzz of mutated lines):
-- the line's bytes are valid UTF-8 (checked here: msgspec does not look inside skipped strings);
+- the line's bytes are valid UTF-8 (checked here: msgspec does not look inside skipped
+  strings);
 - msgspec refuses NaN, Infinity, lone-surrogate escapes, a BOM, trailing data and control
   characters, as the standard path does; duplicate keys keep the last value in both;
 - the standard library refuses integers of more than `sys.get_int_max_str_digits()` digits,
@@ -26,21 +29,7 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import UTC, datetime
 from typing import Any
-
-from musicnft.contract.keywords import KeywordMatcher
-from musicnft.contract.schema import (
-    MAX_LIST_ITEMS,
-    MAX_STRING_CHARS,
-    MAX_TEXT_CHARS,
-    MAX_TIMESTAMP,
-    MIN_TIMESTAMP,
-    SCHEMA_VERSION,
-    SchemaError,
-    parse_timestamp,
-)
-from musicnft.hotpath.decode import Post, text_cashtags, text_hashtags, text_mentions
 
 try:  # the Lambda bundle goes without: the standard path gives the same posts
     import msgspec
@@ -53,33 +42,6 @@ MAX_FAST_LINE_BYTES = 65_536
 # orjson parses up to 1,024 levels of nesting; past that the standard library decides. A line with
 # fewer brackets than this cannot nest that deep.
 _MAX_BRACKETS = 1_000
-# The kinds of post column this module builds, by name: a test holds them to POST_FIELDS, so a
-# schema change that this fast path does not know about fails a test instead of slipping through.
-FAST_PATH_KINDS: dict[str, str] = {
-    "post_id": "string",
-    "platform": "string",
-    "created_at": "timestamp",
-    "ingested_at": "timestamp",
-    "text": "string",
-    "lang": "string",
-    "author_id": "string",
-    "author_handle": "string",
-    "author_followers": "int",
-    "author_verified": "bool",
-    "author_location": "string",
-    "is_repost": "bool",
-    "reply_count": "int",
-    "repost_count": "int",
-    "like_count": "int",
-    "quote_count": "int",
-    "hashtags": "list",
-    "mentions": "list",
-    "urls": "list",
-    "matched_keywords": "list",
-    "matching_rules": "list",
-    "schema_version": "int32",
-}
-_INT64_END = 2**63
 
 if msgspec is not None:
 
@@ -173,150 +135,12 @@ def _standard_path_only(raw: bytes) -> bool:
     return size > _MAX_BRACKETS and raw.count(b"[") + raw.count(b"{") >= _MAX_BRACKETS
 
 
-def _opt_int(value: int | None) -> int | None:
-    return value if value is not None and 0 <= value < _INT64_END else None
-
-
-def _dedupe(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(values)) if len(values) > 1 else values
-
-
-def _tags(items: list[Any] | None) -> list[str]:
-    return [t.tag for t in items if t.tag] if items else []
-
-
-def _fits(values: list[str]) -> bool:
-    return len(values) <= MAX_LIST_ITEMS and all(len(v) <= MAX_STRING_CHARS for v in values)
-
-
-def _short(value: str | None) -> bool:
-    return value is None or len(value) <= MAX_STRING_CHARS
-
-
-def fast_x_post(raw: bytes, matcher: KeywordMatcher, ingested_at: datetime) -> Post | None:
-    """The post of an ordinary X stream line, exactly as the standard path builds it; None when
-    the line needs the standard path (anything unusual, every rejection)."""
+def decode_x_message(raw: bytes | str) -> Any:
+    """The line's X message as msgspec reads it, only the fields a post is made of (`_Message`),
+    or None when the line may read differently in the standard path or does not fit the types."""
     if _decode is None or type(raw) is not bytes or _standard_path_only(raw):
         return None
     try:
-        message = _decode(raw)
+        return _decode(raw)
     except (_DecodeError, RecursionError):
         return None
-    data = message.data
-    if data is None or data.id is None or data.text is None:
-        return None
-    post_id = data.id.strip()
-    text = data.text
-    if not post_id or len(post_id) + 2 > MAX_STRING_CHARS or len(text) > MAX_TEXT_CHARS:
-        return None
-    if not (
-        type(ingested_at) is datetime
-        and ingested_at.tzinfo is UTC
-        and MIN_TIMESTAMP <= ingested_at < MAX_TIMESTAMP
-    ):
-        return None
-    if data.created_at is None:
-        created_at = ingested_at
-    else:
-        try:
-            created_at = parse_timestamp(data.created_at)
-        except SchemaError:
-            return None
-    author_id = data.author_id or None
-    lang = data.lang or None
-
-    handle = location = followers = verified = None
-    includes = message.includes
-    if author_id is not None and includes is not None and includes.users:
-        for user in includes.users:
-            # the standard path compares str(user id): a null id reads "None"
-            if (user.id if user.id is not None else "None") == author_id:
-                handle = user.username or None
-                location = user.location or None
-                verified = user.verified
-                if user.public_metrics is not None:
-                    followers = _opt_int(user.public_metrics.followers_count)
-                break
-
-    metrics = data.public_metrics
-    if metrics is not None:
-        repost_count = _opt_int(metrics.repost_count)
-        if repost_count is None:
-            repost_count = _opt_int(metrics.retweet_count)
-        reply_count = _opt_int(metrics.reply_count)
-        like_count = _opt_int(metrics.like_count)
-        quote_count = _opt_int(metrics.quote_count)
-    else:
-        repost_count = reply_count = like_count = quote_count = None
-
-    entities = data.entities
-    urls: list[str] = []
-    if entities is not None:
-        tags = _tags(entities.hashtags)
-        cashtags = _tags(entities.cashtags)
-        mentions = (
-            [m.username for m in entities.mentions if m.username] if entities.mentions else []
-        )
-        if entities.urls:
-            for u in entities.urls:
-                url = u.expanded_url or u.url
-                if url is not None:
-                    urls.append(url)
-            urls = _dedupe(urls)
-    else:
-        tags, cashtags, mentions = text_hashtags(text), text_cashtags(text), text_mentions(text)
-    hashtags = _dedupe([t.lower() for t in tags]) if tags else tags
-
-    refs = data.referenced_tweets
-    is_repost = text.startswith("RT @") or (
-        refs is not None and any(r.type == "retweeted" for r in refs)
-    )
-    rules: list[str] = []
-    if message.matching_rules:
-        for r in message.matching_rules:
-            rule = r.tag or r.id
-            if rule:
-                rules.append(rule)
-        rules = _dedupe(rules)
-    mentions = _dedupe(mentions)
-    matched = matcher.match(text, hashtags + cashtags if cashtags else hashtags)
-    # A line of at most MAX_STRING_CHARS bytes holds no string longer than that (a character is
-    # at least a byte; lower-casing lengthens only U+0130, two bytes, to two characters) and no
-    # list of MAX_LIST_ITEMS entities (each takes 10 bytes or more): only longer lines and the
-    # lists taken from the text need the schema's bounds checked.
-    if (len(raw) > MAX_STRING_CHARS or entities is None or not _fits(matched)) and not (
-        _short(lang)
-        and _short(author_id)
-        and _short(handle)
-        and _short(location)
-        and _fits(hashtags)
-        and _fits(mentions)
-        and _fits(urls)
-        and _fits(matched)
-        and _fits(rules)
-    ):
-        return None
-    return {
-        "post_id": "x:" + post_id,
-        "platform": "x",
-        "created_at": created_at,
-        "ingested_at": ingested_at,
-        "text": text,
-        "lang": lang,
-        "author_id": author_id,
-        "author_handle": handle,
-        "author_followers": followers,
-        "author_verified": verified,
-        "author_location": location,
-        "is_repost": is_repost,
-        "reply_count": reply_count,
-        "repost_count": repost_count,
-        "like_count": like_count,
-        "quote_count": quote_count,
-        "hashtags": hashtags,
-        "mentions": mentions,
-        "urls": urls,
-        "matched_keywords": matched,
-        "matching_rules": rules,
-        "schema_version": SCHEMA_VERSION,
-    }

@@ -86,6 +86,9 @@ def test_the_fast_search_is_used_for_the_default_keywords() -> None:
     matcher = KeywordMatcher(DEFAULT_KEYWORDS)
     assert matcher._found_in_bytes("🎧 music NFT") == {"music", "nft"}
     assert matcher._found_in_bytes("mu\u017fic") is None
+    for c in FOLDS_TO_ASCII:
+        assert matcher._found_in_bytes(f"🎧 nft {c}") is None, hex(ord(c))
+        assert matcher._found_in_bytes(f"nft {c}") is None, hex(ord(c))
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,12 @@ from musicnft.contract.keywords import KeywordMatcher
 from musicnft.contract.schema import POST_COLUMNS, POST_FIELDS
 from musicnft.devtools.sample import generate_lines
 from musicnft.hotpath.decode import decode_line
-from musicnft.hotpath.normalize_x import normalize_x_line, normalize_x_message
-from musicnft.hotpath.x_message import FAST_PATH_KINDS, fast_x_post
+from musicnft.hotpath.normalize_x import (
+    FAST_PATH_KINDS,
+    fast_x_post,
+    normalize_x_line,
+    normalize_x_message,
+)
 from musicnft.settings import DEFAULT_KEYWORDS
 from tests.support import hostile
 
@@ -254,6 +258,11 @@ def _raw_mutations(raw: bytes, rng: random.Random) -> Iterator[bytes]:
     yield raw.replace(b'"like_count":', b'"like_count":0.', 1)
     yield raw.replace(b'"like_count":', b'"like_count":1e', 1)
     yield raw.replace(b'"created_at":"', b'"created_at":"  ', 1)
+    yield raw.replace(b'.000Z"', b'.000Z "', 1)
+    yield raw.replace(b'.000Z"', b'"', 1)  # naive: taken as UTC
+    yield raw.replace(b'.000Z"', b'.000+00:00"', 1)
+    yield raw.replace(b'.000Z"', b'.000-00:30"', 1)
+    yield raw.replace(b'"created_at":"2', b'"created_at":"1', 1)  # a century back: out of range
     yield raw.replace(b'.000Z"', b'.000+14:00"', 1)
     yield raw.replace(b'"text":"', b'"text":"\\u0130 music \\u212a NFT \\u017f ', 1)
     yield raw.replace(b'"text":"', b'"text":"' + b"#a " * 3000, 1)  # many hashtags from text
