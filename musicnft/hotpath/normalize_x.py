@@ -6,6 +6,8 @@ filtered-stream message into a post or explains, in `RejectedRecord.reason`, why
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +33,7 @@ from musicnft.hotpath.decode import (
     text_hashtags,
     text_mentions,
 )
-from musicnft.hotpath.x_message import decode_x_message
+from musicnft.hotpath.x_message import DecodeError, decode_struct
 
 
 def _opt_int(value: Any) -> int | None:
@@ -258,6 +260,52 @@ def normalize_x_message(
 
 
 # ---- the typed fast path (x_message) ------------------------------------------------------
+
+# Longer lines (the 1.5 MB texts the sample's `huge_text` kind carries) take the standard path at
+# once: they are rejected there for their length, and decoding them twice would cost twice.
+MAX_FAST_LINE_BYTES = 65_536
+# orjson parses up to 1,024 levels of nesting; past that the standard library decides. A line with
+# fewer opening brackets than this cannot nest that deep, nor can valid JSON shorter than twice it
+# (every level opens and closes): counting them (a pass over the bytes each) is left to such lines.
+_MAX_BRACKETS = 1_000
+
+_DIGIT_RUNS: dict[int, re.Pattern[bytes]] = {}
+
+
+def _has_digit_run_over(raw: bytes, limit: int) -> bool:
+    pattern = _DIGIT_RUNS.get(limit)
+    if pattern is None:
+        pattern = _DIGIT_RUNS[limit] = re.compile(rb"[0-9]{%d}" % (limit + 1))
+    return pattern.search(raw) is not None
+
+
+def _standard_path_only(raw: bytes) -> bool:
+    """True when the bytes may hold something msgspec reads differently from `decode_line`."""
+    size = len(raw)
+    if size > MAX_FAST_LINE_BYTES:
+        return True
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+    limit = sys.get_int_max_str_digits()
+    if limit and size > limit and _has_digit_run_over(raw, limit):
+        return True
+    return size >= 2 * _MAX_BRACKETS and raw.count(b"[") + raw.count(b"{") >= _MAX_BRACKETS
+
+
+def decode_x_message(raw: bytes | str) -> Any:
+    """The line's X message as msgspec reads it, only the fields a post is made of
+    (`x_message._Message`), or None when the line may read differently in the standard path (see
+    x_message's docstring) or does not fit the types."""
+    if decode_struct is None or type(raw) is not bytes or _standard_path_only(raw):
+        return None
+    try:
+        return decode_struct(raw)
+    except (DecodeError, RecursionError):
+        return None
+
 
 # The kinds of post column this module builds, by name: a test holds them to POST_FIELDS, so a
 # schema change that this fast path does not know about fails a test instead of slipping through.

@@ -1,14 +1,15 @@
-"""A typed fast path for X stream lines: msgspec decodes only the fields a post is made of.
+"""The X stream message as a typed fast path reads it: msgspec structs of only the fields a post is
+made of, typed as an ordinary message has them.
 
-`decode_x_message` reads a line into `_Message` structs, or returns None; `normalize_x.fast_x_post`
-builds the post from them, exactly as `normalize_x_message(decode_line(raw), ...)` would, or
-returns None whenever the line is anything but an ordinary, clean post: then the caller takes the
-standard path, which stays the one definition of what a line means and of every rejection's
-reason. (The builder lives in normalize_x, which is compiled: see musicnft/compiled.py.)
+`normalize_x.fast_x_post` checks a line's bytes (`_standard_path_only`), decodes it with
+`decode_struct` and builds the post exactly as `normalize_x_message(decode_line(raw), ...)` would,
+or returns None whenever the line is anything but an ordinary, clean post: then the caller takes
+the standard path, which stays the one definition of what a line means and of every rejection's
+reason. (That code lives in normalize_x, which is compiled: see musicnft/compiled.py.)
 
 Why it is safe to trust msgspec's reading when it succeeds (a parity test holds the two paths to
 the same output over the sample, the hostile corpus and a fuzz of mutated lines):
-- the line's bytes are valid UTF-8 (checked here: msgspec does not look inside skipped
+- the line's bytes are valid UTF-8 (checked first: msgspec does not look inside skipped
   strings);
 - msgspec refuses NaN, Infinity, lone-surrogate escapes, a BOM, trailing data and control
   characters, as the standard path does; duplicate keys keep the last value in both;
@@ -27,8 +28,6 @@ Without msgspec installed (the Lambda bundle) there is no fast path: the result 
 
 from __future__ import annotations
 
-import re
-import sys
 from typing import Any
 
 try:  # the Lambda bundle goes without: the standard path gives the same posts
@@ -36,12 +35,6 @@ try:  # the Lambda bundle goes without: the standard path gives the same posts
 except ImportError:  # pragma: no cover - exercised by the Lambda bundle test
     msgspec = None  # type: ignore[assignment]
 
-# Longer lines (the 1.5 MB texts the sample's `huge_text` kind carries) take the standard path at
-# once: they are rejected there for their length, and decoding them twice would cost twice.
-MAX_FAST_LINE_BYTES = 65_536
-# orjson parses up to 1,024 levels of nesting; past that the standard library decides. A line with
-# fewer brackets than this cannot nest that deep.
-_MAX_BRACKETS = 1_000
 
 if msgspec is not None:
 
@@ -103,44 +96,8 @@ if msgspec is not None:
         includes: _Includes | None = None
         matching_rules: list[_Rule] | None = None
 
-    _decode = msgspec.json.Decoder(_Message).decode
-    _DecodeError: type[Exception] = msgspec.DecodeError  # ValidationError is a subclass
+    decode_struct: Any = msgspec.json.Decoder(_Message).decode
+    DecodeError: type[Exception] = msgspec.DecodeError  # ValidationError is a subclass
 else:  # pragma: no cover - exercised by the Lambda bundle test
-    _decode = None
-    _DecodeError = ValueError
-
-_DIGIT_RUNS: dict[int, re.Pattern[bytes]] = {}
-
-
-def _has_digit_run_over(raw: bytes, limit: int) -> bool:
-    pattern = _DIGIT_RUNS.get(limit)
-    if pattern is None:
-        pattern = _DIGIT_RUNS[limit] = re.compile(rb"[0-9]{%d}" % (limit + 1))
-    return pattern.search(raw) is not None
-
-
-def _standard_path_only(raw: bytes) -> bool:
-    """True when the bytes may hold something msgspec reads differently from `decode_line`."""
-    size = len(raw)
-    if size > MAX_FAST_LINE_BYTES:
-        return True
-    if not raw.isascii():
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return True
-    limit = sys.get_int_max_str_digits()
-    if limit and size > limit and _has_digit_run_over(raw, limit):
-        return True
-    return size > _MAX_BRACKETS and raw.count(b"[") + raw.count(b"{") >= _MAX_BRACKETS
-
-
-def decode_x_message(raw: bytes | str) -> Any:
-    """The line's X message as msgspec reads it, only the fields a post is made of (`_Message`),
-    or None when the line may read differently in the standard path or does not fit the types."""
-    if _decode is None or type(raw) is not bytes or _standard_path_only(raw):
-        return None
-    try:
-        return _decode(raw)
-    except (_DecodeError, RecursionError):
-        return None
+    decode_struct = None
+    DecodeError = ValueError

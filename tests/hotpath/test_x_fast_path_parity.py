@@ -218,6 +218,9 @@ def _raw_mutations(raw: bytes, rng: random.Random) -> Iterator[bytes]:
     yield raw[: rng.randrange(1, len(raw))]  # truncated
     yield head + b',"skipped":' + b"[" * 1100 + b"]" * 1100 + b"}"  # deep nesting, skipped part
     yield head + b',"skipped":' + b"[" * 200 + b"]" * 200 + b"}"  # nesting orjson takes
+    for depth in (999, 1000, 1023, 1024, 1025):  # about orjson's limit and the recursion limit
+        yield head + b',"skipped":' + b"[" * depth + b"]" * depth + b"}"
+        yield b'{"s":' + b"[" * depth + b"]" * depth + b"," + raw[1:]
     yield head + b',"skipped":' + b'{"a":' * 1100 + b"1" + b"}" * 1100 + b"}"
     yield head + b',"skipped":"\xff\xfe"}'  # invalid UTF-8 in a skipped string
     yield head + b',"sk\xc3\x28":1}'  # invalid UTF-8 in a skipped key
