@@ -395,12 +395,9 @@ def fast_x_post(raw: bytes | str, matcher: KeywordMatcher, ingested_at: datetime
         and MIN_TIMESTAMP <= ingested_at < MAX_TIMESTAMP
     ):
         return None
-    if data.created_at is None:
-        created_at = ingested_at
-    else:
-        created_at = _timestamp(data.created_at)
-        if created_at is None:
-            return None
+    created_at = ingested_at if data.created_at is None else _timestamp(data.created_at)
+    if created_at is None:
+        return None
     author_id = data.author_id or None
     lang = data.lang or None
 
