@@ -93,9 +93,17 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "musicnft_dagster",
         "dashboard",
     ),
-    "musicnft.devtools": (*CORE, "musicnft.wiring", "musicnft.app", "producer"),
+    "musicnft.devtools": (
+        *CORE,
+        "musicnft.wiring",
+        "musicnft.app",
+        "producer",
+        "musicnft.compiled",
+    ),
     "musicnft.__main__": ("musicnft.app",),
-    "musicnft": (),  # the package's own __init__
+    # the compiled builds' list and import guard: standard library only (setup.py reads it)
+    "musicnft.compiled": (),
+    "musicnft": ("musicnft.compiled",),  # the package's own __init__ installs the guard
 }
 
 
