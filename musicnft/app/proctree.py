@@ -102,6 +102,11 @@ def members(sessions: Iterable[int], root: int | None = None) -> list[Proc]:
     return [p for p in found.values() if p.state != "Z" and p.pid != os.getpid()]
 
 
+def pids_to_stop(sessions: Iterable[int], root: int) -> list[int]:
+    """The live processes a forced stop kills: `root`'s descendants and the given sessions'."""
+    return [p.pid for p in members(sessions, root=root)]
+
+
 def reap_adopted(known: Iterable[int]) -> None:
     """Reap zombie children this process adopted as subreaper (never a Popen's own child: its
     exit status belongs to its Popen)."""

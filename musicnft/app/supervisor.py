@@ -112,6 +112,7 @@ class Supervisor:
         self.forced = False
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.sessions: list[int] = []  # every child's session (= process group) id
+        self.subreaper = False  # set by run(): orphans of our children re-parent to us
         self.restarts: dict[str, list[float]] = {"deliver": [], "consume": [], "dashboard": []}
         self.deaths: dict[str, int] = {"deliver": 0, "consume": 0}
         self.gave_up: set[str] = set()
@@ -222,6 +223,14 @@ class Supervisor:
         extra = [p for p in (self.dagster, self.dashboard, self.sales) if p is not None]
         return [*self.procs.values(), *extra]
 
+    def _sweep_sessions(self) -> list[int]:
+        """The sessions whose processes a stop sweeps besides our descendants. A child's session
+        id is its pid: once that child has exited, the number can belong to an unrelated
+        process, group or session (pids wrap), which a sweep by id would kill. As a subreaper,
+        everything our children started stays our descendant, so no id is needed; without one
+        (not Linux) the ids are the only way to reach a child's escaped processes."""
+        return [] if self.subreaper else list(self.sessions)
+
     def _check_forced(self) -> None:
         if self.forced:
             raise Interrupted
@@ -232,9 +241,9 @@ class Supervisor:
             if not self.forced:
                 log.warning("second %s: stopping every child now, without draining", name)
                 self.forced = True
-                for pgid in self.sessions:
+                for pid in proctree.pids_to_stop(self._sweep_sessions(), root=os.getpid()):
                     with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pgid, signal.SIGKILL)
+                        os.kill(pid, signal.SIGKILL)
                 if not self.finishing:
                     raise Interrupted
             return
@@ -266,7 +275,7 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        proctree.become_subreaper()
+        self.subreaper = proctree.become_subreaper()
         if self.args.fresh:
             self._fresh()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +285,7 @@ class Supervisor:
             return EXIT_INTERRUPTED
         finally:
             self.finishing = True
-            left = proctree.kill_everything(self.sessions, grace=5.0)
+            left = proctree.kill_everything(self._sweep_sessions(), grace=5.0)
             if left:
                 log.warning("stopped %d leftover process(es): %s", len(left), left)
 
