@@ -16,7 +16,7 @@ assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
 assert gc.get_threshold() == (FIRST_GENERATION, before[1], before[2]), gc.get_threshold()
 
 class Node:
-    """One member of a reference cycle."""
+    'One member of a reference cycle.'
 
 a, b = Node(), Node()
 a.other, b.other = b, a
