@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,11 @@ class Proc:
     pgid: int
     sid: int
     state: str
+    start: int = 0  # clock ticks after boot: with the pid, one process (pids are reused)
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.pid, self.start)
 
 
 def become_subreaper() -> bool:
@@ -60,7 +65,7 @@ def read_proc(pid: int) -> Proc | None:
     # "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parentheses
     rest = raw[raw.rfind(")") + 2 :].split()
     try:
-        return Proc(pid, int(rest[1]), int(rest[2]), int(rest[3]), rest[0])
+        return Proc(pid, int(rest[1]), int(rest[2]), int(rest[3]), rest[0], int(rest[19]))
     except (IndexError, ValueError):
         return None
 
@@ -92,19 +97,36 @@ def descendants(root: int, procs: list[Proc] | None = None) -> list[Proc]:
     return out
 
 
-def members(sessions: Iterable[int], root: int | None = None) -> list[Proc]:
-    """Live (non-zombie) processes of the given sessions, plus `root`'s descendants."""
+def members(
+    sessions: Iterable[int], root: int | None = None, spare: Collection[tuple[int, int]] = ()
+) -> list[Proc]:
+    """Live (non-zombie) processes of the given sessions, plus `root`'s descendants, less the
+    `spare` ones (`Proc.identity`: processes that were there before, not ours to stop)."""
     wanted = set(sessions)
     procs = all_procs()
     found = {p.pid: p for p in procs if p.sid in wanted or p.pgid in wanted}
     if root is not None:
         found.update({p.pid: p for p in descendants(root, procs)})
-    return [p for p in found.values() if p.state != "Z" and p.pid != os.getpid()]
+    return [
+        p
+        for p in found.values()
+        if p.state != "Z" and p.pid != os.getpid() and p.identity not in spare
+    ]
 
 
-def pids_to_stop(sessions: Iterable[int], root: int) -> list[int]:
-    """The live processes a forced stop kills: `root`'s descendants and the given sessions'."""
-    return [p.pid for p in members(sessions, root=root)]
+def existing_descendants() -> frozenset[tuple[int, int]]:
+    """This process's descendants now (`Proc.identity`), to spare them in a later sweep: a
+    caller that runs the supervisor in its own process (a test worker holding a Spark JVM)
+    keeps the children it had before."""
+    return frozenset(p.identity for p in descendants(os.getpid()))
+
+
+def pids_to_stop(
+    sessions: Iterable[int], root: int, spare: Collection[tuple[int, int]] = ()
+) -> list[int]:
+    """The live processes a forced stop kills: `root`'s descendants and the given sessions',
+    less the `spare` ones."""
+    return [p.pid for p in members(sessions, root=root, spare=spare)]
 
 
 def reap_adopted(known: Iterable[int]) -> None:
@@ -156,20 +178,22 @@ def stop_group(
         proc.wait(30)
 
 
-def kill_everything(sessions: Iterable[int], grace: float = 5.0) -> list[int]:
+def kill_everything(
+    sessions: Iterable[int], grace: float = 5.0, spare: Collection[tuple[int, int]] = ()
+) -> list[int]:
     """The last sweep: SIGTERM every live process of our children's sessions and every
-    descendant of this process, SIGKILL what is left after `grace` seconds, reap what we can.
-    Returns the pids that were still alive at the start."""
+    descendant of this process (but the `spare` ones), SIGKILL what is left after `grace`
+    seconds, reap what we can. Returns the pids that were still alive at the start."""
     sessions = list(sessions)
-    alive = members(sessions, root=os.getpid())
+    alive = members(sessions, root=os.getpid(), spare=spare)
     for p in alive:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(p.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and members(sessions, root=os.getpid()):
+    while time.monotonic() < deadline and members(sessions, root=os.getpid(), spare=spare):
         reap_adopted(())
         time.sleep(0.1)
-    for p in members(sessions, root=os.getpid()):
+    for p in members(sessions, root=os.getpid(), spare=spare):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(p.pid, signal.SIGKILL)
     time.sleep(0.1)

@@ -127,6 +127,8 @@ class Supervisor:
         self.max_restarts = int(getattr(args, "max_restarts", 10))
         self.finishing = False  # the last sweep has begun: a signal must not interrupt it
         self.restart_at: dict[str, float] = {}  # stage -> when its scheduled restart is due
+        # what this process had started before: never swept (run in-process, by a test worker)
+        self.spared = proctree.existing_descendants()
 
     # ---- children ------------------------------------------------------------------------------
     def _command(self, stage: str, once: bool = False) -> list[str]:
@@ -241,7 +243,9 @@ class Supervisor:
             if not self.forced:
                 log.warning("second %s: stopping every child now, without draining", name)
                 self.forced = True
-                for pid in proctree.pids_to_stop(self._sweep_sessions(), root=os.getpid()):
+                for pid in proctree.pids_to_stop(
+                    self._sweep_sessions(), root=os.getpid(), spare=self.spared
+                ):
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, signal.SIGKILL)
                 if not self.finishing:
@@ -285,7 +289,7 @@ class Supervisor:
             return EXIT_INTERRUPTED
         finally:
             self.finishing = True
-            left = proctree.kill_everything(self._sweep_sessions(), grace=5.0)
+            left = proctree.kill_everything(self._sweep_sessions(), grace=5.0, spare=self.spared)
             if left:
                 log.warning("stopped %d leftover process(es): %s", len(left), left)
 

@@ -51,7 +51,7 @@ def test_the_stop_sweep_leaves_a_stranger_holding_a_recorded_session_id(tmp_path
         sup.subreaper = True  # as run() makes it on Linux
 
         assert sup._sweep_sessions() == []
-        proctree.kill_everything(sup._sweep_sessions(), grace=0.5)
+        proctree.kill_everything(sup._sweep_sessions(), grace=0.5, spare=sup.spared)
         assert stranger not in proctree.pids_to_stop(sup._sweep_sessions(), root=os.getpid())
         time.sleep(0.2)
         assert _alive(stranger)
@@ -62,3 +62,34 @@ def test_the_stop_sweep_leaves_a_stranger_holding_a_recorded_session_id(tmp_path
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(stranger, signal.SIGKILL)
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_the_sweep_spares_what_its_process_had_started_before_the_supervisor(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a process that already has a child (a test worker's Spark JVM, say) when it makes a
+    # supervisor, and a child started after it (as the supervisor's own children are)
+    before = _sleeper()
+    try:
+        sup = Supervisor(Settings().with_data_dir(tmp_path), argparse.Namespace(fresh=False))
+        after = _sleeper()
+        try:
+            # WHEN the supervisor's last sweep runs
+            time.sleep(0.2)  # both are running
+            assert {before.pid, after.pid} <= {p.pid for p in proctree.descendants(os.getpid())}
+            stopped = proctree.kill_everything(sup._sweep_sessions(), grace=2.0, spare=sup.spared)
+            # THEN the older child lives on, and the newer one is stopped
+            assert after.pid in stopped and before.pid not in stopped
+            assert after.wait(timeout=10) is not None
+            assert before.poll() is None
+            assert before.pid not in proctree.pids_to_stop([], os.getpid(), spare=sup.spared)
+        finally:
+            after.kill()
+            after.wait()
+    finally:
+        before.kill()
+        before.wait()
