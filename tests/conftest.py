@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import xdist_groups
 from tests.support.durations import estimate
 from tests.support.paths import ROOT
 from tests.support.sample_lake import Lake, build_sample_lake
@@ -94,3 +95,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         groups.setdefault(name, []).append(item)
     ordered = sorted(groups.values(), key=lambda g: -sum(estimate(i.nodeid) for i in g))
     items[:] = [item for group in ordered for item in group]
+    # (the controller's scheduler reads these: tests/support/xdist_groups.py says why)
+    xdist_groups.record(config, {i.nodeid: name for name, g in groups.items() for i in g})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    xdist_groups.configure(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    xdist_groups.unconfigure(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`make test`'s groups as xdist's work units (see tests/support/xdist_groups.py)."""
+    return xdist_groups.make_scheduler(config, log)
