@@ -270,15 +270,17 @@ def _salads(seed: int, count: int, analyzer: vs.SentimentIntensityAnalyzer) -> I
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_word_salads_score_as_vader(analyzer: vs.SentimentIntensityAnalyzer, seed: int) -> None:
-    # 4 × 50,000 generated texts; one FastVader each, so the memos fill, hit and get reused
+    # 4 × 20,000 generated texts (on top of the 100k sample, the shipped sample and the gold
+    # tweets in test_enrichment_parity); one FastVader each, so the memos hit and get reused
+    # (memos that fill and start over: test_full_memos_start_over_and_stay_exact)
     fast = FastVader(analyzer)
     compared = 0
     mismatches = []
-    for text in _salads(seed, 50_000, analyzer):
+    for text in _salads(seed, 20_000, analyzer):
         if fast_bits(fast, text) != vader_bits(analyzer, text):
             mismatches.append(text)
         compared += 1
-    assert compared == 50_000
+    assert compared == 20_000
     assert mismatches == []
 
 
