@@ -30,3 +30,18 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_settle_heap_can_keep_the_first_generation_and_only_freeze() -> None:
+    code = """
+import gc
+from musicnft.local.gc_tuning import settle_heap
+before = gc.get_threshold()
+settle_heap(first_generation=None)
+assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
+assert gc.get_threshold() == before, gc.get_threshold()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

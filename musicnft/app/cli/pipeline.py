@@ -207,7 +207,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         stop = stop_on_signals()
         # posts_hot's small files are merged beside the hot path, never in its way
         compaction = BackgroundCompaction(lambda: wiring.open_warehouse(settings), stop).start()
-        settle_heap()
+        settle_heap(first_generation=None)  # (its peak memory: see gc_tuning)
         run_many(loops, stop)
         compaction.join(timeout=30)
         log.info(
