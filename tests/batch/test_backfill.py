@@ -106,7 +106,9 @@ def test_backfill_is_a_dagster_backfill_of_every_window_with_posts(
         ]
         * len(days)
     )
-    assert all(e.passed and e.partition in days for e in evaluations), [(e.check_name, e.passed, e.partition, e.metadata) for e in evaluations]
+    assert all(e.passed and e.partition in days for e in evaluations), [
+        (e.check_name, e.passed, e.partition, e.metadata) for e in evaluations
+    ]
     # AND the drop sensor, seeing those files for the first time, launches nothing for them
     from musicnft_dagster.resources import EmbeddedWarehouseResource, LocalLakeResource
     from musicnft_dagster.sensors.drops import lake_drop_sensor
