@@ -125,9 +125,10 @@ def test_dagster_dev_serves_the_code_location(tmp_path: Path) -> None:
             "schedules"
         ]
     finally:
-        # AND it stops cleanly on SIGINT (its webserver, daemon and code server each shut down:
-        # over a minute when the suite's heaviest tests share the two cores)
-        proc.send_signal(signal.SIGINT)
+        # AND it stops cleanly on Ctrl-C, which a terminal sends to the whole process group: a
+        # run the 15-minute schedule started meanwhile stops too (SIGINT to `dagster dev` alone
+        # waited on such a run, past 180 s, when the suite crossed a quarter hour)
+        os.killpg(proc.pid, signal.SIGINT)
         try:
             out, _ = proc.communicate(timeout=180)
         except subprocess.TimeoutExpired:
