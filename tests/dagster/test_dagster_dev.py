@@ -131,9 +131,22 @@ def test_dagster_dev_serves_the_code_location(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGINT)
         try:
             out, _ = proc.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
+            # what is still running, and the signal state this worker passed on (an inherited
+            # blocked or ignored SIGINT would explain a stop that never comes)
+            group = subprocess.run(
+                ["ps", "-o", "pid,stat,etime,args", "-g", str(proc.pid)],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
             os.killpg(proc.pid, signal.SIGKILL)
-            raise
+            state = (signal.pthread_sigmask(signal.SIG_BLOCK, []), signal.getsignal(signal.SIGINT))
+            tail = (exc.output or b"").decode(errors="replace")[-3000:]
+            raise AssertionError(
+                f"dagster dev still running 180 s after SIGINT; blocked/handler here: {state}\n"
+                f"{group}\n{tail}"
+            ) from exc
     assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
 
 
