@@ -9,9 +9,9 @@ then into a permanent generation that collections never walk, and a larger first
 makes collections rarer. Reference cycles are still collected, only in larger steps.
 
 The consumer keeps CPython's first generation: its batches of thousands of rows leave enough
-cyclic garbage between rarer collections to lift its peak RSS from about 285 MB to 300-305 MB
-(`python -m benchmarks.end_to_end`, 100k lines), past issue #14's 300 MB, for no throughput
-the bench could tell apart; the frozen start-up heap is what made its event building cheap.
+cyclic garbage between rarer collections to lift its peak RSS to 299-305 MB, past issue #14's
+300 MB, against 292-293 MB with CPython's threshold (`python -m benchmarks.end_to_end`, 100k
+lines), for no throughput the bench could tell apart; the frozen start-up heap is what made its event building cheap.
 """
 
 from __future__ import annotations
