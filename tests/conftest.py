@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +103,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_configure(config: pytest.Config) -> None:
     xdist_groups.configure(config)
+    _take_ctrl_c_as_a_terminal_would()
+
+
+def _take_ctrl_c_as_a_terminal_would() -> None:
+    """Give SIGINT its ordinary meaning in this process, and so in every child the tests start.
+
+    A shell script's background job (`make test &`, `nohup ... &`: how CI is often started)
+    begins with SIGINT ignored, and an ignored signal stays ignored through fork and exec. Python
+    then installs no KeyboardInterrupt handler, and `dagster dev` (which also maps SIGTERM to its
+    SIGINT handler) outlived every Ctrl-C a test sent it. A handled signal is reset to its default
+    in an exec'd child, so this handler gives each child the disposition it has at a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        with contextlib.suppress(ValueError):  # not the main thread: left as it is
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
