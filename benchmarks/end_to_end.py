@@ -2,8 +2,8 @@
 
 - Throughput: `musicnft run --fresh --file <N sample lines> --speed max --exit-when-done`, posts
   per second from start to exit, every post accounted for (lake unique = posts_hot unique); the
-  baseline is bare vaderSentiment on the same texts on one core, the median of 3 rounds in CPU
-  time (target ≥ 0.36×: 5,000 posts/s where VADER scores 13,800/s).
+  baseline is bare vaderSentiment on the same texts on one core, the best of 5 rounds in CPU
+  time on a quiet machine (target ≥ 0.36×: 5,000 posts/s where VADER scores 13,800/s).
 - Latency: a steady 1,000 posts/s for 60 s (a sample stamped 1 ms apart, replayed at speed 1),
   then p50/p99 of `inserted_at − ingested_at` over posts_hot (target p99 ≤ 1 s).
 - Memory: peak RSS of each stage process during both runs, read from /proc every 0.2 s
@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,10 +150,15 @@ def latency(data_dir: Path, warm: bool = False) -> tuple[float, float, int]:
     return float(row["p50"] or 0.0), float(row["p99"] or 0.0), int(row["n"])
 
 
-def vader_rate(sample: Path, limit: int = 20_000, rounds: int = 3) -> float:
-    """Bare vaderSentiment's posts/s on one core over the sample's texts: the median of `rounds`
-    rounds in this process's CPU time (one wall-clock round swung between 12,600/s and 19,900/s
-    from run to run on the 2-core machine, and the ratio with it)."""
+def vader_rate(sample: Path, limit: int = 20_000, rounds: int = 5) -> float:
+    """Bare vaderSentiment's posts/s on one core over the sample's texts: the best of `rounds`
+    rounds in this process's CPU time, on a quiet machine (`_wait_until_quiet`).
+
+    The best, not the median: the 2 cores of the bench machine are siblings, and a core's CPU time
+    stretches while the other is busy (the pipeline's processes winding down after its run took
+    the median of 3 rounds from 22,000/s to 12,900/s). The pipeline's own rate is measured with
+    both cores busy, by itself; its baseline is one core's speed undisturbed, which makes the
+    ratio the conservative one."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     texts = []
@@ -168,13 +172,36 @@ def vader_rate(sample: Path, limit: int = 20_000, rounds: int = 3) -> float:
         if len(texts) >= limit:
             break
     analyzer = SentimentIntensityAnalyzer()
+    _wait_until_quiet()
     rates = []
     for _ in range(rounds):
         start = time.process_time()
         for text in texts:
             analyzer.polarity_scores(text)
         rates.append(len(texts) / max(time.process_time() - start, 1e-9))
-    return statistics.median(rates)
+    return max(rates)
+
+
+def _busy_fraction(seconds: float) -> float:
+    """The machine's CPU use over the next `seconds` (all cores, 0..1), from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def _wait_until_quiet(limit: float = 60.0) -> None:
+    """Wait (at most `limit` s) until the machine is nearly idle: what the pipeline's run left
+    behind (its processes exiting, the page cache writing back) has finished."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and _busy_fraction(0.5) > 0.1:
+        pass
 
 
 def main(lines: int = 100_000, steady_seconds: int = 60) -> None:
@@ -189,7 +216,7 @@ def main(lines: int = 100_000, steady_seconds: int = 60) -> None:
         accounted = status["lake_unique"] == status["posts_hot_unique"]
         print(
             f"end to end          {rate:10,.0f} posts/s   ratio to bare VADER on one core "
-            f"({vader:,.0f}/s, median of 3 CPU-time rounds): {rate / vader:.3f} (target >= 0.36); "
+            f"({vader:,.0f}/s, best of 5 CPU-time rounds): {rate / vader:.3f} (target >= 0.36); "
             f"{posts:,} posts in "
             f"{seconds:.1f} s; lake unique {status['lake_unique']:,} = posts_hot unique "
             f"{status['posts_hot_unique']:,}: {'yes' if accounted else 'NO'}"

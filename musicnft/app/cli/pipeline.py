@@ -122,6 +122,9 @@ def _close(readers: list[StreamReader]) -> None:
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
+    from musicnft.local.malloc_tuning import tune_stage_allocators
+
+    tune_stage_allocators()  # (its peak memory: see malloc_tuning), before pyarrow loads
     from musicnft.local.delivery import DeliveryLoop, FlushResult, run_many
 
     settings = settings_from(args)
@@ -170,6 +173,9 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    from musicnft.local.malloc_tuning import tune_stage_allocators
+
+    tune_stage_allocators()  # (its peak memory: see malloc_tuning), before pyarrow loads
     from musicnft.local.compaction import BackgroundCompaction
     from musicnft.local.consumer_loop import ConsumerLoop, load_handler, run_many
 
