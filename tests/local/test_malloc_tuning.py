@@ -36,9 +36,7 @@ def test_a_stage_caps_malloc_arenas_and_allocates_arrow_buffers_from_malloc() ->
     # THEN glibc took the arena cap and pyarrow's default pool is malloc's
     assert _run(STAGE) == ["True", "system", "system", "True"]
     # AND pyarrow's own default elsewhere is not malloc, so the setting is what changed it
-    assert _run("import pyarrow as pa; print(pa.default_memory_pool().backend_name)") != [
-        "system"
-    ]
+    assert _run("import pyarrow as pa; print(pa.default_memory_pool().backend_name)") != ["system"]
 
 
 def test_a_pool_the_user_chose_is_kept() -> None:
