@@ -6,7 +6,10 @@ code if Python cannot get there". Python got FastVader to about 7× but `enrich`
 not reliably; the same `.py` files compiled by Cython (`make compiled`, `setup.py`) run 1.3-1.6×
 faster with the same semantics: Cython compiles Python code as Python (ints stay arbitrary, floats
 are the same doubles, operations run in the same order), so every score stays bit for bit.
-`annotation_typing` is off so annotations never change a value's type.
+`annotation_typing` is off so annotations never change a value's type. One `.pxd` gives C types
+on purpose: `contract/keywords.pxd` types the locals of the keyword scan (character codes below
+0x110000, indices below a text's length: C integers hold them exactly), which makes that loop C;
+its interpreted twin is tested to give the same answers.
 
 A build is a `<module>.cpython-*.so` beside its `.py`, which Python imports in its place. So that
 an edited `.py` never runs as its old build, `setup.py` records each source's SHA-256 in
@@ -73,7 +76,14 @@ def build_paths(module: str) -> list[Path]:
 
 
 def source_digest(module: str) -> str:
-    return hashlib.sha256(source_path(module).read_bytes()).hexdigest()
+    """SHA-256 of the module's `.py`, and of its `.pxd` where it has one (the C types Cython
+    gives some of its locals: a build made before the `.pxd` changed is stale too)."""
+    source = source_path(module)
+    digest = hashlib.sha256(source.read_bytes())
+    declarations = source.with_suffix(".pxd")
+    if declarations.exists():
+        digest.update(declarations.read_bytes())
+    return digest.hexdigest()
 
 
 def _recorded_digests() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Iterable, Sequence
 
 # The only characters outside ASCII that either match an ASCII character case-insensitively in `re`
@@ -10,6 +11,8 @@ from collections.abc import Iterable, Sequence
 # an ASCII keyword's case-insensitive occurrences exactly where its UTF-8 bytes, ASCII lower-cased,
 # have the keyword (a test derives this set from `re` itself over all of Unicode).
 FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
+# One scan of the text for any of them (four `in` scans of its UTF-8 bytes cost 3x as much).
+_FOLDS_SEARCH = re.compile(f"[{FOLDS_TO_ASCII}]").search
 _ASCII_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -47,6 +50,14 @@ class KeywordMatcher:
             if _independent(self.keywords)
             else None
         )
+        # `_found_in_text`'s table: per ASCII character, the keywords that start with it (either
+        # case); most characters start none, and a letter seldom starts more than one
+        firsts: list[list[str]] = [[] for _ in range(128)]
+        for k in self.keywords:
+            if k and k[0].isascii():
+                for first in {k[0], k[0].upper()}:
+                    firsts[ord(first)].append(k)
+        self._firsts = tuple(tuple(ks) for ks in firsts)
 
     def match(self, text: str, extra_terms: Iterable[str] = ()) -> list[str]:
         """Keywords found in `text` or equal to one of `extra_terms` (hashtags, cashtags)."""
@@ -54,7 +65,8 @@ class KeywordMatcher:
         if not text:
             found = set()
         elif self._as_bytes is not None:
-            found = self._found_in_bytes(text)
+            # (the same answer either way: the cheaper one for this build, see COMPILED)
+            found = _found_in_text(text, self._firsts) if COMPILED else self._found_in_bytes(text)
         if found is None:
             found = {m.group(1).lower() for m in self._pattern.finditer(text)}
         keywords = self._keyword_set
@@ -77,14 +89,12 @@ class KeywordMatcher:
         (`\\w`: `str.isalnum()` or '_') right before or right after it: occurrences cannot overlap,
         so finditer's non-overlapping scan hides none, and a '#' or '$' before a keyword is no
         word character, so the optional prefix never decides whether the keyword is found."""
+        if not text.isascii() and _FOLDS_SEARCH(text) is not None:
+            return None
         try:
             raw = text.encode()
         except UnicodeEncodeError:
             return None
-        if len(raw) != len(text) and (
-            b"\xc4\xb0" in raw or b"\xc4\xb1" in raw or b"\xc5\xbf" in raw or b"\xe2\x84\xaa" in raw
-        ):
-            return None  # FOLDS_TO_ASCII's characters in UTF-8
         low = raw.lower()
         find = low.find
         n = len(raw)
@@ -129,3 +139,68 @@ def _word_at(raw: bytes, i: int) -> bool:
         return b in _ASCII_WORD
     size = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
     return raw[i : i + size].decode().isalnum()
+
+
+def _found_in_text(text: str, firsts: tuple[tuple[str, ...], ...]) -> set[str] | None:
+    """What `KeywordMatcher._found_in_bytes` finds, for the same keywords (`_independent` ones),
+    in one pass over the text's characters; None for a text holding a character of FOLDS_TO_ASCII
+    or a lone surrogate (the pattern decides those). `firsts[c]`: the keywords that start with
+    the ASCII character `chr(c)`, read case-insensitively.
+
+    The compiled build runs this one (musicnft/contract/keywords.pxd types its locals, so the
+    pass is a C loop, cheaper than the bytes' encode, lower and one `find` per keyword);
+    interpreted, a loop over characters is the slower, and `_found_in_bytes` runs. A keyword is
+    found where its characters, ASCII upper case read as lower, stand with no word character
+    (`\\w`: `str.isalnum()` or '_') right before or right after: the argument of
+    `_found_in_bytes`, over characters instead of bytes (a non-ASCII character is never equal
+    to a keyword's ASCII one, and it is a word character exactly when `isalnum()` says so)."""
+    n = len(text)
+    found: set[str] = set()
+    i = 0
+    while i < n:
+        c = ord(text[i])
+        if c >= 128:
+            if c == 0x130 or c == 0x131 or c == 0x17F or c == 0x212A or 0xD800 <= c <= 0xDFFF:
+                return None  # FOLDS_TO_ASCII, or a surrogate
+            i += 1
+            continue
+        candidates = firsts[c]
+        if not candidates:
+            i += 1
+            continue
+        for keyword in candidates:
+            size = len(keyword)
+            if i + size > n:
+                continue
+            matched = True
+            for j in range(1, size):  # (its first character is why it is a candidate)
+                d = ord(text[i + j])
+                if 65 <= d <= 90:
+                    d += 32
+                if d != ord(keyword[j]):
+                    matched = False
+                    break
+            if not matched:
+                continue
+            if i > 0:
+                b = ord(text[i - 1])
+                if b >= 128:
+                    if text[i - 1].isalnum():
+                        continue
+                elif b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122:
+                    continue
+            if i + size < n:
+                b = ord(text[i + size])
+                if b >= 128:
+                    if text[i + size].isalnum():
+                        continue
+                elif b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122:
+                    continue
+            found.add(keyword)
+        i += 1
+    return found
+
+
+# Whether this module runs as its Cython build (musicnft/compiled.py), where `_found_in_text` is
+# a C loop; interpreted, `_found_in_bytes` is the cheaper way to the same answer.
+COMPILED: bool = type(_found_in_text) is not types.FunctionType

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import re
 import sys
+import types
 
 import pytest
 
+import musicnft.compiled as compiled
 from musicnft.contract import keywords as kw
 from musicnft.contract.keywords import FOLDS_TO_ASCII, KeywordMatcher
 from musicnft.devtools.sample import generate_lines
@@ -188,3 +191,61 @@ def test_sample_texts_match_as_the_pattern_matches() -> None:
             texts.append(text)
     assert len(texts) > 4000
     assert [matcher.match(t) for t in texts] == [_pattern_only(matcher, t) for t in texts]
+
+
+def _source_module() -> types.ModuleType:
+    """keywords.py as interpreted, beside whichever build the package imported."""
+    source = compiled.source_path("musicnft.contract.keywords")
+    spec = importlib.util.spec_from_file_location("_keywords_source", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [DEFAULT_KEYWORDS, ("music nft", "eth", "web3"), ("3", "web"), ("mint", "music", "MUSIC")],
+)
+def test_the_text_scan_finds_what_the_bytes_search_finds(keywords: tuple[str, ...]) -> None:
+    """`_found_in_text` (the compiled build's search) against `_found_in_bytes` (the interpreted
+    one's) and the pattern, in this build and interpreted from its source."""
+    matcher = KeywordMatcher(keywords)
+    assert matcher._as_bytes is not None  # independent keywords
+    texts = [
+        *_fuzz_texts(matcher.keywords, seed=7, count=3000),
+        *(
+            "",
+            "nft",
+            "NFT!",
+            "xnft",
+            "nftx",
+            "🎧NFT🎧",
+            "énft",
+            "\u0301nft",
+            "a_nft",
+            "MUSIC\u212a",
+        ),
+        *("web3 \ud800", "music-nft #eth $web3", "mu", "musi", "Music"),
+    ]
+    for scan in (kw._found_in_text, _source_module()._found_in_text):
+        differ = []
+        for text in texts:
+            by_text, by_bytes = scan(text, matcher._firsts), matcher._found_in_bytes(text)
+            pattern = {m.group(1).lower() for m in matcher._pattern.finditer(text)}
+            if by_text != by_bytes or (by_text is not None and by_text != pattern):
+                differ.append((text, by_text, by_bytes, pattern))
+        assert differ == [], scan
+
+
+def test_the_compiled_build_matches_with_the_text_scan() -> None:
+    # GIVEN this build WHEN it matches THEN it takes the text scan exactly when it is compiled
+    # (interpreted, a loop over characters is slower than the bytes search)
+    assert kw.COMPILED is (compiled.statuses()["musicnft.contract.keywords"] == "compiled")
+    assert _source_module().COMPILED is False
+    if kw.COMPILED:
+        assert KeywordMatcher(DEFAULT_KEYWORDS).match("🎧 Music #NFT", ("#web3",)) == [
+            "music",
+            "nft",
+            "web3",
+        ]

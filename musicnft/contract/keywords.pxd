@@ -1,0 +1,18 @@
+# Cython's types for keywords.py's compiled build (musicnft/compiled.py): only `_found_in_text`'s
+# locals, so its pass over a text is a C loop. The .py stays plain Python; interpreted, these
+# declarations do not exist.
+import cython
+
+@cython.locals(
+    n=cython.Py_ssize_t,
+    i=cython.Py_ssize_t,
+    j=cython.Py_ssize_t,
+    size=cython.Py_ssize_t,
+    c=cython.long,
+    d=cython.long,
+    b=cython.long,
+    matched=cython.bint,
+    candidates=tuple,
+    keyword=str,
+)
+cpdef object _found_in_text(str text, tuple firsts)
