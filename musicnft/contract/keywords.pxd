@@ -10,9 +10,11 @@ import cython
     size=cython.Py_ssize_t,
     c=cython.long,
     d=cython.long,
-    b=cython.long,
     matched=cython.bint,
     candidates=tuple,
     keyword=str,
 )
 cpdef object _found_in_text(str text, tuple firsts)
+
+@cython.locals(b=cython.long)
+cdef bint _is_word_at(str text, Py_ssize_t i) except -1

@@ -182,23 +182,21 @@ def _found_in_text(text: str, firsts: tuple[tuple[str, ...], ...]) -> set[str] |
                     break
             if not matched:
                 continue
-            if i > 0:
-                b = ord(text[i - 1])
-                if b >= 128:
-                    if text[i - 1].isalnum():
-                        continue
-                elif b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122:
-                    continue
-            if i + size < n:
-                b = ord(text[i + size])
-                if b >= 128:
-                    if text[i + size].isalnum():
-                        continue
-                elif b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122:
-                    continue
+            if (i > 0 and _is_word_at(text, i - 1)) or (
+                i + size < n and _is_word_at(text, i + size)
+            ):
+                continue
             found.add(keyword)
         i += 1
     return found
+
+
+def _is_word_at(text: str, i: int) -> bool:
+    """Whether `text[i]` is a word character (`\\w`)."""
+    b = ord(text[i])
+    if b >= 128:
+        return text[i].isalnum()
+    return b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122
 
 
 # Whether this module runs as its Cython build (musicnft/compiled.py), where `_found_in_text` is
