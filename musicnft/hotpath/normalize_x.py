@@ -333,12 +333,6 @@ FAST_PATH_KINDS: dict[str, str] = {
     "matching_rules": "list",
     "schema_version": "int32",
 }
-_INT64_END = 2**63
-
-
-def _struct_int(value: int | None) -> int | None:
-    """`_opt_int` of an int or None (what msgspec gives)."""
-    return value if value is not None and 0 <= value < _INT64_END else None
 
 
 def _entity_tags(items: list[Any] | None, lower: bool) -> list[str]:
@@ -411,17 +405,18 @@ def fast_x_post(raw: bytes | str, matcher: KeywordMatcher, ingested_at: datetime
                 location = user.location or None
                 verified = user.verified
                 if user.public_metrics is not None:
-                    followers = _struct_int(user.public_metrics.followers_count)
+                    followers = user.public_metrics.followers_count
                 break
 
     metrics = data.public_metrics
     if metrics is not None:
-        repost_count = _struct_int(metrics.repost_count)
+        # (each count is within `_opt_int`'s bounds already: x_message's `_Count`)
+        repost_count = metrics.repost_count
         if repost_count is None:
-            repost_count = _struct_int(metrics.retweet_count)
-        reply_count = _struct_int(metrics.reply_count)
-        like_count = _struct_int(metrics.like_count)
-        quote_count = _struct_int(metrics.quote_count)
+            repost_count = metrics.retweet_count
+        reply_count = metrics.reply_count
+        like_count = metrics.like_count
+        quote_count = metrics.quote_count
     else:
         repost_count = reply_count = like_count = quote_count = None
 

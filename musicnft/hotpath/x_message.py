@@ -18,8 +18,9 @@ the same output over the sample, the hostile corpus and a fuzz of mutated lines)
   no digit run that long;
 - nesting deeper than orjson's 1,024 levels is refused by the standard library (recursion limit),
   msgspec's limit is the interpreter's own: a line with that many brackets takes the standard path;
-- every field is typed as the ordinary message has it (ids and texts strings, counts integers,
-  objects objects): any other type is a validation error, hence the standard path;
+- every field is typed as the ordinary message has it (ids and texts strings, counts integers
+  from 0 to 2**63 - 1, objects objects): any other type or count is a validation error, hence
+  the standard path;
 - a value the standard path would reject or change (an empty id, text over the limit, a timestamp
   out of range, a string or list beyond the schema's bounds) returns None.
 
@@ -28,7 +29,7 @@ Without msgspec installed (the Lambda bundle) there is no fast path: the result 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 try:  # the Lambda bundle goes without: the standard path gives the same posts
     import msgspec
@@ -37,13 +38,16 @@ except ImportError:  # pragma: no cover - exercised by the Lambda bundle test
 
 
 if msgspec is not None:
+    # A count as the standard path keeps it (`_opt_int`: 0 <= n < 2**63); any other value, which
+    # that path would null, is a validation error here, so the line takes that path.
+    _Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
     class _Metrics(msgspec.Struct, gc=False):
-        repost_count: int | None = None
-        retweet_count: int | None = None
-        reply_count: int | None = None
-        like_count: int | None = None
-        quote_count: int | None = None
+        repost_count: _Count | None = None
+        retweet_count: _Count | None = None
+        reply_count: _Count | None = None
+        like_count: _Count | None = None
+        quote_count: _Count | None = None
 
     class _Tag(msgspec.Struct, gc=False):
         tag: str | None = None
@@ -75,7 +79,7 @@ if msgspec is not None:
         referenced_tweets: list[_Ref] | None = None
 
     class _UserMetrics(msgspec.Struct, gc=False):
-        followers_count: int | None = None
+        followers_count: _Count | None = None
 
     class _User(msgspec.Struct, gc=False):
         id: str | None = None
