@@ -13,6 +13,9 @@ from collections.abc import Iterable, Sequence
 FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
 # One scan of the text for any of them (four `in` scans of its UTF-8 bytes cost 3x as much).
 _FOLDS_SEARCH = re.compile(f"[{FOLDS_TO_ASCII}]").search
+# How many distinct hashtags and cashtags a matcher remembers before it starts over (a few
+# hundred kilobytes at most).
+MAX_REMEMBERED_TERMS = 4_096
 _ASCII_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -45,6 +48,8 @@ class KeywordMatcher:
         alternatives = "|".join(re.escape(k) for k in sorted(self.keywords, key=len, reverse=True))
         self._pattern = re.compile(rf"(?<!\w)[#$]?({alternatives})(?!\w)", re.IGNORECASE)
         self._keyword_set = frozenset(self.keywords)
+        # hashtags and cashtags repeat from post to post: each one's answer, once worked out
+        self._terms: dict[str, str | None] = {}
         self._as_bytes = (
             tuple((k, k.encode(), len(k)) for k in self.keywords)
             if _independent(self.keywords)
@@ -69,14 +74,25 @@ class KeywordMatcher:
             found = _found_in_text(text, self._firsts) if COMPILED else self._found_in_bytes(text)
         if found is None:
             found = {m.group(1).lower() for m in self._pattern.finditer(text)}
-        keywords = self._keyword_set
+        terms = self._terms
         for term in extra_terms:
-            term_lower = term.lower().lstrip("#$")
-            if term_lower in keywords:
-                found.add(term_lower)
+            try:
+                keyword = terms[term]
+            except KeyError:
+                keyword = self._term_keyword(term)
+                if len(terms) >= MAX_REMEMBERED_TERMS:
+                    terms.clear()
+                terms[term] = keyword
+            if keyword is not None:
+                found.add(keyword)
         if not found:
             return []
         return [k for k in self.keywords if k in found]
+
+    def _term_keyword(self, term: str) -> str | None:
+        """The keyword a hashtag or cashtag is (`#NFT`, `$eth`, `Web3`), or None."""
+        term_lower = term.lower().lstrip("#$")
+        return term_lower if term_lower in self._keyword_set else None
 
     def _found_in_bytes(self, text: str) -> set[str] | None:
         """What the pattern finds, without its scan (a lookbehind tried at every character: a

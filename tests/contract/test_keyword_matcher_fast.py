@@ -249,3 +249,16 @@ def test_the_compiled_build_matches_with_the_text_scan() -> None:
             "nft",
             "web3",
         ]
+
+
+def test_remembered_hashtags_answer_the_same_and_stay_bounded() -> None:
+    # GIVEN a matcher that has seen more distinct hashtags than it remembers
+    matcher = KeywordMatcher(DEFAULT_KEYWORDS)
+    extras = ("#NFT", "$ETH", "Web3", "#musicnft", "nft")
+    first = matcher.match("a post", extras)
+    for i in range(kw.MAX_REMEMBERED_TERMS * 2 + 5):
+        assert matcher.match("a post", (f"#tag{i}", *extras)) == first
+    # THEN what it remembers stays bounded, and every answer is the one worked out afresh
+    assert len(matcher._terms) <= kw.MAX_REMEMBERED_TERMS
+    assert first == ["nft", "eth", "web3"] == _pattern_only(matcher, "a post", extras)
+    assert matcher.match("a post", extras) == first
