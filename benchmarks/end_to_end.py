@@ -201,8 +201,9 @@ def _wait_until_quiet(limit: float = 60.0) -> None:
     """Wait (at most `limit` s) until the machine is nearly idle: what the pipeline's run left
     behind (its processes exiting, the page cache writing back) has finished."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and _busy_fraction(0.5) > 0.1:
-        pass
+    while time.monotonic() < deadline:
+        if _busy_fraction(0.5) <= 0.1:
+            return
 
 
 def main(lines: int = 100_000, steady_seconds: int = 60) -> None:
