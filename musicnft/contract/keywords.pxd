@@ -1,5 +1,5 @@
-# Cython's types for keywords.py's compiled build (musicnft/compiled.py): only `_found_in_text`'s
-# locals, so its pass over a text is a C loop. The .py stays plain Python; interpreted, these
+# Cython's types for keywords.py's compiled build (musicnft/compiled.py): only the keyword scan's
+# (`_found_in_text`'s locals, and `_is_word_at` as a C function), so its pass over a text is a C loop. The .py stays plain Python; interpreted, these
 # declarations do not exist.
 import cython
 
