@@ -12,7 +12,7 @@ The consumer keeps CPython's first generation: its batches of thousands of rows 
 cyclic garbage between rarer collections to lift its peak RSS to 299-305 MB, past issue #14's
 300 MB, against 292-293 MB with CPython's threshold (`python -m benchmarks.end_to_end`, 100k
 lines), for no throughput the bench could tell apart; the frozen start-up heap is what made its event building cheap.
-(malloc_tuning then took it to 256 MB.)
+(malloc_tuning then took it to 256-284 MB.)
 """
 
 from __future__ import annotations

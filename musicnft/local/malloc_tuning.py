@@ -8,8 +8,9 @@ the consumer): issue #14 item 9 holds each to 300 MB at full speed.
   block returns to the arena it came from: batches are built by Python's thread and copied by
   DuckDB's and pyarrow's worker threads, and each arena keeps its own high-water mark.
 
-With both (`python -m benchmarks.end_to_end`, 100k lines): consumer peak RSS 256 MB and delivery
-158 MB, against 292-301 MB and 181-186 MB before, for throughput the bench could not tell apart.
+With both (`python -m benchmarks.end_to_end`, 100k lines, 4 runs): consumer peak RSS 256-284 MB and
+delivery 158-160 MB, against 292-301 MB and 181-186 MB before, for throughput the bench could not
+tell apart.
 """
 
 from __future__ import annotations
@@ -58,8 +59,7 @@ def use_system_arrow_pool() -> str:
 
 def tune_stage_allocators() -> tuple[bool, str]:
     """Both settings; call first thing in a batch stage's command, before pyarrow or DuckDB is
-    imported. Returns whether the arenas
-    were capped and pyarrow's pool."""
+    imported. Returns whether the arenas were capped, and pyarrow's pool."""
     capped, pool = limit_malloc_arenas(), use_system_arrow_pool()
     log.debug("allocators: malloc arenas %s, Arrow memory pool %s",
               STAGE_ARENAS if capped else "glibc's default", pool)  # fmt: skip
