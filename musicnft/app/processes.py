@@ -55,9 +55,13 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
 
 
 def dagster_dev_command(host: str, port: int) -> list[str]:
-    """`dagster dev` on the repository's workspace (run it with cwd=REPO_ROOT)."""
-    dagster = Path(sys.executable).parent / "dagster"
-    return [str(dagster), "dev", "-w", str(WORKSPACE), "-h", host, "-p", str(port)]
+    """`dagster dev` on the repository's workspace (run it with cwd=REPO_ROOT), through
+    `musicnft_dagster.dev`: it creates a new instance's storage before `dagster dev`'s
+    processes race to (they can corrupt it), then execs `dagster dev` itself."""
+    return [
+        sys.executable,
+        *("-m", "musicnft_dagster.dev", "-w", str(WORKSPACE), "-h", host, "-p", str(port)),
+    ]
 
 
 def dagster_env(settings: Settings) -> dict[str, str]:

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from datetime import UTC
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
+from musicnft.app.processes import dagster_dev_command
 from musicnft.app.supervisor import dagster_home
 from musicnft.batch import window_pipeline as wp
 from musicnft.contract.windows import window_start
@@ -72,9 +72,10 @@ def test_dagster_dev_serves_the_code_location(tmp_path: Path) -> None:
     port = _free_port()
     env = dict(os.environ, DAGSTER_HOME=str(home), MUSICNFT_DATA_DIR=str(data_dir))
     env["DAGSTER_DISABLE_TELEMETRY"] = "1"
-    dagster = Path(sys.executable).parent / "dagster"
+    # (through musicnft_dagster.dev, as `musicnft run --dagster` starts it: the new instance's
+    # storage is created before `dagster dev`'s processes would race to create it)
     proc = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        dagster_dev_command("127.0.0.1", port),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

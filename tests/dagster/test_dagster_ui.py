@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
+from musicnft.app.processes import dagster_dev_command
 from musicnft.app.supervisor import dagster_home
 from musicnft.settings import Settings
 from tests.support.paths import ROOT
@@ -119,10 +119,7 @@ def test_the_ui_shows_materialized_day_partitions_with_checks(
     env = dict(os.environ, DAGSTER_HOME=str(home), MUSICNFT_DATA_DIR=str(data_dir))
     env["DAGSTER_DISABLE_TELEMETRY"] = "1"
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            *("dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)),
-        ],
+        dagster_dev_command("127.0.0.1", port),  # (see musicnft_dagster/dev.py for why)
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
