@@ -110,3 +110,23 @@ def test_bad_log_level_is_a_clear_error(cli_env: dict[str, str]) -> None:
     proc = subprocess.run(cli("status"), env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "MUSICNFT_LOG_LEVEL must be" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(
+    cli_env: dict[str, str],
+) -> None:
+    # GIVEN a command whose output (1.4 MB) cannot all wait in a pipe (64 KB): `... | head -1`
+    proc = subprocess.Popen(
+        cli("sql", "SELECT range AS n FROM range(200000)"),
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    # WHEN the reader takes one line and closes the pipe
+    assert proc.stdout.readline().strip() == b"n"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    # THEN the command stops as a shell tool killed by SIGPIPE would: status 141, no traceback
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

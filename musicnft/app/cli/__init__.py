@@ -12,6 +12,8 @@ deliver, consume, run), `query` (status, sql), `backfill`, `dashboard`, `xrules`
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -98,9 +100,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and args.command in WITHOUT_PANDAS:  # this process's own command line
         keep_out("pandas")
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # (a reader gone away shows here, not in Python's flush at exit)
+        return code
     except ConfigError as exc:
         print(f"musicnft {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """Our stdout's reader closed the pipe (`musicnft cost | head`): stop quietly, as `cat`
+    would, instead of a traceback. What is left buffered goes nowhere (so that Python's own flush
+    at exit cannot fail again), and the status is the shell's for a SIGPIPE death: 128 + 13."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
