@@ -172,11 +172,27 @@ def _drop_run_succeeded(home: Path) -> bool:
     return False
 
 
-def _wait_for_a_drop_run(home: Path, proc: subprocess.Popen[str], timeout: float) -> bool:
-    """Poll the demo's Dagster instance until a run the drop sensor launched has succeeded."""
+def _ui_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for_a_drop_run(
+    home: Path, port: int, proc: subprocess.Popen[str], timeout: float
+) -> bool:
+    """Poll the demo's Dagster instance until a run the drop sensor launched has succeeded.
+
+    Only once `dagster dev` answers: its storage exists then. Opening a new instance while
+    `musicnft_dagster.dev` creates it would be a second creator, the race that can leave two
+    schema stamps in runs.db (dagster-io/dagster#27390); this poller was that second creator."""
     deadline = time.monotonic() + timeout
+    up = False
     while time.monotonic() < deadline and proc.poll() is None:
-        if _drop_run_succeeded(home):
+        up = up or _ui_answers(port)
+        if up and _drop_run_succeeded(home):
             return True
         time.sleep(2)
     return False
@@ -215,7 +231,7 @@ def test_demo_with_dagster_materializes_every_window_with_posts(tmp_path: Path) 
     # on the machine's load: `dagster dev` starts, a drop lands, the sensor ticks, the run
     # queue launches), then is stopped with SIGTERM: it drains and does the final windows
     try:
-        succeeded = _wait_for_a_drop_run(home, proc, timeout=480)
+        succeeded = _wait_for_a_drop_run(home, port, proc, timeout=480)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=400)
     finally:
