@@ -1,4 +1,5 @@
-"""Modules kept out of a process (issue #14 item 9): `musicnft consume` runs without pandas.
+"""Modules kept out of a process (issue #14 item 9): `musicnft consume`, `deliver` and `status`
+run without pandas.
 
 Every check runs in a fresh interpreter: keeping pandas out is for the life of a process, and
 would leak into the rest of the test session here.
@@ -10,6 +11,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support.paths import cli
 from tests.support.records import x_line
@@ -96,6 +99,35 @@ except SystemExit as exc:
         timeout=120,
     )
     assert json.loads(proc.stdout)[0]["n"] == 3
+
+
+@pytest.mark.parametrize(
+    "argv", [["deliver", "--once"], ["status", "--json"]], ids=["deliver", "status"]
+)
+def test_delivery_and_status_run_as_programs_never_import_pandas(
+    argv: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # GIVEN posts in the stream
+    path = tmp_path / "few.jsonl"
+    path.write_bytes(b"\n".join([x_line(1), x_line(2), x_line(3)]) + b"\n")
+    subprocess.run(cli("produce", "--file", str(path)), env=cli_env, check=True, timeout=120)
+    # WHEN the command runs as its own program, THEN it succeeds without importing pandas
+    code = f"""
+import json, runpy, sys
+sys.argv = ["musicnft", *{argv!r}]
+try:
+    runpy.run_module("musicnft", run_name="__main__")
+except SystemExit as exc:
+    print(json.dumps([exc.code, "pandas" in sys.modules, "pyarrow" in sys.modules]), file=sys.stderr)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == [0, False, True], proc.stderr
+    if argv[0] == "deliver":  # and the posts are in the lake
+        assert len(list((Path(cli_env["MUSICNFT_DATA_DIR"]) / "lake" / "raw").rglob("*.parquet")))
+    else:  # and it printed its counts
+        assert json.loads(proc.stdout)
 
 
 def test_the_cli_called_as_a_function_keeps_pandas_available(cli_env: dict[str, str]) -> None:

@@ -41,9 +41,10 @@ from musicnft.settings import ConfigError, Settings
 __all__ = ["SAMPLE_PATH", "build_parser", "main"]
 
 # Commands whose process never makes a DataFrame: pandas, which pyarrow and DuckDB import by
-# themselves when it is installed (~30-55 MB resident), is kept out of them when they run as a
-# program (musicnft.local.lean_imports; issue #14 item 9).
-WITHOUT_PANDAS = frozenset({"consume"})
+# themselves when it is installed (~30-55 MB resident, ~0.25 s of CPU to import), is kept out of
+# them when they run as a program (musicnft.local.lean_imports; issue #14 item 9). Delivery and
+# `status` imported it too (Arrow conversions, pyarrow.dataset): the suite starts them ~45 times.
+WITHOUT_PANDAS = frozenset({"deliver", "consume", "status"})
 
 # In `musicnft --help` order.
 GROUPS = (
