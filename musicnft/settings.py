@@ -216,10 +216,12 @@ class Settings:
     producer_linger_seconds: float = 0.2
     delivery_buffer_bytes: int = 4 * 1024 * 1024
     delivery_buffer_seconds: float = 30.0
-    # Lambda's largest Kinesis batch: under load a batch takes what the stream holds (one
-    # posts_hot transaction per batch: 100 a batch held the pipeline to a third of its speed);
-    # when quiet the window below bounds the wait.
-    consumer_batch_size: int = 10_000
+    # Under load a batch takes what the stream holds (one posts_hot transaction per batch: 100 a
+    # batch held the pipeline to a third of its speed); when quiet the window below bounds the
+    # wait. Lambda allows up to 10,000; 5,000 ran as fast in `python -m benchmarks.end_to_end`
+    # (0.38-0.43x of VADER against 0.37-0.54x, 3 runs each) and kept the consumer's peak RSS at
+    # 286-289 MB, where 10,000 reached 301-332 MB (issue #14 item 9: 300 MB).
+    consumer_batch_size: int = 5_000
     consumer_batch_window_seconds: float = 0.25
     consumer_max_retries: int = 2
     stream_retention_hours: float = 24.0
@@ -389,7 +391,7 @@ class Settings:
                 env, "MUSICNFT_DELIVERY_BUFFER_BYTES", 4 * 1024 * 1024, 1024, 128 * 1024 * 1024
             ),
             delivery_buffer_seconds=_float(env, "MUSICNFT_DELIVERY_BUFFER_SECONDS", 30.0, 0, 900),
-            consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 10_000, 1, 10_000),
+            consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 5_000, 1, 10_000),
             consumer_batch_window_seconds=_float(
                 env, "MUSICNFT_CONSUMER_BATCH_WINDOW_SECONDS", 0.25, 0, 300
             ),
