@@ -7,13 +7,17 @@ Baselines: `json.loads` of the same lines (normalization's floor) and bare VADER
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
+import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_stream import LocalStream
@@ -162,36 +166,62 @@ def main() -> None:
         f"posts_hot insert    {r_wh_big:10,.0f} rows/s    (batches of {len(enriched):,}, as the "
         "consumer takes under load; target >= 20,000)"
     )
-    from benchmarks.enrichment import main as enrichment  # 100k generated posts vs bare VADER
-
-    enrichment()
-    from benchmarks.sentiment_model import main as sentiment_model  # scorer and endpoint (#15)
-
-    sentiment_model()
+    sections: list[tuple[str, Callable[[], object]]] = [
+        ("enrichment", _section("benchmarks.enrichment")),  # 100k generated posts vs bare VADER
+        ("sentiment model", _section("benchmarks.sentiment_model")),  # scorer, endpoint (#15)
+    ]
     if not args.skip_end_to_end:
-        from benchmarks.end_to_end import main as end_to_end  # issue #14 items 1, 5, 9
-
-        end_to_end()
-        from benchmarks.demo_startup import main as demo_startup  # #13 item 3, #14 item 6
-
-        demo_startup(["--seconds", "75", "--dashboard"])
-        from benchmarks.dashboard_live import main as dashboard_live  # #14 item 6, in Chromium
-
-        dashboard_live([])
+        sections += [
+            ("end to end", _section("benchmarks.end_to_end")),  # issue #14 items 1, 5, 9
+            # #13 item 3, #14 item 6
+            (
+                "demo startup",
+                _section("benchmarks.demo_startup", ["--seconds", "75", "--dashboard"]),
+            ),
+            ("dashboard live", _section("benchmarks.dashboard_live", [])),  # #14 item 6, Chromium
+        ]
     if not args.skip_spark:
-        from benchmarks.spark_scoring import main as spark_scoring  # issue #16 item 5
-
-        spark_scoring()
+        sections.append(("spark scoring", _section("benchmarks.spark_scoring")))  # #16 item 5
     if not args.skip_windows:
-        from benchmarks.window_cost import main as window_cost
+        sections += [
+            ("window cost", _section("benchmarks.window_cost")),
+            ("dashboard queries", _section("benchmarks.dashboard_queries", [])),
+        ]
+        sections.append(
+            (
+                "warehouse",
+                lambda: _import("benchmarks.warehouse").main(days=30, old=args.old_warehouse),
+            )
+        )
+    failed = run_sections(sections)
+    if failed:
+        print(f"not measured this time: {', '.join(failed)} (each said why above)")
 
-        window_cost()
-        from benchmarks.dashboard_queries import main as dashboard_queries
 
-        dashboard_queries([])
-        from benchmarks.warehouse import main as warehouse
+def _import(module: str) -> Any:
+    return importlib.import_module(module)
 
-        warehouse(days=30, old=args.old_warehouse)
+
+def _section(module: str, *args: object) -> Callable[[], object]:
+    """A bench module's `main`, called with `args`, imported only when its turn comes."""
+    return lambda: _import(module).main(*args)
+
+
+def run_sections(sections: list[tuple[str, Callable[[], object]]]) -> list[str]:
+    """Run every measurement, in order. One that fails (a port taken, a demo that would not
+    start) is reported with its error and the rest still run: the bench is a measurement, and a
+    table with one hole says more than a traceback. Returns the names of those that failed."""
+    failed = []
+    for name, measure in sections:
+        try:
+            measure()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit from a section's argparse too
+            failed.append(name)
+            print(f"{name}: not measured: {type(exc).__name__}: {exc}", flush=True)
+            traceback.print_exc(file=sys.stderr)
+    return failed
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ def _run_walls(dagster_home: Path) -> list[tuple[float, float]]:
     import dagster as dg
     from dagster._core.instance import DagsterInstance
 
+    if not dagster_home.is_dir():  # the demo stopped before it started Dagster
+        print("  no Dagster instance: the demo never started Dagster", flush=True)
+        return []
     instance = DagsterInstance.from_config(str(dagster_home))
     others = [
         r.dagster_run.status.value
@@ -147,7 +150,9 @@ def measure(
         ]
         if dashboard:
             argv += ["--dashboard", "--dashboard-port", str(dagster_port + 1)]
-        log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        # (the demo's own output, kept to say why should it stop early)
+        log_path = log_path or Path(tmp) / "demo.log"
+        log = open(log_path, "wb")  # noqa: SIM115
         start = time.monotonic()
         proc = subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -176,6 +181,12 @@ def measure(
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=60)
+            log.close()
+        if proc.returncode != 0 or first_numbers is None:
+            tail = log_path.read_text(errors="replace").splitlines()[-15:]
+            print(f"  the demo exited {proc.returncode}; its last lines:", flush=True)
+            for line in tail:
+                print(f"    {line}", flush=True)
         walls = _run_walls(dagster_home)
     wall_times = sorted(w for w, _ in walls)
     work_times = [s for _, s in walls]
