@@ -63,6 +63,19 @@ query Backfill($id: String!) {
   }
 }
 """
+CANCEL = """
+mutation Cancel($id: String!) {
+  cancelPartitionBackfill(backfillId: $id) {
+    __typename
+    ... on Error { message }
+  }
+}
+"""
+# Run statuses of a run that may still change (anything else is over: SUCCESS, FAILURE, CANCELED).
+ACTIVE_RUN = {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"}
+# How long a backfill whose runs are all over may wait for the retry of a failed one (dagster.yaml's
+# run_retries: the daemon launches it within seconds) before it counts as stalled.
+RETRY_WAIT_SECONDS = 120.0
 
 
 class BackfillError(RuntimeError):
@@ -219,22 +232,59 @@ def state(client: WebserverClient, backfill_id: str) -> BackfillState:
     )
 
 
+def stalled(current: BackfillState) -> bool:
+    """Not done, a run failed, and no run is left that could still change anything: what remains
+    is a retry the backfill waits for. Dagster 1.12 can wait for it forever: a run whose process
+    died while it was being launched (`DagsterLaunchFailedError`) is failed, the backfill daemon
+    logs that it "will be retried, but retries have not been launched", and no retry comes."""
+    return (
+        not current.done
+        and current.failed > 0
+        and bool(current.runs)
+        and not any(status in ACTIVE_RUN for status in current.runs.values())
+    )
+
+
+def cancel(client: WebserverClient, backfill_id: str) -> None:
+    data = client.query(CANCEL, {"id": backfill_id})["cancelPartitionBackfill"]
+    if data["__typename"] != "CancelBackfillSuccess":
+        raise BackfillError(f"cancelling backfill {backfill_id}: {data.get('message', '')}")
+
+
 def follow(
     client: WebserverClient,
     backfill_id: str,
     on_progress: Callable[[BackfillState], None],
     poll_seconds: float = 1.0,
+    retry_wait_seconds: float = RETRY_WAIT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> BackfillState:
-    """Poll the backfill until it is done, reporting each change."""
+    """Poll the backfill until it is done, reporting each change. One that has `stalled` for
+    `retry_wait_seconds` without any change is cancelled and reported as an error (the command
+    then exits 1, and running it again picks up what is missing), never waited for forever."""
     last: tuple[Any, ...] | None = None
+    last_runs: dict[str, str] | None = None
+    changed = clock()
     while True:
         current = state(client, backfill_id)
         key = (current.status, current.materialized, current.failed, len(current.runs))
         if key != last:
             on_progress(current)
             last = key
+            changed = clock()
+        if current.runs != last_runs:  # (a run's status moved: not stalled)
+            last_runs = current.runs
+            changed = clock()
         if current.done:
             return current
+        if stalled(current) and clock() - changed >= retry_wait_seconds:
+            failed = sorted(r for r, s in current.runs.items() if s == "FAILURE")
+            cancel(client, backfill_id)
+            raise BackfillError(
+                f"backfill {backfill_id} stalled: run(s) {', '.join(failed)} failed and no "
+                f"retry was launched within {retry_wait_seconds:.0f} s; cancelled it (run the "
+                "backfill again: windows already written are rewritten, never doubled)"
+            )
         time.sleep(poll_seconds)
 
 
