@@ -17,7 +17,6 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_stream import LocalStream
@@ -186,25 +185,16 @@ def main() -> None:
         sections += [
             ("window cost", _section("benchmarks.window_cost")),
             ("dashboard queries", _section("benchmarks.dashboard_queries", [])),
+            ("warehouse", _section("benchmarks.warehouse", 30, args.old_warehouse)),
         ]
-        sections.append(
-            (
-                "warehouse",
-                lambda: _import("benchmarks.warehouse").main(days=30, old=args.old_warehouse),
-            )
-        )
     failed = run_sections(sections)
     if failed:
         print(f"not measured this time: {', '.join(failed)} (each said why above)")
 
 
-def _import(module: str) -> Any:
-    return importlib.import_module(module)
-
-
 def _section(module: str, *args: object) -> Callable[[], object]:
     """A bench module's `main`, called with `args`, imported only when its turn comes."""
-    return lambda: _import(module).main(*args)
+    return lambda: importlib.import_module(module).main(*args)
 
 
 def run_sections(sections: list[tuple[str, Callable[[], object]]]) -> list[str]:

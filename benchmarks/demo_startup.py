@@ -150,7 +150,7 @@ def measure(
         ]
         if dashboard:
             argv += ["--dashboard", "--dashboard-port", str(dagster_port + 1)]
-        # (the demo's own output, kept to say why should it stop early)
+        # (the demo's own output, kept to say why, should it stop early)
         log_path = log_path or Path(tmp) / "demo.log"
         log = open(log_path, "wb")  # noqa: SIM115
         start = time.monotonic()
