@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.adapters.local_lake import LocalLake
@@ -39,7 +40,27 @@ class EmbeddedWarehouseResource(WarehouseResource):
     data_path: str | None = None
     s3_endpoint_url: str | None = None  # a local S3 (moto) for an s3:// data path
 
+    # One warehouse per run or sensor tick, not one per step: every step of a window run asks
+    # for it, and each new one attaches the catalog twice (a writer and a locked-down reader,
+    # about 0.1 s of CPU). Dagster gives each execution its own copy of this resource and sets it
+    # up first; its connections close when the execution lets go of it, as each step's did. (No
+    # teardown hook: with one, Dagster makes this a context-manager resource, and a sensor
+    # context built without `with` could no longer reach it.) Outside an execution every call
+    # opens a new warehouse.
+    _per_execution: bool = PrivateAttr(default=False)
+    _opened: EmbeddedWarehouse | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._per_execution = True
+
     def warehouse(self) -> EmbeddedWarehouse:
+        if not self._per_execution:
+            return self._open()
+        if self._opened is None:
+            self._opened = self._open()
+        return self._opened
+
+    def _open(self) -> EmbeddedWarehouse:
         return EmbeddedWarehouse(
             Path(self.root),
             catalog=self.catalog,
