@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import xdist_groups
+from tests.support import cpu_report, xdist_groups
 from tests.support.durations import estimate
 from tests.support.paths import ROOT
 from tests.support.sample_lake import Lake, build_sample_lake
@@ -103,6 +103,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_configure(config: pytest.Config) -> None:
     xdist_groups.configure(config)
+    cpu_report.register(config)  # MUSICNFT_TEST_CPU=1: CPU by test file at the end
     _take_ctrl_c_as_a_terminal_would()
     _start_test_jvms_lean()
 
