@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.support.cpu_report import ENV
-from tests.support.paths import ROOT
+from tests.support.inner_pytest import run_pytest
 
 CONFTEST = """
 from tests.support import cpu_report
@@ -49,32 +47,9 @@ def _run(tmp_path: Path, enabled: bool) -> str:
     (tmp_path / "test_here.py").write_text(BURNS_HERE)
     (tmp_path / "test_child.py").write_text(BURNS_IN_A_CHILD)
     env = {k: v for k, v in os.environ.items() if k != ENV}
-    env["PYTHONPATH"] = str(ROOT)
     if enabled:
         env[ENV] = "1"
-    where = ["--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:bqemulator",
-            "-n",
-            "2",
-            *where,
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_pytest(tmp_path, ["-n", "2"], env=env)
 
 
 def test_each_files_cpu_is_reported_from_every_worker(tmp_path: Path) -> None:

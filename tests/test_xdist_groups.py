@@ -6,11 +6,9 @@ is lost, and each test went to any worker."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.paths import ROOT
+from tests.support.inner_pytest import run_pytest
 
 CONFTEST = """
 import pytest
@@ -60,19 +58,9 @@ def test_the_tests_of_a_group_share_one_worker(tmp_path: Path) -> None:
     for name in ("test_red_a.py", "test_red_b.py", "test_blue_a.py", "test_blue_b.py"):
         (tmp_path / name).write_text(TESTS)
     pids = tmp_path / "pids.txt"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PIDS=str(pids))
     # WHEN they run on three workers with `make test`'s options
-    options = ["-n", "3", "--dist", "loadgroup", "--no-loadscope-reorder", "-p", "no:bqemulator"]
-    where = ["--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, *where],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    options = ["-n", "3", "--dist", "loadgroup", "--no-loadscope-reorder"]
+    run_pytest(tmp_path, options, env=dict(os.environ, PIDS=str(pids)))
     # THEN each group's four tests ran in one worker process, and every test ran once
     by_group: dict[str, set[str]] = {}
     lines = pids.read_text().splitlines()
