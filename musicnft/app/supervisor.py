@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +43,7 @@ from musicnft.app.processes import (
 )
 from musicnft.app.status import collect_status, format_status
 from musicnft.settings import Settings
+from musicnft.stop_event import StopEvent
 
 log = logging.getLogger("musicnft.run")
 
@@ -108,7 +108,7 @@ class Supervisor:
     def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
         self.settings = settings
         self.args = args
-        self.stop = threading.Event()
+        self.stop = StopEvent()  # set by the signal handler (musicnft/stop_event.py)
         self.forced = False
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.sessions: list[int] = []  # every child's session (= process group) id

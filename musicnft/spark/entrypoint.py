@@ -27,6 +27,7 @@ from musicnft.spark.job import (
     ScoreJobResult,
     run_score_job,
 )
+from musicnft.stop_event import StopEvent
 
 log = logging.getLogger("musicnft.spark")
 
@@ -75,8 +76,9 @@ def summary(result: ScoreJobResult) -> str:
 
 
 def stop_on_signals() -> threading.Event:
-    """SIGINT/SIGTERM ask the query to stop cleanly (a second one exits at once)."""
-    stop = threading.Event()
+    """SIGINT/SIGTERM ask the query to stop cleanly (a second one exits at once). A `StopEvent`:
+    a `threading.Event` set from the handler could deadlock the main thread waiting on it."""
+    stop = StopEvent()
 
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set():

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from musicnft.settings import ConfigError, Settings
+from musicnft.stop_event import StopEvent
 
 if TYPE_CHECKING:
     from producer.x_stream import Secret
@@ -51,8 +52,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def stop_on_signals() -> threading.Event:
-    """First SIGINT/SIGTERM asks for a clean stop; a second one exits at once."""
-    stop = threading.Event()
+    """First SIGINT/SIGTERM asks for a clean stop; a second one exits at once. (A `StopEvent`:
+    a `threading.Event` set from the handler could deadlock the waiting main thread.)"""
+    stop = StopEvent()
 
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set():
