@@ -222,6 +222,9 @@ class Settings:
     # (0.38-0.43x of VADER against 0.37-0.54x, 3 runs each) and kept the consumer's peak RSS at
     # 286-289 MB, where 10,000 reached 301-332 MB (issue #14 item 9: 300 MB).
     consumer_batch_size: int = 5_000
+    # `musicnft run` stops a draining stage whose checkpoint has not moved this long while records
+    # wait for it (hung, not slow: a batch commits in seconds), and starts it again with --once.
+    stage_stall_seconds: float = 300.0
     consumer_batch_window_seconds: float = 0.25
     consumer_max_retries: int = 2
     stream_retention_hours: float = 24.0
@@ -392,6 +395,7 @@ class Settings:
             ),
             delivery_buffer_seconds=_float(env, "MUSICNFT_DELIVERY_BUFFER_SECONDS", 30.0, 0, 900),
             consumer_batch_size=_int(env, "MUSICNFT_CONSUMER_BATCH_SIZE", 5_000, 1, 10_000),
+            stage_stall_seconds=_float(env, "MUSICNFT_STAGE_STALL_SECONDS", 300.0, 5, 86_400),
             consumer_batch_window_seconds=_float(
                 env, "MUSICNFT_CONSUMER_BATCH_WINDOW_SECONDS", 0.25, 0, 300
             ),

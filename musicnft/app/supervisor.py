@@ -98,6 +98,7 @@ STAGE_READER = {"deliver": "delivery", "consume": "consumer"}
 RESTART_WINDOW = 600.0  # --max-restarts counts restarts of one stage within this many seconds
 DRAIN_TIMEOUT = 600.0  # a drain that takes longer is stopped and reported as not drained
 GRACE = 20.0  # seconds a process group has between the polite signal and SIGKILL
+STALL_LOOK_SECONDS = 2.0  # how often the drain looks at each stage's checkpoint
 
 
 class Interrupted(Exception):
@@ -400,6 +401,45 @@ class Supervisor:
         ) as s:
             return int(s.lag(STAGE_READER[stage]))
 
+    def _progress(self, stage: str) -> tuple[int, int] | None:
+        """(checkpoint, lag) of the stage's reader on the local stream (None: not local)."""
+        if self.settings.stream_backend != "local" or not self.settings.stream_path.exists():
+            return None
+        with LocalStream(
+            self.settings.stream_path, shards=self.settings.stream_shards, readers=()
+        ) as s:
+            reader = STAGE_READER[stage]
+            return int(s.checkpoint(reader)), int(s.lag(reader))
+
+    def _stop_if_stalled(self, stage: str, seen: dict[str, tuple[int, float]]) -> None:
+        """A live draining stage whose checkpoint has not moved for `stage_stall_seconds` (twice
+        the delivery buffer's age at least) while records wait for it is hung, not slow: it is
+        SIGKILLed, and the drain starts it again with --once (its uncommitted records are read
+        again: nothing is lost). A `musicnft deliver` once hung on its stop signal for good."""
+        if self.procs[stage].poll() is not None:
+            return
+        progress = self._progress(stage)
+        if progress is None:
+            return
+        checkpoint, lag = progress
+        now = time.monotonic()
+        last = seen.get(stage)
+        if last is None or last[0] != checkpoint or not lag:
+            seen[stage] = (checkpoint, now)
+            return
+        limit = max(self.settings.stage_stall_seconds, 2 * self.settings.delivery_buffer_seconds)
+        if now - last[1] < limit:
+            return
+        log.error(
+            "%s made no progress for %.0fs while draining (%d records wait for it): stopping it "
+            "and starting it again",
+            stage,
+            now - last[1],
+            lag,
+        )
+        proctree.stop_group(self.procs[stage], signal.SIGKILL, 1.0, stage)
+        del seen[stage]
+
     def _shutdown(self) -> None:
         """Stop the producer (it flushes), then drain: delivery and consumer finish what is on
         the stream. A drain process that dies is restarted (`--once`) within the same bound as
@@ -431,6 +471,8 @@ class Supervisor:
                 self.procs[stage].send_signal(signal.SIGTERM)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         pending = [s for s in ("deliver", "consume") if s not in self.gave_up]
+        seen: dict[str, tuple[int, float]] = {}  # stage -> (checkpoint, since when)
+        next_look = time.monotonic()
         while pending:
             self._check_forced()
             if time.monotonic() > deadline:
@@ -438,6 +480,10 @@ class Supervisor:
                     log.error("%s did not drain within %.0fs; stopping it", stage, DRAIN_TIMEOUT)
                     proctree.stop_group(self.procs[stage], signal.SIGKILL, 1.0, stage)
                 return
+            if time.monotonic() >= next_look:  # (the stream's counters, every few seconds)
+                next_look = time.monotonic() + STALL_LOOK_SECONDS
+                for stage in pending:
+                    self._stop_if_stalled(stage, seen)
             for stage in list(pending):
                 if self._tend(stage, once=True) != "ended":
                     continue

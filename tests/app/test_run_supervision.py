@@ -251,3 +251,41 @@ def test_a_killed_producer_exits_1_after_draining_what_it_put_on_the_stream(
     assert status["delivery_lag"] == 0 and status["consumer_lag"] == 0
     assert 0 < status["produced"] < 6000
     assert status["lake_unique"] == status["posts_hot_unique"] > 0
+
+
+def test_a_stage_hung_while_draining_is_stopped_and_started_again_with_once(
+    replay: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    sample, env = replay
+    expected = expected_from(sample)
+    env["MUSICNFT_STAGE_STALL_SECONDS"] = "5"
+    run = subprocess.Popen(
+        cli("run", "--file", str(sample), "--speed", "max", "--exit-when-done"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    frozen: int | None = None
+    deadline = time.monotonic() + 300
+    try:
+        # WHEN the delivery process hangs (SIGSTOP: it takes no signal but SIGKILL) early in the
+        # replay, and stays hung through the drain
+        while run.poll() is None and frozen is None and time.monotonic() < deadline:
+            deliver = _stage_procs(run.pid).get("deliver")
+            if deliver and _checkpoint(data_dir, "delivery") > 0:
+                os.kill(deliver[0], signal.SIGSTOP)
+                frozen = deliver[0]
+            time.sleep(0.01)
+        _out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    # THEN the drain stops it, drains again with --once, and the run ends complete (exit 0)
+    assert frozen is not None
+    assert run.returncode == 0, err[-3000:]
+    assert "deliver made no progress" in err, err[-3000:]
+    status = _status(env)
+    assert status["delivery_lag"] == 0 and status["consumer_lag"] == 0
+    assert status["lake_unique"] == expected.unique == status["posts_hot_unique"]

@@ -29,6 +29,7 @@ SECONDS: dict[str, float] = {
     "tests/hotpath/test_enrichment_parity.py::test_100k_generated_posts_score_exactly_as_vader_3_3_2": 55,
     "tests/spark/test_score_job.py::test_scores_equal_the_in_process_scores_and_each_post_is_written_once": 53,
     "tests/app/test_run_supervision.py::test_every_stage_and_the_drain_processes_killed_during_a_replay_still_exit_0_complete": 51,
+    "tests/app/test_run_supervision.py::test_a_stage_hung_while_draining_is_stopped_and_started_again_with_once": 15,
     "tests/spark/test_spark_package.py::test_the_packaged_entry_script_scores_a_lake_with_only_the_package": 46,
     "tests/spark/test_scored_posts_asset.py::test_local_materialization_scores_every_post_once": 46,
     "tests/spark/test_scored_posts_asset.py::test_emr_entry_script_reports_the_real_job_through_pipes": 45,
