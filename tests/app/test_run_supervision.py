@@ -99,6 +99,20 @@ def replay(tmp_path: Path, cli_env: dict[str, str]) -> tuple[Path, dict[str, str
 READER = {"deliver": "delivery", "consume": "consumer"}
 
 
+def _start_run(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`musicnft run` with `args`, its output captured."""
+    return subprocess.Popen(
+        cli("run", *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _stop(run: subprocess.Popen[str]) -> None:
+    """Nothing outlives the test: a run still going (a failed test) is killed."""
+    if run.poll() is None:
+        run.kill()
+        run.wait()
+
+
 def test_every_stage_and_the_drain_processes_killed_during_a_replay_still_exit_0_complete(
     replay: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:
@@ -106,13 +120,7 @@ def test_every_stage_and_the_drain_processes_killed_during_a_replay_still_exit_0
     expected = expected_from(sample)
     rng = random.Random(20)
     # GIVEN `musicnft run` replaying 6,000 lines (about 15 s at 5000x their pace)
-    run = subprocess.Popen(
-        cli("run", "--file", str(sample), "--speed", "5000", "--exit-when-done"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = _start_run(env, "--file", str(sample), "--speed", "5000", "--exit-when-done")
     kills: list[tuple[str, str]] = []  # (phase, stage)
     seen_once: set[str] = set()
     drain_kills = {"deliver": 0, "consume": 0}
@@ -150,9 +158,7 @@ def test_every_stage_and_the_drain_processes_killed_during_a_replay_still_exit_0
             time.sleep(0.02)
         out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        _stop(run)
     # THEN every stage was killed during the replay and twice while draining, and restarted
     assert drain_kills == {"deliver": 2, "consume": 2}, (kills, err[-3000:])
     assert any(k == ("replay", "deliver") for k in kills), kills
@@ -177,14 +183,9 @@ def test_a_stage_that_keeps_dying_makes_the_run_exit_3_with_one_line(
     sample, env = replay
     expected = expected_from(sample)
     # GIVEN a run allowed one restart per stage
-    run = subprocess.Popen(
-        cli("run", "--file", str(sample), "--speed", "max", "--exit-when-done",
-            "--max-restarts", "1"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    run = _start_run(
+        env, "--file", str(sample), "--speed", "max", "--exit-when-done", "--max-restarts", "1"
+    )
     killed: set[int] = set()
     deadline = time.monotonic() + 300
     try:
@@ -197,9 +198,7 @@ def test_a_stage_that_keeps_dying_makes_the_run_exit_3_with_one_line(
             time.sleep(0.02)
         _out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        _stop(run)
     # THEN it gives up on the consumer, drains the lake, says so on one line and exits 3
     assert run.returncode == 3, err[-3000:]
     lines = [line for line in err.splitlines() if "NOT drained" in line]
@@ -222,13 +221,7 @@ def test_a_killed_producer_exits_1_after_draining_what_it_put_on_the_stream(
     replay: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:
     sample, env = replay
-    run = subprocess.Popen(
-        cli("run", "--file", str(sample), "--speed", "5000", "--exit-when-done"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = _start_run(env, "--file", str(sample), "--speed", "5000", "--exit-when-done")
     deadline = time.monotonic() + 300
     killed = False
     try:
@@ -240,9 +233,7 @@ def test_a_killed_producer_exits_1_after_draining_what_it_put_on_the_stream(
             time.sleep(0.02)
         _out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        _stop(run)
     # THEN the run exits 1 (the replay is incomplete), and what the stream accepted is drained
     assert killed
     assert run.returncode == 1, err[-3000:]
@@ -259,13 +250,7 @@ def test_a_stage_hung_while_draining_is_stopped_and_started_again_with_once(
     sample, env = replay
     expected = expected_from(sample)
     env["MUSICNFT_STAGE_STALL_SECONDS"] = "5"
-    run = subprocess.Popen(
-        cli("run", "--file", str(sample), "--speed", "max", "--exit-when-done"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    run = _start_run(env, "--file", str(sample), "--speed", "max", "--exit-when-done")
     frozen: int | None = None
     deadline = time.monotonic() + 300
     try:
@@ -279,9 +264,7 @@ def test_a_stage_hung_while_draining_is_stopped_and_started_again_with_once(
             time.sleep(0.01)
         _out, err = run.communicate(timeout=max(1, deadline - time.monotonic()))
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        _stop(run)
     # THEN the drain stops it, drains again with --once, and the run ends complete (exit 0)
     assert frozen is not None
     assert run.returncode == 0, err[-3000:]
