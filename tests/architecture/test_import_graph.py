@@ -23,6 +23,7 @@ CORE = (
     "musicnft.ports",
     "musicnft.settings",
     "musicnft.logs",
+    "musicnft.stop_event",
     "musicnft.hotpath",
     "musicnft.batch",
     "musicnft.adapters",
@@ -34,6 +35,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "musicnft.ports": ("musicnft.contract",),
     "musicnft.settings": (),
     "musicnft.logs": (),
+    # the stop flag a signal handler may set (standard library only)
+    "musicnft.stop_event": (),
     "musicnft.hotpath": (
         "musicnft.contract",
         "musicnft.ports",
@@ -77,6 +80,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "musicnft.hotpath",
         "musicnft.batch",
         "musicnft.logs",
+        "musicnft.stop_event",
     ),
     "musicnft.wiring": CORE,
     "producer": (*CORE, "musicnft.wiring"),
