@@ -41,7 +41,11 @@ class StopEvent(threading.Event):
             os.write(self._write_end, b"\0")
 
     def clear(self) -> None:
-        raise NotImplementedError("a stop is not taken back")
+        self._stopped = False
+        os.set_blocking(self._read_end, False)
+        # each set() since the last clear wrote one byte: take it, and waits block again
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._read_end, 64)
 
     def wait(self, timeout: float | None = None) -> bool:
         if self._stopped:

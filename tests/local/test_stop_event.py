@@ -120,3 +120,7 @@ def test_it_behaves_as_a_threading_event() -> None:
     assert stop.is_set() and stop.wait(0) and stop.wait(10)
     stop.set()  # again: nothing changes
     assert stop.is_set()
+    stop.clear()  # as threading.Event: waits block again, until the next set
+    assert not stop.is_set() and stop.wait(0.02) is False
+    stop.set()
+    assert stop.wait(0)
