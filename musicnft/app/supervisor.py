@@ -394,12 +394,10 @@ class Supervisor:
 
     def _lag(self, stage: str) -> int | None:
         """Records the stage's reader has not committed yet (None: the stream does not say)."""
-        if self.settings.stream_backend != "local" or not self.settings.stream_path.exists():
-            return None if self.settings.stream_backend != "local" else 0
-        with LocalStream(
-            self.settings.stream_path, shards=self.settings.stream_shards, readers=()
-        ) as s:
-            return int(s.lag(STAGE_READER[stage]))
+        if self.settings.stream_backend != "local":
+            return None
+        progress = self._progress(stage)
+        return 0 if progress is None else progress[1]
 
     def _progress(self, stage: str) -> tuple[int, int] | None:
         """(checkpoint, lag) of the stage's reader on the local stream (None: not local)."""
