@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -101,35 +101,45 @@ def windows_with_posts(
 def materialize_window(
     lake: Lake, warehouse: Warehouse, window: datetime, keywords: list[str]
 ) -> WindowOutcome:
-    posts = wp.build_posts(lake, warehouse, window)
+    return materialize_windows(lake, warehouse, [window], keywords)[0]
+
+
+def materialize_windows(
+    lake: Lake, warehouse: Warehouse, windows: Sequence[datetime], keywords: list[str]
+) -> list[WindowOutcome]:
+    """Every table of these windows, step by step as the Dagster assets run them (each step
+    reads and writes all the windows at once), and each window's checks."""
+    chosen = sorted(set(windows))
+    posts = wp.build_posts_windows(lake, warehouse, chosen)
     for table in wp.AGGREGATE_TABLES:
-        wp.build_aggregate(warehouse, table, window, keywords)
-    build_insight(warehouse, window)
-    recon = wp.reconcile(warehouse, window)
-    sales = bs.build_sales(lake, warehouse, window)
-    unique_ok, dups = wp.check_posts_unique(warehouse, window)
-    schema_ok, diffs = wp.check_posts_schema(warehouse, window)
-    checks = {
-        "posts.post_id_unique": (unique_ok, {"duplicate_rows": dups}),
-        "posts.schema_v1": (schema_ok, {"differences": diffs}),
-        "reconciliation_15m.lake_matches_warehouse": (
-            recon.reconciled,
-            {"still_missing": recon.after_missing, "still_duplicated": recon.after_duplicates},
-        ),
-        "nft_sales_15m.sale_ids_unique": bs.check_sales_counted_once(
-            warehouse, window, sales.sales
-        ),
-        "nft_sales_15m.prices_non_negative": _prices_ok(warehouse, window, sales),
-    }
-    return WindowOutcome(window, posts, recon, checks, sales)
-
-
-def _prices_ok(
-    warehouse: Warehouse, window: datetime, sales: bs.SalesResult
-) -> tuple[bool, dict[str, int]]:
-    ok, rows = bs.check_sales_prices(warehouse, window)
-    detail = {"negative_rows": rows, "negative_sales_left_out": sales.negative_prices}
-    return ok and not sales.negative_prices, detail
+        wp.build_aggregates(warehouse, table, chosen, keywords)
+    build_insight(warehouse, chosen)
+    recons = wp.reconcile_windows(warehouse, chosen)
+    sales = bs.build_sales_windows(lake, warehouse, chosen)
+    duplicate_rows = wp.duplicate_post_rows(warehouse, chosen)
+    stored_sales = bs.stored_sales_counts(warehouse, chosen)
+    outcomes = []
+    for window, post, recon, sale in zip(chosen, posts, recons, sales, strict=True):
+        dups = duplicate_rows[window]
+        schema_ok, diffs = wp.check_posts_schema(warehouse, window)
+        negative_rows = stored_sales[window]["negative_rows"]
+        checks = {
+            "posts.post_id_unique": (dups == 0, {"duplicate_rows": dups}),
+            "posts.schema_v1": (schema_ok, {"differences": diffs}),
+            "reconciliation_15m.lake_matches_warehouse": (
+                recon.reconciled,
+                {"still_missing": recon.after_missing, "still_duplicated": recon.after_duplicates},
+            ),
+            "nft_sales_15m.sale_ids_unique": bs.sales_counted_once(
+                sale.sales, stored_sales[window]
+            ),
+            "nft_sales_15m.prices_non_negative": (
+                negative_rows == 0 and not sale.negative_prices,
+                {"negative_rows": negative_rows, "negative_sales_left_out": sale.negative_prices},
+            ),
+        }
+        outcomes.append(WindowOutcome(window, post, recon, checks, sale))
+    return outcomes
 
 
 class Progress:
@@ -184,14 +194,16 @@ def run_backfill(
             if (lo is None or w >= lo) and (end is None or w < end)
         ]
     progress = Progress(len(windows), "backfill")
-    for i, window in enumerate(windows, start=1):
-        outcome = materialize_window(lake, warehouse, window, keywords)
-        report.windows.append(outcome)
-        if on_window:
-            on_window(outcome)
-        if not outcome.passed:
-            log.error("window %s: a check failed: %s", window_key(window), outcome.checks)
-        progress.update(i, f"{window_key(window)} {len(report.failed)} failed")
+    for chunk in wp.chunked(windows):
+        for outcome in materialize_windows(lake, warehouse, chunk, keywords):
+            report.windows.append(outcome)
+            if on_window:
+                on_window(outcome)
+            if not outcome.passed:
+                log.error(
+                    "window %s: a check failed: %s", window_key(outcome.window), outcome.checks
+                )
+        progress.update(len(report.windows), f"{window_key(chunk[-1])} {len(report.failed)} failed")
         wp.compact_windowed_tables(warehouse)
     return report
 

@@ -15,7 +15,7 @@ on a 429 keeps what it read and the next run continues; posts the source no long
 rebuilt for the windows whose posts were read, and the engagement-at-24 h columns of their
 `window_metrics_15m` rows updated (`refresh_window_metrics`): a window materialized before its
 posts turned 24 h old gets them when they are read; one materialized after has them already
-(`with_engagement_24h`, called by the window pipeline).
+(`fill_engagement_24h`, called by the window pipeline).
 """
 
 from __future__ import annotations
@@ -322,14 +322,24 @@ def latest_engagement(wh: Any, window: datetime) -> dict[tuple[str, str], int]:
     """(post_id, age) -> engagement (replies + reposts + likes + quotes) of the window's posts
     read `ok`: the one definition `engagement_15m` and `window_metrics_15m` share (the latest
     read wins should a post have been read twice at an age)."""
+    return latest_engagement_by_window(wh, [window])[window]
+
+
+def latest_engagement_by_window(
+    wh: Any, windows: Sequence[datetime]
+) -> dict[datetime, dict[tuple[str, str], int]]:
+    """`latest_engagement` for several windows in one query: window -> (post_id, age) -> n."""
+    latest: dict[datetime, dict[tuple[str, str], int]] = {w: {} for w in windows}
+    if not windows:
+        return latest
     snaps = wh.query(
-        "SELECT post_id, age, engagement FROM engagement_snapshots "
-        "WHERE window_start = ? AND status = ? ORDER BY read_at, post_id",
-        [window, "ok"],
+        "SELECT window_start, post_id, age, engagement FROM engagement_snapshots "
+        f"WHERE {wh.dialect.in_list_param('window_start')} AND status = ? "
+        "ORDER BY read_at, post_id",
+        [sorted(set(windows)), "ok"],
     ).to_pylist()
-    latest: dict[tuple[str, str], int] = {}
     for s in snaps:
-        latest[(s["post_id"], s["age"])] = int(s["engagement"] or 0)
+        latest[s["window_start"]][(s["post_id"], s["age"])] = int(s["engagement"] or 0)
     return latest
 
 
@@ -401,15 +411,24 @@ def engagement_24h_values(post_ids: Sequence[str], at_24h: dict[str, int]) -> di
 
 def engagement_24h_by_post(wh: Any, window: datetime) -> dict[str, int]:
     """post_id -> engagement at +24 h, for the window's posts read `ok` at that age."""
-    return {pid: n for (pid, age), n in latest_engagement(wh, window).items() if age == "24h"}
+    return engagement_24h_by_window(wh, [window])[window]
 
 
-def with_engagement_24h(
-    wh: Any, window: datetime, posts: Sequence[dict[str, Any]], rows: list[dict[str, Any]]
+def engagement_24h_by_window(
+    wh: Any, windows: Sequence[datetime]
+) -> dict[datetime, dict[str, int]]:
+    """`engagement_24h_by_post` for several windows in one query."""
+    return {
+        window: {pid: n for (pid, age), n in latest.items() if age == "24h"}
+        for window, latest in latest_engagement_by_window(wh, windows).items()
+    }
+
+
+def fill_engagement_24h(
+    posts: Sequence[dict[str, Any]], rows: list[dict[str, Any]], at_24h: dict[str, int]
 ) -> list[dict[str, Any]]:
-    """Fill the engagement-at-24 h columns of a window's fresh window_metrics rows from the
-    snapshots already stored (the window pipeline's step; in place, and returned)."""
-    at_24h = engagement_24h_by_post(wh, window)
+    """Fill the engagement-at-24 h columns of a window's fresh window_metrics rows from its
+    posts' engagement at +24 h (in place, and returned)."""
     for row in rows:
         row.update(engagement_24h_values(_row_posts(row["keyword"], posts), at_24h))
     return rows

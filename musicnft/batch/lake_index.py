@@ -228,13 +228,27 @@ class LakeIndex:
     def files_for_window(self, start: datetime, prefix: str = RAW_PREFIX) -> list[str]:
         """The indexed, unquarantined files under `prefix` (posts' `raw/` unless asked for
         `sales/`) whose time range overlaps the window."""
-        end = start + WINDOW
+        return self.files_for_windows([start], prefix)[start]
+
+    def files_for_windows(
+        self, windows: Iterable[datetime], prefix: str = RAW_PREFIX
+    ) -> dict[datetime, list[str]]:
+        """`files_for_window` for several windows, in one query: window -> its files."""
+        chosen = sorted(set(windows))
+        if not chosen:
+            return {}
         result = self.warehouse.query(
-            "SELECT DISTINCT key FROM lake_files WHERE min_created_at < ? AND max_created_at >= ? "
-            "AND key LIKE ? AND key NOT IN (SELECT key FROM lake_quarantine) ORDER BY key",
-            [end, start, prefix + "%"],
-        )
-        return result.column(0).to_pylist()
+            "SELECT key, min_created_at, max_created_at FROM lake_files "
+            "WHERE min_created_at < ? AND max_created_at >= ? "
+            "AND key LIKE ? AND key NOT IN (SELECT key FROM lake_quarantine)",
+            [chosen[-1] + WINDOW, chosen[0], prefix + "%"],
+        ).to_pylist()
+        found: dict[datetime, set[str]] = {w: set() for w in chosen}
+        for row in result:
+            for window in chosen:
+                if row["min_created_at"] < window + WINDOW and row["max_created_at"] >= window:
+                    found[window].add(row["key"])
+        return {w: sorted(keys) for w, keys in found.items()}
 
     def windows_with_posts(
         self, modified_since: datetime | None = None

@@ -29,7 +29,7 @@ from musicnft.batch.lake_index import LakeIndex, UnreadableLakeFile, read_table,
 from musicnft.contract.lake_layout import SALES_PREFIX, sales_key
 from musicnft.contract.sale import SALE_COLUMNS, SALE_FIELDS, sale_arrow_schema
 from musicnft.contract.tables import NFT_SALES_SCHEMA
-from musicnft.contract.windows import WINDOW, window_key
+from musicnft.contract.windows import WINDOW, window_key, window_start
 from musicnft.ports import Lake
 
 log = logging.getLogger("musicnft.sales")
@@ -131,8 +131,8 @@ class SalesResult:
         return self.lake_rows - self.sales
 
 
-def _read_file(lake: Lake, key: str, window: datetime) -> pa.Table:
-    filters = [("event_timestamp", ">=", window), ("event_timestamp", "<", window + WINDOW)]
+def _read_file(lake: Lake, key: str, start: datetime, end: datetime) -> pa.Table:
+    filters = [("event_timestamp", ">=", start), ("event_timestamp", "<", end)]
     table = read_table(lake, key, list(SALE_COLUMNS), filters)
     absent = [c for c in REQUIRED if pa.types.is_null(table.schema.field(c).type)]
     if absent:
@@ -143,53 +143,115 @@ def _read_file(lake: Lake, key: str, window: datetime) -> pa.Table:
 def window_sales(lake: Lake, warehouse: Any, window: datetime) -> tuple[list[Row], int, list[str]]:
     """(the window's sales, one per sale_id; rows read; files read) from every indexed sales file
     touching the window. An unreadable file is quarantined; a transient error fails the call."""
+    return window_sales_by_window(lake, warehouse, [window])[window]
+
+
+def window_sales_by_window(
+    lake: Lake, warehouse: Any, windows: Sequence[datetime]
+) -> dict[datetime, tuple[list[Row], int, list[str]]]:
+    """`window_sales` for several windows, each sales file read once."""
+    chosen = sorted(set(windows))
+    if not chosen:
+        return {}
     index = LakeIndex(warehouse)
-    files = index.files_for_window(window, prefix=SALES_PREFIX)
-    tables = []
-    for key in list(files):
+    files = index.files_for_windows(chosen, prefix=SALES_PREFIX)
+    gone: set[str] = set()
+    raw: dict[datetime, list[Row]] = {w: [] for w in chosen}
+    for key in sorted({k for keys in files.values() for k in keys}):
         try:
-            tables.append(_read_file(lake, key, window))
+            table = _read_file(lake, key, chosen[0], chosen[-1] + WINDOW)
         except FileNotFoundError:
             log.warning("sales file %s is indexed but gone; skipping it", key)
-            files.remove(key)
+            gone.add(key)
+            continue
         except Exception as exc:
             reason = unreadable_reason(exc)
             if reason is None:
                 raise  # transient: the run fails and is retried
             index.quarantine(key, reason)
-            files.remove(key)
-    raw: list[Row] = []
-    for t in tables:
-        raw.extend(t.to_pylist())
-    return dedupe_sales(raw), len(raw), files
+            gone.add(key)
+            continue
+        for sale in table.to_pylist():
+            into = raw.get(window_start(sale["event_timestamp"]))
+            if into is not None:  # a window between the chosen ones
+                into.append(sale)
+    return {
+        w: (dedupe_sales(raw[w]), len(raw[w]), [k for k in files[w] if k not in gone])
+        for w in chosen
+    }
 
 
 def build_sales(
     lake: Lake, warehouse: Any, window: datetime, now: datetime | None = None
 ) -> SalesResult:
     """Replace the window's rows of `nft_sales_15m` with its deduplicated sales' aggregates."""
+    return build_sales_windows(lake, warehouse, [window], now)[0]
+
+
+def build_sales_windows(
+    lake: Lake, warehouse: Any, windows: Sequence[datetime], now: datetime | None = None
+) -> list[SalesResult]:
+    """`build_sales` for several windows: each sales file read once, one write."""
+    chosen = sorted(set(windows))
+    if not chosen:
+        return []
     now = now or datetime.now(UTC)
-    sales, lake_rows, files = window_sales(lake, warehouse, window)
-    negative = [s for s in sales if s["price"] is not None and s["price"] < 0]
-    if negative:  # the contract refuses them at the collector; a foreign writer may not have
-        log.error("window %s: %d sale(s) with a negative price left out", window, len(negative))
-        sales = [s for s in sales if s not in negative]
-    rows = aggregate_sales(sales, window, now)
-    warehouse.replace_partition(
-        TABLE, window_key(window), pa.Table.from_pylist(rows, schema=NFT_SALES_SCHEMA)
+    results, every = [], []
+    for window, (sales, lake_rows, files) in window_sales_by_window(
+        lake, warehouse, chosen
+    ).items():
+        negative = [s for s in sales if s["price"] is not None and s["price"] < 0]
+        if negative:  # the contract refuses them at the collector; a foreign writer may not
+            log.error("window %s: %d sale(s) with a negative price left out", window, len(negative))
+            sales = [s for s in sales if s not in negative]
+        rows = aggregate_sales(sales, window, now)
+        every += rows
+        results.append(
+            SalesResult(
+                window=window,
+                sales=len(sales),
+                lake_rows=lake_rows,
+                rows=len(rows),
+                files_read=files,
+                negative_prices=len(negative),
+                preview=rows[:5],
+            )
+        )
+    warehouse.replace_partitions(
+        TABLE,
+        [window_key(w) for w in chosen],
+        pa.Table.from_pylist(every, schema=NFT_SALES_SCHEMA),
     )
-    return SalesResult(
-        window=window,
-        sales=len(sales),
-        lake_rows=lake_rows,
-        rows=len(rows),
-        files_read=files,
-        negative_prices=len(negative),
-        preview=rows[:5],
-    )
+    return results
 
 
 # ---- checks (read back from the warehouse)
+
+
+def stored_sales_counts(warehouse: Any, windows: Sequence[datetime]) -> dict[datetime, Row]:
+    """window -> what its stored rows say (sales counted, rows repeating a collection, rows with
+    a negative volume, average or maximum price), in one query for the checks below."""
+    found = {w: {"counted": 0, "doubled_rows": 0, "negative_rows": 0} for w in windows}
+    if not windows:
+        return found
+    rows = warehouse.query(
+        "SELECT window_start, CAST(coalesce(sum(sale_count), 0) AS BIGINT) AS counted, "
+        "count(*) - count(DISTINCT collection) AS doubled_rows, "
+        "countif(volume_eth < 0 OR avg_price_eth < 0 OR max_price_eth < 0) AS negative_rows "
+        f"FROM {TABLE} WHERE {warehouse.dialect.in_list_param('window_start')} "
+        "GROUP BY window_start",
+        [sorted(set(windows))],
+    ).to_pylist()
+    for row in rows:
+        found[row["window_start"]] = {k: int(row[k]) for k in found[windows[0]]}
+    return found
+
+
+def sales_counted_once(unique_sales: int, stored: Row) -> tuple[bool, dict[str, int]]:
+    """(passed, detail) of the window's stored counts against its distinct sale ids."""
+    counted, doubled = stored["counted"], stored["doubled_rows"]
+    detail = {"sale_ids": unique_sales, "counted": counted, "duplicate_rows": doubled}
+    return counted == unique_sales and doubled == 0, detail
 
 
 def check_sales_counted_once(
@@ -198,26 +260,10 @@ def check_sales_counted_once(
     """(passed, detail): the window's stored sale counts add up to its distinct sale ids in the
     lake (a sale counted twice, or a stale row left by an earlier write, fails it), and each
     collection has one row."""
-    row = warehouse.query(
-        "SELECT CAST(coalesce(sum(sale_count), 0) AS BIGINT) AS counted, "
-        "count(*) - count(DISTINCT collection) AS doubled_rows "
-        f"FROM {TABLE} WHERE window_start = ?",
-        [window],
-    ).to_pylist()[0]
-    counted, doubled = int(row["counted"]), int(row["doubled_rows"])
-    detail = {"sale_ids": unique_sales, "counted": counted, "duplicate_rows": doubled}
-    return counted == unique_sales and doubled == 0, detail
+    return sales_counted_once(unique_sales, stored_sales_counts(warehouse, [window])[window])
 
 
 def check_sales_prices(warehouse: Any, window: datetime) -> tuple[bool, int]:
     """(passed, rows with a negative volume, average or maximum price) for the window."""
-    n = (
-        warehouse.query(
-            f"SELECT count(*) FROM {TABLE} WHERE window_start = ? AND (volume_eth < 0 "
-            "OR avg_price_eth < 0 OR max_price_eth < 0)",
-            [window],
-        )
-        .column(0)[0]
-        .as_py()
-    )
-    return n == 0, int(n)
+    n = stored_sales_counts(warehouse, [window])[window]["negative_rows"]
+    return n == 0, n

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from musicnft.batch import insight_pipeline as ip
+from musicnft.batch import window_pipeline as wp
 from musicnft.batch.alerts import SpikeAlerter
 from musicnft.contract.tables import ENTITY_METRICS_SCHEMA, SPIKES_SCHEMA
 from musicnft.contract.windows import WINDOW, window_key
@@ -78,8 +79,9 @@ def entity_metrics_15m(
     engagement. One row per window and mentioned entity; the dashboard's share-of-voice panel."""
     wh = warehouse.warehouse()
     days: dict[str, DayTotals] = defaultdict(DayTotals)
-    for window in run_windows(context):
-        days[day_key(window)].add(ip.build_entity_metrics(wh, window))
+    for chunk in wp.chunked(run_windows(context)):
+        for window, rows in ip.build_entity_metrics_windows(wh, chunk).items():
+            days[day_key(window)].add(rows)
     _record_days(context, days, "rows")
     return dg.MaterializeResult(metadata={"rows": sum(d.rows for d in days.values())})
 
@@ -108,8 +110,12 @@ def spikes_15m(
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"spikes": 0})
     sent = 0
-    for window in run_windows(context):
-        rows = ip.build_spikes(wh, window, now)
+    built = {
+        window: rows
+        for chunk in wp.chunked(run_windows(context))
+        for window, rows in ip.build_spikes_windows(wh, chunk, now).items()
+    }
+    for window, rows in built.items():
         spikes = [r for r in rows if r["is_spike"]]
         day = day_key(window)
         days[day].add(len(rows), spikes=len(spikes))

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from musicnft.batch import sales as bs
+from musicnft.batch import window_pipeline as wp
 from musicnft.contract.tables import NFT_SALES_SCHEMA
 from musicnft.contract.windows import window_key
 from musicnft_dagster.assets.windows import (
@@ -69,11 +70,17 @@ def nft_sales_15m(
     per_window: list[dict[str, Any]] = []
     last_with_rows: datetime | None = None
     lake_rows = 0
-    for window in run_windows(context):
+    results: list[bs.SalesResult] = []
+    stored: dict[datetime, dict[str, Any]] = {}
+    for chunk in wp.chunked(run_windows(context)):  # one read and one write per chunk
+        results += bs.build_sales_windows(the_lake, wh, chunk)
+        stored.update(bs.stored_sales_counts(wh, chunk))
+    for result in results:
+        window = result.window
         key, day = window_key(window), day_key(window)
-        result = bs.build_sales(the_lake, wh, window)
-        once, detail = bs.check_sales_counted_once(wh, window, result.sales)
-        prices_ok, bad_rows = bs.check_sales_prices(wh, window)
+        once, detail = bs.sales_counted_once(result.sales, stored[window])
+        bad_rows = stored[window]["negative_rows"]
+        prices_ok = bad_rows == 0
         counted[day]["sale_ids"] += detail["sale_ids"]
         counted[day]["counted"] += detail["counted"]
         negative[day]["negative_rows"] += bad_rows + result.negative_prices

@@ -199,10 +199,16 @@ def posts(
     per_window: list[dict[str, Any]] = []
     preview: list[dict[str, Any]] = []
     lake_rows = 0
-    for window in run_windows(context):
+    results: list[wp.PostsResult] = []
+    duplicate_rows: dict[datetime, int] = {}
+    for chunk in wp.chunked(run_windows(context)):  # one read and one write per chunk
+        results += wp.build_posts_windows(the_lake, wh, chunk)
+        duplicate_rows.update(wp.duplicate_post_rows(wh, chunk))
+    for result in results:
+        window = result.window
         key, day = window_key(window), day_key(window)
-        result = wp.build_posts(the_lake, wh, window)
-        unique_ok, dup_rows = wp.check_posts_unique(wh, window)
+        dup_rows = duplicate_rows[window]
+        unique_ok = dup_rows == 0
         schema_ok, diffs = wp.check_posts_schema(wh, window)
         dups[day]["duplicate_rows"] += dup_rows
         schema_diffs[day]["differences"] += len(diffs)
@@ -275,11 +281,12 @@ def _aggregate(
         wh = warehouse.warehouse()
         days: dict[str, DayTotals] = defaultdict(DayTotals)
         last_with_rows: datetime | None = None
-        for window in run_windows(context):
-            rows = wp.build_aggregate(wh, table, window, list(pipeline.keywords))
-            days[day_key(window)].add(rows)
-            if rows:
-                last_with_rows = window
+        for chunk in wp.chunked(run_windows(context)):
+            written = wp.build_aggregates(wh, table, chunk, list(pipeline.keywords))
+            for window, rows in written.items():
+                days[day_key(window)].add(rows)
+                if rows:
+                    last_with_rows = window
         preview: list[dict[str, Any]] = []
         if last_with_rows is not None:
             preview = wh.query(
@@ -344,9 +351,12 @@ def reconciliation_15m(
     )
     totals = dict.fromkeys(("lake_count", "hot_count", "missing", "duplicates", "repaired"), 0)
     totals["hot_only"] = 0
-    for window in run_windows(context):
+    reconciled = [
+        r for chunk in wp.chunked(run_windows(context)) for r in wp.reconcile_windows(wh, chunk)
+    ]
+    for r in reconciled:
+        window = r.window
         key, day = window_key(window), day_key(window)
-        r = wp.reconcile(wh, window)
         days[day].add(1, missing=r.missing, duplicates=r.duplicates, repaired=r.repaired)
         for name in totals:
             totals[name] += getattr(r, name)

@@ -164,7 +164,9 @@ def test_backfill_exits_non_zero_when_a_check_fails(
 ) -> None:
     import musicnft.batch.window_pipeline as wp
 
-    monkeypatch.setattr(wp, "check_posts_unique", lambda warehouse, window: (False, 3))
+    monkeypatch.setattr(
+        wp, "duplicate_post_rows", lambda warehouse, windows: dict.fromkeys(windows, 3)
+    )
     assert main(["backfill", "--no-dagster"]) == 1
     assert "FAILED" in capsys.readouterr().err
 

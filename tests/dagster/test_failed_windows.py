@@ -72,7 +72,7 @@ def test_a_window_failed_by_a_warehouse_outage_is_run_again_and_succeeds(
         raise ConnectionError("warehouse unavailable")
 
     with monkeypatch.context() as outage:
-        outage.setattr(EmbeddedWarehouse, "replace_partition", down)
+        outage.setattr(EmbeddedWarehouse, "replace_partitions", down)
         # WHEN the drop sensor's run for the window executes
         failed = dg.materialize(
             WINDOW_ASSETS,
@@ -116,7 +116,7 @@ def test_a_brief_warehouse_error_is_retried_within_the_run(
     sample_lake: Lake, warehouse_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = EmbeddedWarehouse.replace_partition
+    real = EmbeddedWarehouse.replace_partitions
 
     def flaky(self: EmbeddedWarehouse, *args: Any, **kwargs: Any) -> int:
         calls["n"] += 1
@@ -124,7 +124,7 @@ def test_a_brief_warehouse_error_is_retried_within_the_run(
             raise ConnectionError("connection reset")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(EmbeddedWarehouse, "replace_partition", flaky)
+    monkeypatch.setattr(EmbeddedWarehouse, "replace_partitions", flaky)
     result = dg.materialize(
         WINDOW_ASSETS, **window_run(KEY), resources=resources(sample_lake, warehouse_root)
     )

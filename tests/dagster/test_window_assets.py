@@ -479,7 +479,8 @@ def test_a_failed_uniqueness_check_blocks_the_downstream_assets(
 ) -> None:
     # GIVEN a uniqueness check that finds duplicate post ids in the window's posts
     monkeypatch.setattr(
-        "musicnft_dagster.assets.windows.wp.check_posts_unique", lambda w, t: (False, 3)
+        "musicnft_dagster.assets.windows.wp.duplicate_post_rows",
+        lambda w, windows: dict.fromkeys(windows, 3),
     )
     # WHEN the window is materialized
     result = materialize(sample_lake, warehouse_root, raise_on_error=False)

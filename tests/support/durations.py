@@ -14,6 +14,7 @@ SECONDS: dict[str, float] = {
     "tests/batch/test_backfill.py::test_backfill_is_a_dagster_backfill_of_every_window_with_posts": 68,
     "tests/batch/test_backfill.py::test_backfill_exits_non_zero_when_a_check_fails": 5,
     "tests/batch/test_backfill.py::test_backfill_range_includes_empty_windows": 15,
+    "tests/batch/test_window_chunks.py::test_a_chunk_of_windows_writes_exactly_what_one_window_at_a_time_writes": 20,
     "tests/devtools/test_cloud_rehearsal.py::test_cloud_profile_end_to_end": 60,
     "tests/app/test_chaos.py::test_a_replay_survives_sigkills_of_every_stage_without_losing_or_doubling_a_post": 138,
     "tests/app/test_chaos.py::test_the_cloud_profile_loses_and_doubles_nothing_through_outages_and_throttling": 145,

@@ -417,15 +417,27 @@ class BigQueryWarehouse:
 
     def replace_partition(self, table: str, partition: str, data: pa.Table) -> None:
         """Make `data` the whole of one window of a windowed table, in one atomic MERGE."""
+        self.replace_partitions(table, [partition], data)
+
+    def replace_partitions(self, table: str, partitions: Sequence[str], data: pa.Table) -> None:
+        """`replace_partition` for several windows in one atomic MERGE: a run recomputing a
+        day's windows runs one DML job per step instead of one per window (DML jobs are slow
+        to start and count against the table's quota)."""
         if table not in WINDOWED_TABLE_NAMES:
             raise ValueError(f"{table!r} is not replaced by window")
-        window = parse_window_key(partition)
+        windows = sorted({parse_window_key(p) for p in partitions})
+        if not windows:
+            return
         data = self._conformed(table, data)
-        strays = {w for w in data.column("window_start").to_pylist() if w != window}
+        allowed = set(windows)
+        strays = {w for w in data.column("window_start").to_pylist() if w not in allowed}
         if strays:
-            raise ValueError(f"rows outside window {partition} given to replace it: {strays}")
+            raise ValueError(
+                f"rows outside windows {', '.join(partitions[:3])} given to replace them: "
+                f"{sorted(strays)[:3]}"
+            )
         if data.num_rows == 0:
-            self._run(f"DELETE FROM `{table}` WHERE window_start = ?", [window])
+            self._run(f"DELETE FROM `{table}` WHERE window_start IN UNNEST(?)", [windows])
             return
         stage = self._staging_table(table)
         try:
@@ -434,9 +446,9 @@ class BigQueryWarehouse:
             values = ", ".join(f"s.`{c}`" for c in data.schema.names)
             self._run(
                 f"MERGE `{table}` t USING `{stage}` s ON FALSE "
-                "WHEN NOT MATCHED BY SOURCE AND t.window_start = ? THEN DELETE "
+                "WHEN NOT MATCHED BY SOURCE AND t.window_start IN UNNEST(?) THEN DELETE "
                 f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})",
-                [window],
+                [windows],
             )
         finally:
             self.client.delete_table(stage, not_found_ok=True)
