@@ -536,22 +536,34 @@ class EmbeddedWarehouse:
 
     def partition_schema(self, table: str, partition: str) -> pa.Schema | None:
         """The stored schema of one window (None when the window has never been written)."""
-        try:
-            window = parse_window_key(partition)
-        except ValueError:
-            return None
+        return self.partition_schemas(table, [partition])[partition]
 
-        def look(con: duckdb.DuckDBPyConnection) -> pa.Schema | None:
-            hit = con.execute(
-                f"SELECT 1 FROM {WINDOWS_TABLE} WHERE table_name = ? AND window_start = ? LIMIT 1",
-                [table, window],
-            ).fetchall()
-            if not hit:
-                return None
-            return (
-                con.execute(f"SELECT * FROM main.{_ident(table)} LIMIT 0").to_arrow_table().schema
-            )
+    def partition_schemas(
+        self, table: str, partitions: Sequence[str]
+    ) -> dict[str, pa.Schema | None]:
+        """`partition_schema` for several windows of one table, in one read."""
+        windows: dict[str, datetime] = {}
+        for key in partitions:
+            with contextlib.suppress(ValueError):  # not a window key: never written
+                windows[key] = parse_window_key(key)
 
+        def look(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Schema | None]:
+            written = {
+                row[0]
+                for row in con.execute(
+                    f"SELECT DISTINCT window_start FROM {WINDOWS_TABLE} "
+                    "WHERE table_name = ? AND window_start IN (SELECT unnest(?))",
+                    [table, sorted(set(windows.values()))],
+                ).fetchall()
+            }
+            schema = None
+            if written:
+                sql = f"SELECT * FROM main.{_ident(table)} LIMIT 0"
+                schema = con.execute(sql).to_arrow_table().schema
+            return {k: schema if windows.get(k) in written else None for k in partitions}
+
+        if not windows:
+            return dict.fromkeys(partitions)
         return self._read("partition schema", look)
 
     def remove_duplicates(self, table: str, key: str, ids: Iterable[str]) -> int:

@@ -118,10 +118,11 @@ def materialize_windows(
     sales = bs.build_sales_windows(lake, warehouse, chosen)
     duplicate_rows = wp.duplicate_post_rows(warehouse, chosen)
     stored_sales = bs.stored_sales_counts(warehouse, chosen)
+    schema_checks = wp.check_posts_schemas(warehouse, chosen)
     outcomes = []
     for window, post, recon, sale in zip(chosen, posts, recons, sales, strict=True):
         dups = duplicate_rows[window]
-        schema_ok, diffs = wp.check_posts_schema(warehouse, window)
+        schema_ok, diffs = schema_checks[window]
         negative_rows = stored_sales[window]["negative_rows"]
         checks = {
             "posts.post_id_unique": (dups == 0, {"duplicate_rows": dups}),

@@ -407,7 +407,19 @@ def _type_key(t: pa.DataType) -> str:
 
 def check_posts_schema(warehouse: Any, window: datetime) -> tuple[bool, list[str]]:
     """(passed, differences) between the window's stored `posts` and the v1 contract."""
-    stored = warehouse.partition_schema("posts", window_key(window))
+    return check_posts_schemas(warehouse, [window])[window]
+
+
+def check_posts_schemas(
+    warehouse: Any, windows: Sequence[datetime]
+) -> dict[datetime, tuple[bool, list[str]]]:
+    """`check_posts_schema` for several windows, in one read."""
+    keys = {w: window_key(w) for w in windows}
+    stored = warehouse.partition_schemas("posts", list(keys.values())) if keys else {}
+    return {w: _schema_check(stored[key]) for w, key in keys.items()}
+
+
+def _schema_check(stored: pa.Schema | None) -> tuple[bool, list[str]]:
     if stored is None:
         return False, ["the window has no posts partition"]
     got = [(f.name, _type_key(f.type)) for f in stored]

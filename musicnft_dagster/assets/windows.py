@@ -201,15 +201,17 @@ def posts(
     lake_rows = 0
     results: list[wp.PostsResult] = []
     duplicate_rows: dict[datetime, int] = {}
+    schema_checks: dict[datetime, tuple[bool, list[str]]] = {}
     for chunk in wp.chunked(run_windows(context)):  # one read and one write per chunk
         results += wp.build_posts_windows(the_lake, wh, chunk)
         duplicate_rows.update(wp.duplicate_post_rows(wh, chunk))
+        schema_checks.update(wp.check_posts_schemas(wh, chunk))
     for result in results:
         window = result.window
         key, day = window_key(window), day_key(window)
         dup_rows = duplicate_rows[window]
         unique_ok = dup_rows == 0
-        schema_ok, diffs = wp.check_posts_schema(wh, window)
+        schema_ok, diffs = schema_checks[window]
         dups[day]["duplicate_rows"] += dup_rows
         schema_diffs[day]["differences"] += len(diffs)
         if not unique_ok:

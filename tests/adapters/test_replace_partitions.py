@@ -105,6 +105,21 @@ def test_only_windowed_tables_are_replaced_by_window(warehouse: Any) -> None:
         warehouse.replace_partitions("posts_hot", [window_key(WINDOWS[0])], _rows([], 1))
 
 
+def test_partition_schemas_tell_written_windows_from_others_in_one_read(warehouse: Any) -> None:
+    warehouse.replace_partitions(TABLE, [window_key(w) for w in WINDOWS[:2]], _rows(WINDOWS[:2], 1))
+    keys = [window_key(w) for w in WINDOWS]
+    found = warehouse.partition_schemas(TABLE, keys)
+    assert list(found) == keys
+    assert [s is not None for s in found.values()] == [True, True, False, False]
+    assert found[keys[0]] is not None and "hashtag" in found[keys[0]].names
+    assert [warehouse.partition_schema(TABLE, k) is not None for k in keys] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
 def test_embedded_commits_once_for_all_the_windows(tmp_path: Path) -> None:
     wh = EmbeddedWarehouse(tmp_path / "warehouse")
     try:

@@ -289,19 +289,30 @@ class BigQueryWarehouse:
 
     def partition_schema(self, table: str, partition: str) -> pa.Schema | None:
         """The stored schema of one window as Arrow (None when the window has no rows)."""
-        window = parse_window_key(partition)
-        rows = self.query(f"SELECT count(*) FROM `{table}` WHERE window_start = ?", [window])
-        if not rows.column(0)[0].as_py():
-            return None
+        return self.partition_schemas(table, [partition])[partition]
+
+    def partition_schemas(
+        self, table: str, partitions: Sequence[str]
+    ) -> dict[str, pa.Schema | None]:
+        """`partition_schema` for several windows of one table, in one query."""
+        windows = {key: parse_window_key(key) for key in partitions}
+        rows = self.query(
+            f"SELECT DISTINCT window_start FROM `{table}` WHERE window_start IN UNNEST(?)",
+            [sorted(set(windows.values()))],
+        )
+        present = set(rows.column(0).to_pylist())
+        if not present:
+            return dict.fromkeys(partitions)
         import pyarrow as pa
 
         fields = self.client.get_table(self.table_id(table)).schema
-        return pa.schema(
+        schema = pa.schema(
             [
                 pa.field(f.name, _arrow_type(f.field_type, f.mode), nullable=f.mode != "REQUIRED")
                 for f in fields
             ]
         )
+        return {k: schema if w in present else None for k, w in windows.items()}
 
     # ---- hot path ------------------------------------------------------------------------
     def insert_rows(
