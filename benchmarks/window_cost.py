@@ -23,6 +23,7 @@ from musicnft.batch import window_pipeline as wp
 from musicnft.batch.backfill import index_lake
 from musicnft.contract.lake_layout import raw_key
 from musicnft.contract.schema import POST_SCHEMA, to_table
+from musicnft.contract.windows import WINDOW
 from musicnft.settings import DEFAULT_KEYWORDS
 
 START = datetime(2021, 12, 1, tzinfo=UTC)
@@ -101,6 +102,28 @@ def _window_rounds(
 
 
 ROUNDS = 7
+DAY_WINDOWS = 24  # one chunk: what a run's step reads and writes at once
+
+
+def time_windows(
+    lake: LocalLake, wh: EmbeddedWarehouse, windows: list[datetime]
+) -> tuple[float, float]:
+    """(seconds one window at a time, seconds as one chunk) for the window steps over `windows`:
+    the first is the baseline, what every run did before steps wrote their windows together."""
+    t = time.perf_counter()
+    for window in windows:
+        wp.build_posts(lake, wh, window)
+        for table in wp.AGGREGATE_TABLES:
+            wp.build_aggregate(wh, table, window, KEYWORDS)
+        wp.reconcile(wh, window)
+    one_by_one = time.perf_counter() - t
+    t = time.perf_counter()
+    for chunk in wp.chunked(windows):
+        wp.build_posts_windows(lake, wh, chunk)
+        for table in wp.AGGREGATE_TABLES:
+            wp.build_aggregates(wh, table, chunk, KEYWORDS)
+        wp.reconcile_windows(wh, chunk)
+    return one_by_one, time.perf_counter() - t
 
 
 def main() -> None:
@@ -122,6 +145,8 @@ def main() -> None:
         for _ in range(ROUNDS):
             for days, (lake, wh) in lakes.items():
                 samples[days] += _window_rounds(lake, wh, window, 1)
+        hours = [START + timedelta(hours=6) + WINDOW * i for i in range(DAY_WINDOWS)]
+        one_by_one, chunked = time_windows(*lakes[1], hours)
     one, thirty = statistics.median(samples[1]), statistics.median(samples[30])
     paired = statistics.median(b / a for a, b in zip(samples[1], samples[30], strict=True))
     print(f"window materialization, lake of 1 day     {one * 1000:8.0f} ms (baseline)")
@@ -129,6 +154,12 @@ def main() -> None:
         f"window materialization, lake of 30 days   {thirty * 1000:8.0f} ms "
         f"ratio to 1 day: {thirty / one:.2f} (median of {ROUNDS} alternating rounds each; "
         f"median ratio of a round's pair {paired:.2f}; target <= 1.2 and <= 2 s)"
+    )
+    print(f"{DAY_WINDOWS} windows, one at a time            {one_by_one * 1000:8.0f} ms (baseline)")
+    print(
+        f"{DAY_WINDOWS} windows, as one chunk             {chunked * 1000:8.0f} ms "
+        f"ratio to one at a time: {chunked / one_by_one:.2f} (a run's steps write their windows "
+        "together; the same rows, tests/batch/test_window_chunks.py)"
     )
 
 
