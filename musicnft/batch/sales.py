@@ -29,7 +29,7 @@ from musicnft.batch.lake_index import LakeIndex, UnreadableLakeFile, read_table,
 from musicnft.contract.lake_layout import SALES_PREFIX, sales_key
 from musicnft.contract.sale import SALE_COLUMNS, SALE_FIELDS, sale_arrow_schema
 from musicnft.contract.tables import NFT_SALES_SCHEMA
-from musicnft.contract.windows import WINDOW, window_key, window_start
+from musicnft.contract.windows import spans, window_key, window_start
 from musicnft.ports import Lake
 
 log = logging.getLogger("musicnft.sales")
@@ -131,8 +131,10 @@ class SalesResult:
         return self.lake_rows - self.sales
 
 
-def _read_file(lake: Lake, key: str, start: datetime, end: datetime) -> pa.Table:
-    filters = [("event_timestamp", ">=", start), ("event_timestamp", "<", end)]
+def _read_file(lake: Lake, key: str, windows: Sequence[datetime]) -> pa.Table:
+    filters = [
+        [("event_timestamp", ">=", lo), ("event_timestamp", "<", hi)] for lo, hi in spans(windows)
+    ]
     table = read_table(lake, key, list(SALE_COLUMNS), filters)
     absent = [c for c in REQUIRED if pa.types.is_null(table.schema.field(c).type)]
     if absent:
@@ -159,7 +161,7 @@ def window_sales_by_window(
     raw: dict[datetime, list[Row]] = {w: [] for w in chosen}
     for key in sorted({k for keys in files.values() for k in keys}):
         try:
-            table = _read_file(lake, key, chosen[0], chosen[-1] + WINDOW)
+            table = _read_file(lake, key, chosen)
         except FileNotFoundError:
             log.warning("sales file %s is indexed but gone; skipping it", key)
             gone.add(key)
@@ -173,7 +175,7 @@ def window_sales_by_window(
             continue
         for sale in table.to_pylist():
             into = raw.get(window_start(sale["event_timestamp"]))
-            if into is not None:  # a window between the chosen ones
+            if into is not None:
                 into.append(sale)
     return {
         w: (dedupe_sales(raw[w]), len(raw[w]), [k for k in files[w] if k not in gone])

@@ -28,7 +28,7 @@ from musicnft.contract.tables import (
     WINDOW_METRICS_SCHEMA,
     WINDOWED_TABLES,
 )
-from musicnft.contract.windows import WINDOW, window_key, window_start
+from musicnft.contract.windows import spans, window_key, window_start
 from musicnft.hotpath.enrich import enrich
 from musicnft.hotpath.entities import with_entities
 from musicnft.hotpath.model_scoring import PromotedScoring, score_rows
@@ -99,7 +99,9 @@ def _read_lake_rows(
     """The lake rows created in each window, each file read once. A file that is itself bad is
     quarantined and dropped from every window's list; a transient error raises (the run fails
     and is retried)."""
-    window_filter = [("created_at", ">=", windows[0]), ("created_at", "<", windows[-1] + WINDOW)]
+    window_filter = [
+        [("created_at", ">=", lo), ("created_at", "<", hi)] for lo, hi in spans(windows)
+    ]
     tables = []
     bad: set[str] = set()
     for key in sorted({k for keys in files.values() for k in keys}):
@@ -120,7 +122,7 @@ def _read_lake_rows(
     if tables:
         for row in pa.concat_tables(tables, promote_options="default").to_pylist():
             into = rows.get(window_start(row["created_at"]))
-            if into is not None:  # a chunk's windows need not be contiguous
+            if into is not None:
                 into.append(row)
     return rows
 
@@ -246,12 +248,13 @@ def _hot_counts_by_window(
     """For each window: rows per post_id in posts_hot for the window's lake posts (wherever the
     hot path filed them) and for posts it filed under this window. One query for all."""
     ids = sorted({pid for w in windows for pid in truth[w]})
+    ranges = spans(windows)  # windows a day apart never read the day between them
     result = warehouse.query(
         "SELECT post_id, created_at, count(*) AS n FROM posts_hot "
         f"WHERE {warehouse.dialect.in_list_param('post_id')} "
-        "OR (created_at >= ? AND created_at < ?) "
-        "GROUP BY post_id, created_at",
-        [ids, windows[0], windows[-1] + WINDOW],
+        + "".join(" OR (created_at >= ? AND created_at < ?)" for _ in ranges)
+        + " GROUP BY post_id, created_at",
+        [ids, *(bound for span in ranges for bound in span)],
     ).to_pylist()
     rows_of: dict[str, int] = {}  # every row of a post (a lake post's count, wherever filed)
     filed: dict[datetime, dict[str, int]] = {w: {} for w in windows}  # rows filed per window

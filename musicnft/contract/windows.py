@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 WINDOW = timedelta(minutes=15)
@@ -32,3 +32,15 @@ def windows_between(first: datetime, last: datetime) -> Iterator[datetime]:
     while current <= end:
         yield current
         current += WINDOW
+
+
+def spans(windows: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """[start, end) of each run of consecutive windows: what a read of several windows filters
+    on, so windows a day apart never read the day between them."""
+    out: list[tuple[datetime, datetime]] = []
+    for window in sorted(set(windows)):
+        if out and out[-1][1] == window:
+            out[-1] = (out[-1][0], window + WINDOW)
+        else:
+            out.append((window, window + WINDOW))
+    return out

@@ -29,7 +29,7 @@ from musicnft.batch.backfill import (
 )
 from musicnft.contract.lake_layout import sales_key
 from musicnft.contract.tables import TABLES, WINDOWED_TABLES
-from musicnft.contract.windows import WINDOW, window_start
+from musicnft.contract.windows import WINDOW, spans, window_start
 from musicnft.hotpath.normalize_opensea import normalize_opensea_event
 from tests.support.fake_opensea import WEI, sale_event
 from tests.support.sample_lake import (
@@ -174,3 +174,14 @@ def test_chunks_are_sorted_unique_and_bounded() -> None:
         [start + WINDOW * 5, start + WINDOW * 60, start + WINDOW * 61],
     ]
     assert list(wp.chunked([])) == []
+
+
+def test_spans_join_consecutive_windows_only() -> None:
+    start = SAMPLE_START
+    windows = [start + WINDOW * i for i in (5, 1, 2, 1, 0, 60)]
+    assert spans(windows) == [
+        (start, start + WINDOW * 3),
+        (start + WINDOW * 5, start + WINDOW * 6),
+        (start + WINDOW * 60, start + WINDOW * 61),
+    ]
+    assert spans([]) == []
