@@ -69,6 +69,13 @@ class ReconciliationResult:
     def reconciled(self) -> bool:
         return self.after_missing == 0 and self.after_duplicates == 0
 
+    def row(self, checked_at: datetime) -> dict[str, Any]:
+        """The window's `reconciliation_15m` row."""
+        counts = ("lake_count", "hot_count", "missing", "duplicates", "repaired")
+        return {"window_start": self.window, **{k: getattr(self, k) for k in counts}} | {
+            "checked_at": checked_at
+        }
+
 
 # A run recomputes its windows this many at a time: one read and one write per step and chunk
 # instead of one per window (each warehouse commit or query costs tens of milliseconds whatever
@@ -348,21 +355,7 @@ def reconcile_windows(
     warehouse.replace_partitions(
         "reconciliation_15m",
         _keys(chosen),
-        pa.Table.from_pylist(
-            [
-                {
-                    "window_start": r.window,
-                    "lake_count": r.lake_count,
-                    "hot_count": r.hot_count,
-                    "missing": r.missing,
-                    "duplicates": r.duplicates,
-                    "repaired": r.repaired,
-                    "checked_at": now,
-                }
-                for r in results
-            ],
-            schema=RECONCILIATION_SCHEMA,
-        ),
+        pa.Table.from_pylist([r.row(now) for r in results], schema=RECONCILIATION_SCHEMA),
     )
     return results
 

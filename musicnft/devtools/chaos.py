@@ -824,13 +824,14 @@ class EmbeddedChaos:
         scored/ file against every tombstone), run once here, then the windows it names."""
         if not self.deletions.ids:
             return
-        from musicnft.batch.backfill import materialize_window
+        from musicnft.batch import window_pipeline as wp
+        from musicnft.batch.backfill import materialize_windows
         from musicnft.batch.deletions import apply_deletions
 
         lake, warehouse = wiring.open_lake(self.settings), wiring.open_warehouse(self.settings)
         result = apply_deletions(lake, warehouse, full_scan=True)
-        for window in result.windows:
-            materialize_window(lake, warehouse, window, list(self.settings.keywords))
+        for chunk in wp.chunked(result.windows):
+            materialize_windows(lake, warehouse, chunk, list(self.settings.keywords))
         self._log(
             f"deletions sweep: {len(result.files_rewritten)} lake file(s) rewritten, removed "
             f"{result.rows_removed}, {result.pending} pending, {len(result.windows)} window(s) "
