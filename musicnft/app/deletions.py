@@ -64,14 +64,13 @@ def record_and_apply(
     lake: Lake,
     warehouse: Any,
     tombstones: list[Tombstone],
-    rebuild: Callable[[datetime], Any] | None = None,
+    rebuild: Callable[[list[datetime]], Any] | None = None,
     keys: Iterable[str] = (),
 ) -> tuple[int, deletions.PurgeResult]:
     recorded = deletions.record_tombstones(warehouse, lake, tombstones)
     result = deletions.apply_deletions(lake, warehouse, keys=keys)
-    if rebuild is not None:
-        for window in result.windows:
-            rebuild(window)
+    if rebuild is not None and result.windows:
+        rebuild(sorted(result.windows))
     return recorded, result
 
 
@@ -81,7 +80,7 @@ def forget(
     lake: Lake,
     warehouse: Any,
     dry_run: bool = False,
-    rebuild: Callable[[datetime], Any] | None = None,
+    rebuild: Callable[[list[datetime]], Any] | None = None,
 ) -> ForgetReport:
     report = ForgetReport()
     report.tombstones, report.bad_lines = read_ids(path, action, datetime.now(UTC))
@@ -219,7 +218,7 @@ def x_sync(
     kinds: Iterable[str] = ("tweets", "users"),
     poll_seconds: float = 10.0,
     timeout_seconds: float = 3600.0,
-    rebuild: Callable[[datetime], Any] | None = None,
+    rebuild: Callable[[list[datetime]], Any] | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> ForgetReport:
     """One compliance job per type over every X id we store (posts_hot, posts and the lake's
@@ -304,7 +303,7 @@ def redrive_quarantined(
     lake: Lake,
     warehouse: Any,
     keys: Iterable[str] = (),
-    rebuild: Callable[[datetime], Any] | None = None,
+    rebuild: Callable[[list[datetime]], Any] | None = None,
 ) -> RedriveReport:
     """Re-read the quarantined raw/ and scored/ files (or those named): a file the windows can
     read again (repaired or replaced by hand, or re-delivered) leaves quarantine and is indexed;
@@ -339,7 +338,6 @@ def redrive_quarantined(
         k: reason for k, (reason, _keys) in deletions.blocked(lake, warehouse).items()
     }
     report.windows = sorted(windows | set(report.purge.windows))
-    if rebuild is not None:
-        for window in report.windows:
-            rebuild(window)
+    if rebuild is not None and report.windows:
+        rebuild(report.windows)
     return report

@@ -17,11 +17,14 @@ ACTION_CHOICES = ("delete", "scrub_geo")
 
 
 def _rebuilder(settings: Settings, lake: Any, warehouse: Any) -> Any:
-    from musicnft.batch.backfill import materialize_window
+    from musicnft.batch import window_pipeline as wp
+    from musicnft.batch.backfill import materialize_windows
 
-    def rebuild(window: datetime) -> None:
-        materialize_window(lake, warehouse, window, list(settings.keywords))
-        print(f"rebuilt window {window:%Y-%m-%d %H:%M}")
+    def rebuild(windows: list[datetime]) -> None:
+        for chunk in wp.chunked(windows):  # each chunk's steps read and write once
+            materialize_windows(lake, warehouse, chunk, list(settings.keywords))
+            for window in chunk:
+                print(f"rebuilt window {window:%Y-%m-%d %H:%M}")
 
     return rebuild
 
