@@ -44,6 +44,7 @@ from musicnft.adapters.ducklake_changes import SnapshotCache
 from musicnft.adapters.sql_guard import check_read_only
 from musicnft.contract.tables import TABLES, WINDOWED_TABLES
 from musicnft.contract.windows import parse_window_key
+from musicnft.contract.windows import spans as window_spans
 from musicnft.ports import InsertResult, ReadOnlyQueryError
 
 log = logging.getLogger(__name__)
@@ -510,13 +511,13 @@ class EmbeddedWarehouse:
         if not windows:
             return 0
         _reject_strays(_conformed(data, TABLES[table]), windows, partitions)
+        spans = window_spans(windows)
 
         def body(con: duckdb.DuckDBPyConnection) -> int:
-            self._exec(
-                con,
-                f"DELETE FROM main.{_ident(table)} WHERE window_start IN (SELECT unnest(?))",
-                [windows],
-            )
+            # ranges, not a list: a filter DuckLake prunes files with, where a list is a join
+            condition = " OR ".join("(window_start >= ? AND window_start < ?)" for _ in spans)
+            bounds = [bound for span in spans for bound in span]
+            self._exec(con, f"DELETE FROM main.{_ident(table)} WHERE {condition}", bounds)
             n = self._insert(con, table, data)
             self._exec(
                 con,

@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from musicnft.batch.window_sql import in_windows
 from musicnft.contract.tables import ENGAGEMENT_15M_SCHEMA, TABLES, WINDOW_METRICS_SCHEMA
 from musicnft.contract.windows import window_key
 
@@ -332,11 +333,11 @@ def latest_engagement_by_window(
     latest: dict[datetime, dict[tuple[str, str], int]] = {w: {} for w in windows}
     if not windows:
         return latest
+    condition, params = in_windows(windows)
     snaps = wh.query(
         "SELECT window_start, post_id, age, engagement FROM engagement_snapshots "
-        f"WHERE {wh.dialect.in_list_param('window_start')} AND status = ? "
-        "ORDER BY read_at, post_id",
-        [sorted(set(windows)), "ok"],
+        f"WHERE {condition} AND status = ? ORDER BY read_at, post_id",
+        [*params, "ok"],
     ).to_pylist()
     for s in snaps:
         latest[s["window_start"]][(s["post_id"], s["age"])] = int(s["engagement"] or 0)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from musicnft.batch.lake_index import LakeIndex, UnreadableLakeFile, read_table, unreadable_reason
+from musicnft.batch.window_sql import in_windows
 from musicnft.contract.lake_layout import SALES_PREFIX, sales_key
 from musicnft.contract.sale import SALE_COLUMNS, SALE_FIELDS, sale_arrow_schema
 from musicnft.contract.tables import NFT_SALES_SCHEMA
@@ -236,13 +237,13 @@ def stored_sales_counts(warehouse: Any, windows: Sequence[datetime]) -> dict[dat
     found = {w: {"counted": 0, "doubled_rows": 0, "negative_rows": 0} for w in windows}
     if not windows:
         return found
+    condition, params = in_windows(windows)
     rows = warehouse.query(
         "SELECT window_start, CAST(coalesce(sum(sale_count), 0) AS BIGINT) AS counted, "
         "count(*) - count(DISTINCT collection) AS doubled_rows, "
         "countif(volume_eth < 0 OR avg_price_eth < 0 OR max_price_eth < 0) AS negative_rows "
-        f"FROM {TABLE} WHERE {warehouse.dialect.in_list_param('window_start')} "
-        "GROUP BY window_start",
-        [sorted(set(windows))],
+        f"FROM {TABLE} WHERE {condition} GROUP BY window_start",
+        params,
     ).to_pylist()
     for row in rows:
         found[row["window_start"]] = {k: int(row[k]) for k in found[windows[0]]}

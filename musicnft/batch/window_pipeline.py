@@ -18,6 +18,7 @@ from musicnft.batch.aggregates import dedupe_latest, hashtag_counts, location_co
 from musicnft.batch.deletions import hide_deleted
 from musicnft.batch.engagement import engagement_24h_by_window, fill_engagement_24h
 from musicnft.batch.lake_index import LakeIndex, read_table, unreadable_reason
+from musicnft.batch.window_sql import in_windows
 from musicnft.contract.schema import ENRICHED_COLUMNS, HOT_FIELDS, POST_COLUMNS, conform
 from musicnft.contract.tables import (
     HASHTAG_COUNTS_SCHEMA,
@@ -188,10 +189,9 @@ def window_posts_by_window(
     found: dict[datetime, list[dict[str, Any]]] = {w: [] for w in windows}
     if not windows:
         return found
+    condition, params = in_windows(windows)
     rows = warehouse.query(
-        f"SELECT * FROM posts WHERE {warehouse.dialect.in_list_param('window_start')} "
-        "ORDER BY created_at, post_id",
-        [sorted(set(windows))],
+        f"SELECT * FROM posts WHERE {condition} ORDER BY created_at, post_id", params
     ).to_pylist()
     for row in rows:
         found[row["window_start"]].append(row)
@@ -255,13 +255,12 @@ def _hot_counts_by_window(
     """For each window: rows per post_id in posts_hot for the window's lake posts (wherever the
     hot path filed them) and for posts it filed under this window. One query for all."""
     ids = sorted({pid for w in windows for pid in truth[w]})
-    ranges = spans(windows)  # windows a day apart never read the day between them
+    created, params = in_windows(windows, "created_at")  # never the days between windows
     result = warehouse.query(
         "SELECT post_id, created_at, count(*) AS n FROM posts_hot "
-        f"WHERE {warehouse.dialect.in_list_param('post_id')} "
-        + "".join(" OR (created_at >= ? AND created_at < ?)" for _ in ranges)
-        + " GROUP BY post_id, created_at",
-        [ids, *(bound for span in ranges for bound in span)],
+        f"WHERE {warehouse.dialect.in_list_param('post_id')} OR {created} "
+        "GROUP BY post_id, created_at",
+        [ids, *params],
     ).to_pylist()
     rows_of: dict[str, int] = {}  # every row of a post (a lake post's count, wherever filed)
     filed: dict[datetime, dict[str, int]] = {w: {} for w in windows}  # rows filed per window
@@ -371,10 +370,11 @@ def duplicate_post_rows(warehouse: Any, windows: Sequence[datetime]) -> dict[dat
     found = dict.fromkeys(windows, 0)
     if not windows:
         return found
+    condition, params = in_windows(windows)
     rows = warehouse.query(
         "SELECT window_start, count(*) - count(DISTINCT post_id) AS d FROM posts "
-        f"WHERE {warehouse.dialect.in_list_param('window_start')} GROUP BY window_start",
-        [sorted(set(windows))],
+        f"WHERE {condition} GROUP BY window_start",
+        params,
     ).to_pylist()
     for row in rows:
         found[row["window_start"]] = int(row["d"])

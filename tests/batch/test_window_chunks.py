@@ -27,6 +27,7 @@ from musicnft.batch.backfill import (
     materialize_window,
     materialize_windows,
 )
+from musicnft.batch.window_sql import in_windows
 from musicnft.contract.lake_layout import sales_key
 from musicnft.contract.tables import TABLES, WINDOWED_TABLES
 from musicnft.contract.windows import WINDOW, spans, window_start
@@ -185,3 +186,13 @@ def test_spans_join_consecutive_windows_only() -> None:
         (start + WINDOW * 60, start + WINDOW * 61),
     ]
     assert spans([]) == []
+
+
+def test_a_multi_window_read_filters_on_ranges_the_warehouses_can_prune_with() -> None:
+    start = SAMPLE_START
+    condition, params = in_windows([start + WINDOW * i for i in (0, 1, 4)])
+    assert condition == (
+        "((window_start >= ? AND window_start < ?) OR (window_start >= ? AND window_start < ?))"
+    )
+    assert params == [start, start + WINDOW * 2, start + WINDOW * 4, start + WINDOW * 5]
+    assert in_windows([], "created_at") == ("FALSE", [])
