@@ -21,7 +21,7 @@ from musicnft.adapters.embedded_warehouse import EmbeddedWarehouse
 from musicnft.app.processes import dagster_dev_command
 from musicnft.app.supervisor import dagster_home
 from musicnft.batch import window_pipeline as wp
-from musicnft.contract.windows import window_start
+from musicnft.contract.windows import WINDOW, window_start
 from musicnft.settings import Settings
 from musicnft_dagster.partitions import day_key
 from tests.support.paths import ROOT, cli
@@ -272,7 +272,7 @@ def test_demo_with_dagster_materializes_every_window_with_posts(tmp_path: Path) 
         hot = wh.query(
             "SELECT count(*) AS n, count(DISTINCT post_id) AS u FROM posts_hot "
             "WHERE created_at >= ? AND created_at < ?",
-            [window, window + wp.WINDOW],
+            [window, window + WINDOW],
         ).to_pylist()[0]
         assert hot["n"] == hot["u"] >= len(ids)
     # AND Dagster knows: the sensor launched runs that succeeded, and every window's partition
