@@ -521,9 +521,8 @@ class EmbeddedWarehouse:
             n = self._insert(con, table, data)
             self._exec(
                 con,
-                f"DELETE FROM {WINDOWS_TABLE} WHERE table_name = ? "
-                "AND window_start IN (SELECT unnest(?))",
-                [table, windows],
+                f"DELETE FROM {WINDOWS_TABLE} WHERE table_name = ? AND ({condition})",
+                [table, *bounds],
             )
             self._exec(
                 con,
