@@ -76,6 +76,37 @@ def test_catalog_and_data_live_under_the_root_and_nothing_under_home(
     assert not (root / "duckdb-extensions").exists()
 
 
+def test_a_new_warehouse_has_every_contract_table_with_the_types_duckdb_reads_from_arrow(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a new warehouse (its tables made by CREATE TABLE from the contract's column types)
+    wh = EmbeddedWarehouse(tmp_path / "warehouse")
+    wh.count("posts_hot")
+    reader = duckdb.connect()
+    for table, schema in TABLES.items():
+        # THEN each table reads back with exactly the Arrow schema's columns and types
+        assert wh.query(f"SELECT * FROM {table} LIMIT 0").schema.names == schema.names, table
+        reader.register("empty", schema.empty_table())
+        want = reader.execute("DESCRIBE SELECT * FROM empty").fetchall()
+        reader.unregister("empty")
+        got = wh.query(f"DESCRIBE {table}").to_pylist()
+        assert [(r["column_name"], r["column_type"]) for r in got] == [w[:2] for w in want], table
+    wh.close()
+
+
+def test_a_reader_first_at_a_catalog_still_being_created_waits_for_it(tmp_path: Path) -> None:
+    # GIVEN a catalog file another process has just made and not yet filled (empty)
+    root = tmp_path / "warehouse"
+    root.mkdir()
+    (root / "catalog.sqlite").touch()
+    # WHEN a reader opens the warehouse first (it cannot vouch for that file)
+    reader = EmbeddedWarehouse(root, read_only=True)
+    # THEN it completes the catalog under the creation lock and reads the empty tables
+    assert reader.count("posts_hot") == 0
+    assert reader.partition_schema("window_metrics_15m", "2021-12-01-00:00") is None
+    reader.close()
+
+
 def test_a_warehouse_folder_can_be_moved_whole(tmp_path: Path) -> None:
     wh = EmbeddedWarehouse(tmp_path / "a")
     _insert(wh, range(5))
