@@ -44,6 +44,9 @@ THIRD_PARTY_LOGGERS = (
     "websocket",
     "moto",
     "werkzeug",
+    # Dagster's SQLite storage stamps its schema with alembic each time an instance opens it:
+    # two INFO lines per storage, dozens at the end of `make demo` (its final windows' runs).
+    "alembic",
 )
 
 REDACTED = "[REDACTED]"
