@@ -165,6 +165,9 @@ def _conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+_SQL_COLUMNS: dict[str, list[tuple[str, str]]] = {}  # Arrow schema (as text) -> its columns
+
+
 def _sql_columns(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> list[tuple[str, str]]:
     """DuckDB's column types for an Arrow schema, as DuckDB itself reads the schema (so a table
     created from them is the table a CREATE TABLE AS from an empty Arrow table made, at a third
@@ -182,16 +185,13 @@ def _sql_columns(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> list[tupl
     return columns
 
 
-_SQL_COLUMNS: dict[str, list[tuple[str, str]]] = {}
-
-
 CatalogGaps = tuple[bool, list[str], list[tuple[str, pa.Field]], bool]
 _NO_GAPS: CatalogGaps = (True, [], [], False)
 
 
 def _catalog_gaps(con: duckdb.DuckDBPyConnection) -> CatalogGaps:
     """What an attached catalog lacks of the contract: (whether it has any table, the tables
-    missing, the (table, column) pairs missing, whether the windows' write records are)."""
+    missing, the (table, column) pairs missing, whether the windows' write records are missing)."""
     existing: dict[tuple[str, str], set[str]] = {}
     for schema, table, column in con.execute(
         "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
