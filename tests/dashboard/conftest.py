@@ -13,8 +13,10 @@ def _no_finalizers_during_a_script_compile() -> None:
     """Finalizers of garbage left by earlier tests (a SQLite connection closed from the wrong
     thread, logged with a traceback) must not run while AppTest compiles the script: on
     CPython 3.11.7 the traceback's `ast.parse` inside the compile's AST conversion raises
-    "AST constructor recursion depth mismatch" and the page renders empty (see tests/conftest.py)."""
+    "AST constructor recursion depth mismatch" and the page renders empty (see tests/conftest.py,
+    which also says why what survives is frozen)."""
     gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True, scope="session")
