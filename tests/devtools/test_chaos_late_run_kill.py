@@ -5,29 +5,12 @@ run instead."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from musicnft.devtools.chaos import EmbeddedChaos, Expected, Kill
-
-
-def _driver(tmp_path: Path) -> EmbeddedChaos:
-    return EmbeddedChaos(
-        sample=tmp_path / "sample.jsonl",
-        expected=Expected(
-            valid=100,
-            first=datetime(2021, 12, 1, tzinfo=UTC),
-            last=datetime(2021, 12, 1, 1, tzinfo=UTC),
-        ),
-        data_dir=tmp_path / "data",
-        kills=2,
-        seed=1,
-        speed="max",
-        log_path=tmp_path / "chaos.log",
-        batch_kills=1,
-    )
+from musicnft.devtools.chaos import EmbeddedChaos, Kill
+from tests.support.chaos_driver import idle_driver
 
 
 def _backfills(chaos: EmbeddedChaos, statuses: list[list[str]]) -> list[int]:
@@ -56,7 +39,7 @@ def _backfills(chaos: EmbeddedChaos, statuses: list[list[str]]) -> list[int]:
 def test_a_kill_after_the_run_finished_is_taken_back_and_made_on_the_next_backfill(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    chaos = _driver(tmp_path)
+    chaos = idle_driver(tmp_path)
     killed = _backfills(chaos, [["SUCCESS", "SUCCESS"], ["FAILURE", "SUCCESS", "SUCCESS"]])
     assert chaos.backfill() == 0
     assert killed == [100, 101]  # a second backfill, whose run the kill really ended
@@ -65,14 +48,14 @@ def test_a_kill_after_the_run_finished_is_taken_back_and_made_on_the_next_backfi
 
 
 def test_a_kill_that_failed_its_run_is_kept(tmp_path: Path) -> None:
-    chaos = _driver(tmp_path)
+    chaos = idle_driver(tmp_path)
     killed = _backfills(chaos, [["FAILURE", "SUCCESS"]])
     assert chaos.backfill() == 0
     assert killed == [100] and [k.pid for k in chaos.kills] == [100]
 
 
 def test_kills_that_never_land_still_end_the_backfills(tmp_path: Path) -> None:
-    chaos = _driver(tmp_path)
+    chaos = idle_driver(tmp_path)
     killed = _backfills(chaos, [["SUCCESS"]] * 5)
     assert chaos.backfill() == 0
     # bounded: after batch_kills * 2 attempts the last kill stays counted, and the run's checks

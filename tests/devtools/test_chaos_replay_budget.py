@@ -6,20 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from musicnft.devtools.chaos import EmbeddedChaos, Expected, Kill
+from musicnft.devtools.chaos import EmbeddedChaos, Kill
+from tests.support.chaos_driver import idle_driver
 
 
 def _driver(tmp_path: Path) -> EmbeddedChaos:
-    chaos = EmbeddedChaos(
-        sample=tmp_path / "sample.jsonl",
-        expected=Expected(valid=100),
-        data_dir=tmp_path / "data",
-        kills=2,
-        seed=1,
-        speed="max",
-        log_path=tmp_path / "chaos.log",
-        batch_kills=1,
-    )
+    chaos = idle_driver(tmp_path)
     chaos.producer_plan = [0.5]  # one producer kill
     chaos.plan = []  # and no stage kill
     return chaos
