@@ -76,6 +76,13 @@ def _executable() -> str:
     return found
 
 
+def _server_command() -> list[str]:
+    """bqemulator's server in this interpreter, each SQL text parsed once (bq_emulator_server.py
+    says why); `_executable()` checks that bqemulator is installed at all."""
+    _executable()
+    return [sys.executable, "-m", "musicnft.devtools.bq_emulator_server"]
+
+
 def wait_ready(endpoint: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     url = f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets"
@@ -102,7 +109,7 @@ def bigquery_emulator(log_path: Path | None = None) -> Iterator[str]:
     out = open(log_path or home / "emulator.log", "ab")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
-            _executable(),
+            *_server_command(),
             "start",
             "--rest-host",
             "127.0.0.1",
