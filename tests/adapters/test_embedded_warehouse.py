@@ -18,6 +18,10 @@ from musicnft.hotpath.enrich import enrich
 
 ROWS_PER_FILE = 40
 FILES = 80
+# Between two reads of a reader process. Readers that never paused spent three cores' worth of
+# CPU re-reading an unchanged snapshot while the writer (the thing under test) waited for a core;
+# at 20 ms each reader still reads hundreds of times, several times within every write and merge.
+READER_PAUSE = 0.02
 
 
 def _row(i: int) -> dict:
@@ -59,6 +63,7 @@ def _reader(root: str, out: mp.Queue) -> None:
         observations.append((row["n"], row["u"]))
         if row["n"] == FILES * ROWS_PER_FILE:
             break
+        time.sleep(READER_PAUSE)
     out.put((observations, errors))
 
 
@@ -202,6 +207,7 @@ def _window_reader(root: str, out: mp.Queue) -> None:
         seen.append((row["rows"], row["windows"]))
         if (tmp := Path(root) / "done").exists() and tmp.read_text() == "1":
             break
+        time.sleep(READER_PAUSE)
     out.put((seen, errors))
 
 
